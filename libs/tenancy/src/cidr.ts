@@ -1,0 +1,45 @@
+// CIDR blocks of a tenant's allow-list, checked with node:net's BlockList.
+import { BlockList, isIPv4, isIPv6 } from 'node:net';
+
+export interface Cidr {
+  address: string;
+  prefix: number;
+  family: 'ipv4' | 'ipv6';
+}
+
+export function parseCidr(text: string): Cidr | undefined {
+  const slash = text.indexOf('/');
+  if (slash <= 0) return undefined;
+  const address = text.slice(0, slash);
+  const prefixText = text.slice(slash + 1);
+  if (!/^[0-9]{1,3}$/.test(prefixText)) return undefined;
+  const prefix = Number(prefixText);
+  if (isIPv4(address) && prefix <= 32) return { address, prefix, family: 'ipv4' };
+  if (isIPv6(address) && prefix <= 128) return { address, prefix, family: 'ipv6' };
+  return undefined;
+}
+
+/** A BlockList that answers "is this client address allowed?" for a list of CIDR blocks. */
+export function cidrAllowList(cidrs: readonly string[]): BlockList {
+  const list = new BlockList();
+  for (const text of cidrs) {
+    const cidr = parseCidr(text);
+    if (cidr !== undefined) list.addSubnet(cidr.address, cidr.prefix, cidr.family);
+  }
+  return list;
+}
+
+const MAPPED_IPV4 = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/i;
+
+/**
+ * True when `address` (a socket's remoteAddress) falls in the list. IPv4 clients reaching a
+ * dual-stack listener appear as IPv4-mapped IPv6 (`::ffff:10.0.0.1`): they are matched
+ * against the IPv4 blocks, as a person writing `10.0.0.0/8` expects.
+ */
+export function isAddressAllowed(list: BlockList, address: string): boolean {
+  const mapped = MAPPED_IPV4.exec(address);
+  if (mapped !== null) return list.check(mapped[1] as string, 'ipv4');
+  if (isIPv4(address)) return list.check(address, 'ipv4');
+  if (isIPv6(address)) return list.check(address, 'ipv6');
+  return false;
+}

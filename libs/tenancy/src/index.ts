@@ -1,0 +1,3 @@
+export * from './schema.ts';
+export * from './tenant.ts';
+export * from './cidr.ts';

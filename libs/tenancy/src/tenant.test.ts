@@ -1,0 +1,92 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { materializeTenant, TenantValidationError, validateTenantInput, validateTenantsFile } from './tenant.ts';
+
+const secret = `SCRAM-SHA-256$4096:${Buffer.alloc(16, 1).toString('base64')}$${Buffer.alloc(32, 2).toString('base64')}:${Buffer.alloc(32, 3).toString('base64')}`;
+const minimal = { id: 'acme', backend: { host: '10.0.3.17' } };
+
+function issuesOf(fn: () => unknown): { path: string; message: string }[] {
+  try {
+    fn();
+  } catch (error) {
+    assert.ok(error instanceof TenantValidationError);
+    return error.issues;
+  }
+  assert.fail('expected a TenantValidationError');
+}
+
+test('a minimal tenant gets the documented defaults', () => {
+  assert.deepEqual(validateTenantInput(minimal), {
+    id: 'acme',
+    status: 'active',
+    backend: { host: '10.0.3.17', port: 5432 },
+    authMode: 'gateway',
+    userRewrite: {},
+    roles: [],
+    allowedCidrs: ['0.0.0.0/0', '::/0'],
+    limits: { maxConnections: 100, connectsPerSecond: 50 },
+  });
+});
+
+test('validation does not modify its input', () => {
+  const input = structuredClone(minimal);
+  validateTenantInput(input);
+  assert.deepEqual(input, minimal);
+});
+
+test('the full record of DESIGN.md validates', () => {
+  const full = {
+    ...minimal,
+    status: 'maintenance',
+    backend: {
+      host: '10.0.3.17', port: 6432, serverName: 'acme.internal.example.net', database: 'app',
+      caCertificate: '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n', clientCertificate: 'acme',
+    },
+    authMode: 'passthrough',
+    userRewrite: { template: '{user}_{tenant}' },
+    roles: [{ name: 'app', scramSecret: secret, backendUser: 'acme_app' }],
+    allowedCidrs: ['10.0.0.0/8'],
+    limits: { maxConnections: 5, connectsPerSecond: 1 },
+  };
+  assert.deepEqual(validateTenantInput(full), full);
+});
+
+test('each bad field is named with a message a person can act on', () => {
+  const cases: [unknown, string, RegExp][] = [
+    [{ ...minimal, id: 'Acme' }, '/id', /a-z, 0-9/],
+    [{ ...minimal, id: 'a'.repeat(64) }, '/id', /63/],
+    [{ id: 'acme' }, '/backend', /required/],
+    [{ ...minimal, backend: { host: 'h', port: 70000 } }, '/backend/port', /<= 65535/],
+    [{ ...minimal, status: 'gone' }, '/status', /active, suspended, maintenance/],
+    [{ ...minimal, extra: 1 }, '/extra', /not a known field/],
+    [{ ...minimal, backend: { host: 'h', clientCertificate: '../etc/passwd' } }, '/backend/clientCertificate', /file name/],
+    [{ ...minimal, backend: { host: 'h', caCertificate: 'junk' } }, '/backend/caCertificate', /PEM/],
+    [{ ...minimal, roles: [{ name: 'app', scramSecret: 'md5abc' }] }, '/roles/0/scramSecret', /pg_authid/],
+    [{ ...minimal, roles: [{ name: 'app' }] }, '/roles/0', /exactly one/],
+    [{ ...minimal, roles: [{ name: 'app', password: 'x', scramSecret: secret }] }, '/roles/0', /exactly one/],
+    [{ ...minimal, roles: [{ name: 'a', password: 'x' }, { name: 'a', password: 'y' }] }, '/roles/1/name', /duplicate/],
+    [{ ...minimal, allowedCidrs: ['10.0.0.0/33'] }, '/allowedCidrs/0', /not a CIDR/],
+    [{ ...minimal, userRewrite: { template: '{user}_{db}' } }, '/userRewrite/template', /\{db\}/],
+    [{ ...minimal, limits: { maxConnections: -1 } }, '/limits/maxConnections', />= 0/],
+  ];
+  for (const [input, path, message] of cases) {
+    const issues = issuesOf(() => validateTenantInput(input));
+    const issue = issues.find((i) => i.path === path);
+    assert.ok(issue, `${JSON.stringify(input)}: no issue at ${path} in ${JSON.stringify(issues)}`);
+    assert.match(issue.message, message);
+  }
+});
+
+test('a tenants file rejects duplicate ids and names the entry', () => {
+  const issues = issuesOf(() => validateTenantsFile({ tenants: [minimal, minimal] }));
+  assert.deepEqual(issues, [{ path: '/tenants/1/id', message: 'duplicate tenant id "acme"' }]);
+  assert.deepEqual(issuesOf(() => validateTenantsFile({})), [{ path: '/tenants', message: 'is required' }]);
+  assert.equal(validateTenantsFile({ tenants: [minimal] })[0]?.limits.maxConnections, 100);
+});
+
+test('materializeTenant keeps no password, only the secret made from it', async () => {
+  const input = validateTenantInput({ ...minimal, roles: [{ name: 'app', password: 'pencil' }, { name: 'ro', scramSecret: secret }] });
+  const tenant = await materializeTenant(input, async (password) => `hashed:${password.length}`);
+  assert.deepEqual(tenant.roles, [{ name: 'app', scramSecret: 'hashed:6' }, { name: 'ro', scramSecret: secret }]);
+  assert.ok(!JSON.stringify(tenant).includes('pencil'));
+});

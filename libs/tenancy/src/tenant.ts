@@ -1,0 +1,190 @@
+// The tenant model: types for the record of DESIGN.md, validation against the JSON Schema
+// (with defaults applied), and the semantic checks a schema cannot express.
+import { Ajv, type ErrorObject } from 'ajv';
+import { tenantSchema, tenantsFileSchema } from './schema.ts';
+import { parseCidr } from './cidr.ts';
+
+export const TenantStatus = {
+  Active: 'active',
+  Suspended: 'suspended',
+  Maintenance: 'maintenance',
+} as const;
+export type TenantStatus = (typeof TenantStatus)[keyof typeof TenantStatus];
+
+export const AuthMode = { Gateway: 'gateway', Passthrough: 'passthrough' } as const;
+export type AuthMode = (typeof AuthMode)[keyof typeof AuthMode];
+
+export interface TenantBackend {
+  host: string;
+  port: number;
+  serverName?: string;
+  database?: string;
+  caCertificate?: string;
+  clientCertificate?: string;
+}
+
+/** A role as stored: the password, if one was given, is already a SCRAM secret. */
+export interface TenantRole {
+  name: string;
+  scramSecret: string;
+  backendUser?: string;
+}
+
+/** A role as a client of the API or a static file writes it. */
+export interface TenantRoleInput {
+  name: string;
+  scramSecret?: string;
+  password?: string;
+  backendUser?: string;
+}
+
+export interface TenantLimits {
+  maxConnections: number;
+  connectsPerSecond: number;
+}
+
+interface TenantFields<Role> {
+  id: string;
+  status: TenantStatus;
+  backend: TenantBackend;
+  authMode: AuthMode;
+  userRewrite: { template?: string };
+  roles: Role[];
+  allowedCidrs: string[];
+  limits: TenantLimits;
+}
+
+export type TenantInput = TenantFields<TenantRoleInput>;
+export type Tenant = TenantFields<TenantRole>;
+
+/** The routing view the control plane serves to gateways. */
+export interface TenantRoute extends Tenant {
+  version: number;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface ValidationIssue {
+  /** JSON pointer of the failing field, e.g. `/backend/port`. */
+  path: string;
+  message: string;
+}
+
+export class TenantValidationError extends Error {
+  readonly code = 'TG_ERR_TENANT_INVALID';
+  readonly issues: ValidationIssue[];
+  constructor(issues: ValidationIssue[], prefix = '') {
+    super(issues.map((i) => `${prefix}${i.path || '/'}: ${i.message}`).join('; '));
+    this.name = 'TenantValidationError';
+    this.issues = issues;
+  }
+}
+
+const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: true, strictRequired: false });
+const validateTenantShape = ajv.compile(tenantSchema);
+const validateFileShape = ajv.compile(tenantsFileSchema);
+
+const TEMPLATE_PLACEHOLDER = /\{([^}]*)\}/g;
+const KNOWN_PLACEHOLDERS = new Set(['user', 'tenant']);
+
+/**
+ * Validates a tenant record and returns a copy with defaults applied.
+ * @throws TenantValidationError naming every failing field.
+ */
+export function validateTenantInput(value: unknown): TenantInput {
+  const copy: unknown = structuredClone(value);
+  if (!validateTenantShape(copy)) throw new TenantValidationError(schemaIssues(validateTenantShape.errors));
+  const tenant = copy as TenantInput;
+  const issues = semanticIssues(tenant);
+  if (issues.length > 0) throw new TenantValidationError(issues);
+  return tenant;
+}
+
+/** Validates the `{ "tenants": [...] }` document of a static tenants file. */
+export function validateTenantsFile(value: unknown): TenantInput[] {
+  const copy: unknown = structuredClone(value);
+  if (!validateFileShape(copy)) throw new TenantValidationError(schemaIssues(validateFileShape.errors));
+  const tenants = (copy as { tenants: TenantInput[] }).tenants;
+  const issues: ValidationIssue[] = [];
+  const seen = new Set<string>();
+  tenants.forEach((tenant, i) => {
+    if (seen.has(tenant.id)) issues.push({ path: `/tenants/${i}/id`, message: `duplicate tenant id "${tenant.id}"` });
+    seen.add(tenant.id);
+    for (const issue of semanticIssues(tenant)) issues.push({ ...issue, path: `/tenants/${i}${issue.path}` });
+  });
+  if (issues.length > 0) throw new TenantValidationError(issues);
+  return tenants;
+}
+
+/**
+ * Turns every role password into a SCRAM secret, so that no password is kept past loading.
+ * The hashing function is injected (libs/wire's SCRAM), keeping this library free of it.
+ */
+export async function materializeTenant(
+  input: TenantInput,
+  hashPassword: (password: string) => Promise<string> | string,
+): Promise<Tenant> {
+  const roles = await Promise.all(
+    input.roles.map(async ({ password, scramSecret, ...rest }) => ({
+      ...rest,
+      scramSecret: scramSecret ?? (await hashPassword(password as string)),
+    })),
+  );
+  return { ...input, roles };
+}
+
+function schemaIssues(errors: ErrorObject[] | null | undefined): ValidationIssue[] {
+  return (errors ?? []).map((e) => ({ path: schemaIssuePath(e), message: schemaIssueMessage(e) }));
+}
+
+function schemaIssuePath(e: ErrorObject): string {
+  if (e.keyword === 'required') return `${e.instancePath}/${String(e.params.missingProperty)}`;
+  if (e.keyword === 'additionalProperties') return `${e.instancePath}/${String(e.params.additionalProperty)}`;
+  return e.instancePath;
+}
+
+function schemaIssueMessage(e: ErrorObject): string {
+  switch (e.keyword) {
+    case 'required':
+      return 'is required';
+    case 'additionalProperties':
+      return 'is not a known field';
+    case 'oneOf':
+      return 'give exactly one of "password" and "scramSecret"';
+    case 'pattern':
+      return patternMessage(e.instancePath) ?? `${e.message ?? 'is invalid'}`;
+    case 'enum':
+      return `must be one of ${(e.params.allowedValues as string[]).join(', ')}`;
+    default:
+      return e.message ?? 'is invalid';
+  }
+}
+
+function patternMessage(path: string): string | undefined {
+  if (path.endsWith('/id')) return 'must be 1 to 63 characters of a-z, 0-9 and "-"';
+  if (path.endsWith('/scramSecret')) return 'must be a SCRAM-SHA-256 secret in pg_authid format';
+  if (path.endsWith('/caCertificate')) return 'must be a PEM certificate';
+  if (path.endsWith('/clientCertificate')) return 'must be a file name under the secrets directory';
+  return undefined;
+}
+
+function semanticIssues(tenant: TenantInput): ValidationIssue[] {
+  const issues: ValidationIssue[] = [];
+  tenant.allowedCidrs.forEach((cidr, i) => {
+    if (parseCidr(cidr) === undefined) issues.push({ path: `/allowedCidrs/${i}`, message: `"${cidr}" is not a CIDR block` });
+  });
+  const names = new Set<string>();
+  tenant.roles.forEach((role, i) => {
+    if (names.has(role.name)) issues.push({ path: `/roles/${i}/name`, message: `duplicate role "${role.name}"` });
+    names.add(role.name);
+  });
+  const template = tenant.userRewrite.template;
+  if (template !== undefined) {
+    for (const [, name] of template.matchAll(TEMPLATE_PLACEHOLDER)) {
+      if (!KNOWN_PLACEHOLDERS.has(name)) {
+        issues.push({ path: '/userRewrite/template', message: `unknown placeholder {${name}}; use {user} or {tenant}` });
+      }
+    }
+  }
+  return issues;
+}
