@@ -29,3 +29,20 @@ export class ScramError extends WireError {
     super(WireErrorCode.Scram, message, options);
   }
 }
+
+/** A SCRAM message that breaks the grammar or the negotiation rules of RFC 5802 (08P01). */
+export class ScramProtocolError extends ScramError {
+  readonly sqlState = '08P01';
+}
+
+/**
+ * A well-formed SCRAM exchange that fails: a wrong password or an unknown role (28P01), or
+ * channel binding data that does not match this connection (28000, as PostgreSQL reports it).
+ */
+export class ScramAuthError extends ScramError {
+  readonly sqlState: '28P01' | '28000';
+  constructor(message: string, sqlState: '28P01' | '28000' = '28P01', options?: ErrorOptions) {
+    super(message, options);
+    this.sqlState = sqlState;
+  }
+}
