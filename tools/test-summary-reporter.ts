@@ -11,7 +11,9 @@ export default async function* summary(source: AsyncIterable<TestEvent>): AsyncG
       if (event.data.skip !== undefined || event.data.todo !== undefined) skipped++;
       else passed++;
     } else if (event.type === 'test:fail' && event.data.details.type !== 'suite') {
-      failed++;
+      // A failing `todo` test does not fail node's run; count it with the skipped ones.
+      if (event.data.todo !== undefined) skipped++;
+      else failed++;
     }
   }
   yield `\n${passed} passed, ${failed} failed${skipped > 0 ? `, ${skipped} skipped` : ''}\n`;

@@ -67,7 +67,7 @@ const backendMessage: fc.Arbitrary<BackendMessage> = fc.oneof(
   noticeFields.map((fields) => ({ kind: 'NoticeResponse' as const, fields })),
   fc.record({
     kind: fc.constant('NegotiateProtocolVersion' as const),
-    newestMinorVersion: fc.integer({ min: 0, max: 2 ** 31 - 1 }),
+    newestMinorVersion: fc.integer({ min: 0, max: 0xffff }),
     unrecognizedOptions: fc.array(text(), { maxLength: 4 }),
   }, PLAIN),
 );

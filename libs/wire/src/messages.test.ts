@@ -100,6 +100,12 @@ describe('parseBackendMessage: startup', () => {
     assert.throws(() => parseBackendMessage(frame('Z')), ProtocolError);
   });
 
+  const parseNegotiateProtocolVersionMinor = (message: Buffer): number => {
+    const parsed = parseBackendMessage(message);
+    assert.equal(parsed.kind, 'NegotiateProtocolVersion');
+    return parsed.newestMinorVersion;
+  };
+
   test('NegotiateProtocolVersion', () => {
     const message = frame('v', int32(0), int32(2), cstr('_pq_.a'), cstr('_pq_.b'));
     assert.deepEqual(parseBackendMessage(message), {
@@ -107,6 +113,9 @@ describe('parseBackendMessage: startup', () => {
       newestMinorVersion: 0,
       unrecognizedOptions: ['_pq_.a', '_pq_.b'],
     });
+    // Servers write the whole version (3.2 = 0x00030002); the minor is reported.
+    assert.equal(parseNegotiateProtocolVersionMinor(frame('v', int32(0x00030002), int32(0))), 2);
+    assert.throws(() => parseBackendMessage(frame('v', int32(0x00040000), int32(0))), ProtocolError);
     assert.throws(() => parseBackendMessage(frame('v', int32(0), int32(3), cstr('_pq_.a'))), ProtocolError);
     assert.throws(() => parseBackendMessage(frame('v', int32(0), int32(0x7fffffff))), ProtocolError);
     assert.throws(() => parseBackendMessage(frame('v', int32(0), int32(-1))), ProtocolError);

@@ -7,6 +7,9 @@
 import { isUtf8 } from 'node:buffer';
 import { ProtocolError } from './errors.ts';
 
+/** The protocol's major version: 3 since PostgreSQL 7.4. */
+export const PROTOCOL_MAJOR_VERSION = 3;
+
 /** Type bytes of messages a server sends. */
 export const BackendMessageType = {
   Authentication: 0x52, // R
@@ -416,19 +419,25 @@ function parseNoticeFields(reader: MessageReader): NoticeFields {
   return fields;
 }
 
-/** @see https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-NEGOTIATEPROTOCOLVERSION */
+/**
+ * The version field is documented as "newest minor version", but servers send a whole protocol
+ * version (PostgreSQL 15 sends 0x00030000 for 3.0) and libpq reads it as one. Accept both forms
+ * and report the minor number.
+ * @see https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-NEGOTIATEPROTOCOLVERSION
+ */
 export function parseNegotiateProtocolVersion(frame: Buffer): NegotiateProtocolVersion {
   const reader = readFrame(frame, BackendMessageType.NegotiateProtocolVersion, 'NegotiateProtocolVersion');
-  const newestMinorVersion = reader.int32();
+  const version = reader.int32();
   const count = reader.int32();
+  const major = version >>> 16;
   // Each option takes at least its NUL, so a count above the bytes left is a lie.
-  if (newestMinorVersion < 0 || count < 0 || count > reader.remaining) {
+  if (version < 0 || (major !== 0 && major !== PROTOCOL_MAJOR_VERSION) || count < 0 || count > reader.remaining) {
     throw new ProtocolError('NegotiateProtocolVersion: bad version or option count');
   }
   const unrecognizedOptions: string[] = [];
   for (let i = 0; i < count; i++) unrecognizedOptions.push(reader.cstring());
   reader.end();
-  return { kind: 'NegotiateProtocolVersion', newestMinorVersion, unrecognizedOptions };
+  return { kind: 'NegotiateProtocolVersion', newestMinorVersion: version & 0xffff, unrecognizedOptions };
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -673,8 +673,9 @@ function checkBindingFlag(flag: BindingFlag, plus: boolean, offered: boolean): v
     throw new ScramProtocolError('client selected SCRAM-SHA-256 but sent channel binding data');
   }
   // 'y': the client can bind but believes we cannot. We offered PLUS, so someone removed it.
+  // PostgreSQL reports this as 28000 (invalid authorization), not as a protocol violation.
   if (flag === 'y' && offered) {
-    throw new ScramProtocolError('SCRAM channel binding downgrade: PLUS was offered, but the client did not see it');
+    throw new ScramAuthError('SCRAM channel binding negotiation error: PLUS was offered, but the client did not see it', '28000');
   }
 }
 

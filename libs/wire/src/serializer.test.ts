@@ -40,7 +40,7 @@ describe('serialize backend messages', () => {
     assert.deepEqual(serializeParameterStatus('a', 'b'), bytes('S', '00000008', 'a\0b\0'));
     assert.deepEqual(serializeBackendKeyData(7, Buffer.from([1, 2, 3, 4])), bytes('K', '0000000c 00000007 01020304'));
     assert.deepEqual(serializeReadyForQuery('T'), bytes('Z', '00000005', 'T'));
-    assert.deepEqual(serializeNegotiateProtocolVersion(0, ['_pq_.x']), bytes('v', '00000013 00000000 00000001', '_pq_.x\0'));
+    assert.deepEqual(serializeNegotiateProtocolVersion(0, ['_pq_.x']), bytes('v', '00000013 00030000 00000001', '_pq_.x\0'));
   });
 
   test('a 3.0 client only takes a 4-byte cancel key', () => {

@@ -5,6 +5,7 @@
 // @see https://www.postgresql.org/docs/current/protocol-message-formats.html
 import { ProtocolError } from './errors.ts';
 import {
+  PROTOCOL_MAJOR_VERSION,
   AuthenticationCode,
   BackendMessageType,
   FrontendMessageType,
@@ -180,15 +181,21 @@ export function serializeNoticeResponse(fields: NoticeFields): Buffer {
   return noticeFields(BackendMessageType.NoticeResponse, fields);
 }
 
-/** The reply to a StartupMessage asking for a newer minor version or for `_pq_.` options. */
+/**
+ * The reply to a StartupMessage asking for a newer minor version or for `_pq_.` options. The
+ * field carries the whole version (3.minor), as PostgreSQL writes it and libpq reads it.
+ */
 export function serializeNegotiateProtocolVersion(
   newestMinorVersion: number,
   unrecognizedOptions: readonly string[],
 ): Buffer {
+  if (!Number.isInteger(newestMinorVersion) || newestMinorVersion < 0 || newestMinorVersion > 0xffff) {
+    throw new RangeError(`protocol minor version out of range: ${newestMinorVersion}`);
+  }
   let length = 8;
   for (const option of unrecognizedOptions) length += cstringLength(option, 'protocol option');
   const writer = FrameWriter.message(BackendMessageType.NegotiateProtocolVersion, length)
-    .int32(newestMinorVersion)
+    .int32(((PROTOCOL_MAJOR_VERSION << 16) | newestMinorVersion) >>> 0)
     .int32(unrecognizedOptions.length);
   for (const option of unrecognizedOptions) writer.cstring(option);
   return writer.finish();

@@ -5,7 +5,7 @@
 // @see https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-STARTUPMESSAGE
 import { ProtocolError } from './errors.ts';
 import { MAX_STARTUP_PACKET_LENGTH, MIN_STARTUP_PACKET_LENGTH } from './frame-decoder.ts';
-import { MessageReader, checkCancelKeyLength } from './messages.ts';
+import { MessageReader, PROTOCOL_MAJOR_VERSION, checkCancelKeyLength } from './messages.ts';
 import { FrameWriter, cstringLength } from './serializer.ts';
 
 /** Request codes that take the place of a protocol version (1234.5678 and on). */
@@ -23,7 +23,6 @@ export const ProtocolVersion = {
 } as const;
 export type ProtocolVersion = (typeof ProtocolVersion)[keyof typeof ProtocolVersion];
 
-export const PROTOCOL_MAJOR_VERSION = 3;
 /** The newest minor version this library speaks; newer requests get NegotiateProtocolVersion. */
 export const LATEST_MINOR_VERSION = 2;
 /** Parameters with this prefix are protocol options, not run-time settings. */
