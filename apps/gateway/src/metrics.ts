@@ -84,7 +84,7 @@ export const CancelResult = {
 export type CancelResult = (typeof CancelResult)[keyof typeof CancelResult];
 
 /** The SQLSTATEs of DESIGN.md's table of errors a client sees before the splice. */
-export const REFUSAL_SQLSTATES = ['08004', '28000', '28P01', '57P03', '53300', '08P01', '08001', '57P01'] as const;
+export const REFUSAL_SQLSTATES = ['08004', '28000', '28P01', '57P03', '53300', '08P01', '08001', '57P01', '0A000', '57014'] as const;
 export type RefusalSqlState = (typeof REFUSAL_SQLSTATES)[number];
 
 /** The HTTP status of a control plane response, or `error` when none came (network, timeout). */
