@@ -1,0 +1,236 @@
+// Failures of the backend leg (DESIGN.md step 10): one class per kind, each with a stable code.
+// What the client is told names what failed, for the person holding the connection string, and
+// never an internal address, host name or port; `logDetail` carries all of that for the log.
+// Every kind but BackendStartupError reaches the client as 08001: the backend's own
+// ErrorResponse is forwarded with its own SQLSTATE.
+// @see https://www.postgresql.org/docs/current/errcodes-appendix.html
+import { buildErrorResponse, type NoticeFields } from '@tenantgate/wire';
+
+export const BackendErrorCode = {
+  Unreachable: 'TG_ERR_BACKEND_UNREACHABLE',
+  Timeout: 'TG_ERR_BACKEND_TIMEOUT',
+  Closed: 'TG_ERR_BACKEND_CLOSED',
+  Aborted: 'TG_ERR_BACKEND_ABORTED',
+  NoTls: 'TG_ERR_BACKEND_NO_TLS',
+  TlsConfig: 'TG_ERR_BACKEND_TLS_CONFIG',
+  Tls: 'TG_ERR_BACKEND_TLS',
+  CertificateUntrusted: 'TG_ERR_BACKEND_CERT_UNTRUSTED',
+  CertificateHostname: 'TG_ERR_BACKEND_CERT_HOSTNAME',
+  CertificateExpired: 'TG_ERR_BACKEND_CERT_EXPIRED',
+  CertificateInvalid: 'TG_ERR_BACKEND_CERT_INVALID',
+  ClientCertificateRefused: 'TG_ERR_BACKEND_CLIENT_CERT_REFUSED',
+  AuthUnsupported: 'TG_ERR_BACKEND_AUTH_UNSUPPORTED',
+  AuthFailed: 'TG_ERR_BACKEND_AUTH_FAILED',
+  Protocol: 'TG_ERR_BACKEND_PROTOCOL',
+  Startup: 'TG_ERR_BACKEND_STARTUP',
+} as const;
+export type BackendErrorCode = (typeof BackendErrorCode)[keyof typeof BackendErrorCode];
+
+/** The phases of the backend leg, for timeouts and log lines. */
+export const BackendPhase = {
+  /** DNS and the TCP connect. */
+  Connect: 'connect',
+  /** SSLRequest and the server's one-byte answer. */
+  SslRequest: 'ssl-request',
+  /** The TLS handshake. */
+  Tls: 'tls',
+  /** Connected and verified, waiting for the client's authentication to finish. */
+  Idle: 'idle',
+  /** StartupMessage, authentication, up to the first ReadyForQuery. */
+  Startup: 'startup',
+} as const;
+export type BackendPhase = (typeof BackendPhase)[keyof typeof BackendPhase];
+
+/** SQLSTATE sqlclient_unable_to_establish_sqlconnection. */
+export const BACKEND_SQLSTATE = '08001';
+
+export interface BackendErrorOptions extends ErrorOptions {
+  /** Everything an operator needs: address, server name, Node's error code and message. */
+  readonly logDetail: string;
+  readonly phase: BackendPhase;
+}
+
+/** A failure to reach a session on the tenant's database. `message` is safe to show the client. */
+export class BackendError extends Error {
+  readonly code: BackendErrorCode;
+  readonly sqlState: string = BACKEND_SQLSTATE;
+  readonly logDetail: string;
+  readonly phase: BackendPhase;
+
+  constructor(code: BackendErrorCode, message: string, options: BackendErrorOptions) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.code = code;
+    this.logDetail = options.logDetail;
+    this.phase = options.phase;
+  }
+
+  /** The FATAL ErrorResponse for the client. */
+  toErrorResponse(): Buffer {
+    return buildErrorResponse({ severity: 'FATAL', code: this.sqlState, message: this.message });
+  }
+}
+
+/** DNS failed, the connect was refused or reset, the network is unreachable. */
+export class BackendUnreachableError extends BackendError {
+  constructor(reason: string, options: BackendErrorOptions) {
+    super(BackendErrorCode.Unreachable, `could not connect to the tenant's database: ${reason}`, options);
+  }
+}
+
+/** A phase took longer than its limit. */
+export class BackendTimeoutError extends BackendError {
+  readonly timeoutMs: number;
+  constructor(timeoutMs: number, options: BackendErrorOptions) {
+    super(BackendErrorCode.Timeout, `timed out ${TIMEOUT_WHILE[options.phase]} the tenant's database`, options);
+    this.timeoutMs = timeoutMs;
+  }
+}
+
+const TIMEOUT_WHILE: Readonly<Record<BackendPhase, string>> = {
+  connect: 'connecting to',
+  'ssl-request': 'waiting for the TLS answer of',
+  tls: 'in the TLS handshake with',
+  idle: 'waiting to start a session on',
+  startup: 'starting a session on',
+};
+
+/** The backend closed the connection where no close was expected, without saying why. */
+export class BackendClosedError extends BackendError {
+  constructor(options: BackendErrorOptions) {
+    super(BackendErrorCode.Closed, "the tenant's database closed the connection before the session started", options);
+  }
+}
+
+/** The caller gave up (its AbortSignal fired), e.g. the client went away. */
+export class BackendAbortedError extends BackendError {
+  constructor(options: BackendErrorOptions) {
+    super(BackendErrorCode.Aborted, "the connection to the tenant's database was abandoned", options);
+  }
+}
+
+/** The SSLRequest was answered with something other than 'S'. */
+export class BackendNoTlsError extends BackendError {
+  constructor(options: BackendErrorOptions) {
+    super(BackendErrorCode.NoTls, "the tenant's database does not accept TLS", options);
+  }
+}
+
+/** The CA, client certificate or key configured for the backend cannot be loaded. */
+export class BackendTlsConfigError extends BackendError {
+  constructor(options: BackendErrorOptions) {
+    super(BackendErrorCode.TlsConfig, "the gateway's TLS settings for the tenant's database are invalid", options);
+  }
+}
+
+/** A TLS failure that is not about a certificate (protocol versions, ciphers, a broken stream). */
+export class BackendTlsError extends BackendError {
+  constructor(reason: string, options: BackendErrorOptions, code: BackendErrorCode = BackendErrorCode.Tls) {
+    super(code, `TLS with the tenant's database failed: ${reason}`, options);
+  }
+}
+
+/** verify-full failed; subclasses say how. The message names the reason, never the names involved. */
+export class BackendCertificateError extends BackendError {
+  constructor(reason: string, options: BackendErrorOptions, code: BackendErrorCode = BackendErrorCode.CertificateInvalid) {
+    super(code, `could not verify the tenant database's certificate: ${reason}`, options);
+  }
+}
+
+/** The certificate does not chain to the tenant's CA (or the gateway's default CA). */
+export class BackendCertificateUntrustedError extends BackendCertificateError {
+  constructor(options: BackendErrorOptions) {
+    super('it is not signed by the certificate authority configured for the tenant', options, BackendErrorCode.CertificateUntrusted);
+  }
+}
+
+/** The certificate does not name the backend's serverName (or host; IP addresses need an IP SAN). */
+export class BackendCertificateHostnameError extends BackendCertificateError {
+  constructor(options: BackendErrorOptions) {
+    super('it is not issued for the name the tenant configured', options, BackendErrorCode.CertificateHostname);
+  }
+}
+
+/** The certificate (or one of its chain) is expired or not yet valid. */
+export class BackendCertificateExpiredError extends BackendCertificateError {
+  constructor(reason: 'certificate has expired' | 'certificate is not yet valid', options: BackendErrorOptions) {
+    super(reason, options, BackendErrorCode.CertificateExpired);
+  }
+}
+
+/**
+ * The backend refused the gateway's client certificate: a TLS alert, or (TLS 1.3, where the
+ * server judges the client certificate after the client's handshake is over) a close or reset
+ * right after the handshake with no reply at all.
+ */
+export class BackendClientCertificateRefusedError extends BackendError {
+  constructor(options: BackendErrorOptions) {
+    super(BackendErrorCode.ClientCertificateRefused, "the tenant's database refused the gateway's client certificate", options);
+  }
+}
+
+/** The backend asked for a method the gateway cannot answer: it never has the password. */
+export class BackendAuthUnsupportedError extends BackendError {
+  constructor(method: string, options: BackendErrorOptions) {
+    super(
+      BackendErrorCode.AuthUnsupported,
+      `the tenant's database asks for ${method} authentication, which the gateway cannot answer (it must use scram-sha-256 or cert)`,
+      options,
+    );
+  }
+}
+
+/** SCRAM with the backend could not complete on our side (its own refusals are BackendStartupError). */
+export class BackendAuthFailedError extends BackendError {
+  constructor(reason: string, options: BackendErrorOptions) {
+    super(BackendErrorCode.AuthFailed, `could not log in to the tenant's database: ${reason}`, options);
+  }
+}
+
+/** The backend broke the protocol (bad lengths, unexpected messages, bytes before TLS). */
+export class BackendProtocolError extends BackendError {
+  constructor(options: BackendErrorOptions) {
+    super(BackendErrorCode.Protocol, "the tenant's database sent an invalid reply", options);
+  }
+}
+
+/**
+ * An ErrorResponse from the backend during startup: 3D000 (no such database), 28000 (pg_hba),
+ * 28P01 (the backend's secret is not the control plane's), 53300, 57P03, ... Its own fields go to
+ * the client, so `sqlState` is the backend's and `message`, `detail` and `hint` are PostgreSQL's.
+ */
+export class BackendStartupError extends BackendError {
+  override readonly sqlState: string;
+  readonly fields: NoticeFields;
+  readonly detail: string | undefined;
+  readonly hint: string | undefined;
+
+  constructor(fields: NoticeFields, options: BackendErrorOptions) {
+    super(BackendErrorCode.Startup, fields.message, options);
+    this.sqlState = fields.code;
+    this.fields = fields;
+    this.detail = fields.detail;
+    this.hint = fields.hint;
+  }
+
+  /**
+   * The backend's error as a FATAL for the client: SQLSTATE, message, detail and hint. pg_hba's
+   * messages name the connecting host, which is the gateway's internal address: that is masked.
+   */
+  override toErrorResponse(): Buffer {
+    return buildErrorResponse({
+      severity: 'FATAL',
+      code: this.sqlState,
+      message: maskHbaHost(this.message),
+      ...(this.detail === undefined ? {} : { detail: maskHbaHost(this.detail) }),
+      ...(this.hint === undefined ? {} : { hint: this.hint }),
+    });
+  }
+}
+
+/** `no pg_hba.conf entry for host "10.0.1.5", user ...` and `pg_hba.conf rejects connection for host "..."`. */
+const HBA_HOST = /(\bfor host )"[^"]*"/g;
+
+export function maskHbaHost(text: string): string {
+  return text.replace(HBA_HOST, '$1"(the gateway)"');
+}
