@@ -19,7 +19,7 @@ import {
   findPsql,
   removeTempDir,
   type TestPki,
-} from '../fixtures/index.ts';
+} from '@tenantgate/testing';
 import {
   createScramSecret,
   parseBackendMessage,

@@ -5,7 +5,7 @@
 import 'reflect-metadata'; // @peculiar/x509's dependency injection needs it first
 import * as x509 from '@peculiar/x509';
 import { KeyObject, X509Certificate, randomBytes, webcrypto } from 'node:crypto';
-import type { IssuedCertificate } from '../fixtures/index.ts';
+import type { IssuedCertificate } from '@tenantgate/testing';
 
 export type SigningKey = 'ecdsa-p256' | 'rsa-2048';
 export type SigningHash = 'SHA-256' | 'SHA-384' | 'SHA-512';

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
-import { createTestPki, startPostgres, type IssuedCertificate, type PostgresServer } from '../fixtures/index.ts';
+import { createTestPki, startPostgres, type IssuedCertificate, type PostgresServer } from '@tenantgate/testing';
 import { tlsServerEndPoint } from '@tenantgate/wire';
 import { login, type LoginOptions } from './pg-login.ts';
 

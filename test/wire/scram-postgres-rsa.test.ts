@@ -1,6 +1,6 @@
 // Channel binding to a PostgreSQL with an RSA certificate (sha256WithRSAEncryption) from the
 // fixture's RSA CA; the default backend certificate is ECDSA (scram-postgres.test.ts).
-import { createCertificateAuthority } from '../fixtures/index.ts';
+import { createCertificateAuthority } from '@tenantgate/testing';
 import { channelBindingTests } from './postgres-channel-binding.ts';
 
 channelBindingTests('an RSA (sha256WithRSAEncryption)', async () => {

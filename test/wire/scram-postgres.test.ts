@@ -8,7 +8,7 @@ import { connect as connectTcp } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { TestContext } from 'node:test';
-import { createTestPki, startPostgres, type PostgresServer, type TestPki } from '../fixtures/index.ts';
+import { createTestPki, startPostgres, type PostgresServer, type TestPki } from '@tenantgate/testing';
 import {
   ScramAuthError,
   ScramClientExchange,

@@ -1,0 +1,130 @@
+// The gateway, built from its parts with everything injected (main.ts reads the environment and
+// files, listens on the admin port and handles signals; tests build this directly).
+import { randomBytes } from 'node:crypto';
+import { buildErrorResponse } from '@tenantgate/wire';
+import { Admission } from './admission.ts';
+import { BackendTlsContexts, TlsSessionCache, type BackendTlsDefaults } from './backend-tls.ts';
+import { CancelRegistry, type CancelTarget } from './cancel-registry.ts';
+import type { GatewayConfig } from './config.ts';
+import { startListener, type Listener } from './listener.ts';
+import type { Logger } from './logger.ts';
+import type { GatewayMetrics } from './metrics.ts';
+import { ClientCertificateStore, scramMockKey } from './secrets.ts';
+import { backendContext, serveClient, type SessionContext } from './session.ts';
+import type { Splice } from './splice.ts';
+import type { TenantSource } from './tenant-source.ts';
+import type { CertificateInput } from './tls-contexts.ts';
+import { TlsContexts } from './tls-contexts.ts';
+
+export type GatewaySettings = Pick<
+  GatewayConfig,
+  'listen' | 'sniSuffixes' | 'allowPlaintext' | 'handshakeTimeoutMs' | 'maxPendingConnections' | 'authTimeoutMs' | 'backendConnectTimeoutMs' | 'secretsDir'
+>;
+
+export interface GatewayOptions {
+  readonly settings: GatewaySettings;
+  /** The edge certificates as PEM text, one per suffix group (empty only with allowPlaintext). */
+  readonly certificates: readonly CertificateInput[];
+  readonly backendDefaults: Partial<BackendTlsDefaults>;
+  readonly tenants: TenantSource;
+  readonly logger: Logger;
+  readonly metrics: GatewayMetrics;
+  readonly reusePort?: boolean;
+}
+
+export interface Gateway {
+  readonly address: { host: string; port: number };
+  /** Sessions spliced and open. */
+  readonly activeSessions: number;
+  /** New certificates (SIGHUP): new connections use them; open sessions keep theirs. */
+  reloadCertificates(certificates: readonly CertificateInput[]): void;
+  /** Forget cached tenant client certificates so the next connection reads them again. */
+  reloadSecrets(): void;
+  /**
+   * Stops accepting, then ends sessions: idle ones (last ReadyForQuery 'I') at once with FATAL
+   * 57P01 at a message boundary, others as they become idle; at the deadline the rest are closed.
+   */
+  drain(deadlineMs: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+const SHUTDOWN = buildErrorResponse({
+  severity: 'FATAL',
+  code: '57P01',
+  message: 'terminating connection because the gateway is shutting down',
+  hint: 'Reconnect: another gateway will take the connection.',
+});
+
+export async function createGateway(options: GatewayOptions): Promise<Gateway> {
+  const { settings, logger, metrics } = options;
+  const contexts = options.certificates.length > 0 ? new TlsContexts(options.certificates) : undefined;
+  const ctx: SessionContext = {
+    tenants: options.tenants,
+    admission: new Admission(),
+    cancels: new CancelRegistry({ metrics }),
+    backendContexts: new BackendTlsContexts(),
+    backendSessions: new TlsSessionCache(),
+    backendDefaults: options.backendDefaults,
+    clientCertificates: new ClientCertificateStore(settings.secretsDir),
+    // Without an edge key (plaintext development only) the mock salts cannot be fleet-stable.
+    mockKey: options.certificates[0] === undefined ? randomBytes(32) : scramMockKey(options.certificates[0].keyPem),
+    metrics,
+    timeouts: { authMs: settings.authTimeoutMs, backendConnectMs: settings.backendConnectTimeoutMs },
+    sessions: new Set<Splice>(),
+  };
+  const listener = await startListener({
+    config: settings,
+    contexts,
+    logger,
+    metrics,
+    reusePort: options.reusePort,
+    onClient: (client, connection) => void serveClient(client, connection, ctx),
+    onCancel: (request, connection) => void forwardCancel(ctx, request, connection.log),
+  });
+  return gatewayHandle(listener, contexts, ctx);
+}
+
+function gatewayHandle(listener: Listener, contexts: TlsContexts | undefined, ctx: SessionContext): Gateway {
+  return {
+    address: listener.address,
+    get activeSessions() {
+      return ctx.sessions.size;
+    },
+    reloadCertificates: (certificates) => contexts?.reload(certificates),
+    reloadSecrets: () => ctx.clientCertificates.clear(),
+    drain: (deadlineMs) => drain(listener, ctx, deadlineMs),
+    close: async () => {
+      await listener.close();
+      for (const session of ctx.sessions) session.destroy();
+      await Promise.all([ctx.cancels.close(), ctx.tenants.close()]);
+    },
+  };
+}
+
+async function drain(listener: Listener, ctx: SessionContext, deadlineMs: number): Promise<void> {
+  await listener.close();
+  for (const session of ctx.sessions) session.closeWhenIdle(SHUTDOWN);
+  const deadline = Date.now() + deadlineMs;
+  while (ctx.sessions.size > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+  for (const session of ctx.sessions) session.destroy();
+}
+
+async function forwardCancel(
+  ctx: SessionContext,
+  request: Parameters<CancelRegistry['forward']>[0],
+  log: Logger,
+): Promise<void> {
+  const outcome = await ctx.cancels.forward(request, {
+    secureContext: (target) => cancelContext(ctx, target),
+    connectTimeoutMs: ctx.timeouts.backendConnectMs,
+    sessionCache: ctx.backendSessions,
+  });
+  log.info({ result: outcome.result, tenant: outcome.tenantId, err: outcome.error }, 'cancel request');
+}
+
+/** The context the session was opened with: the tenant's identity, resolved again. */
+async function cancelContext(ctx: SessionContext, target: CancelTarget) {
+  const lookup = await ctx.tenants.resolve(target.tenantId);
+  if (lookup.kind === 'unknown') throw new Error(`tenant "${target.tenantId}" no longer exists`);
+  return backendContext(ctx, lookup.tenant);
+}

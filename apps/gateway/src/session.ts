@@ -1,0 +1,284 @@
+// One client from its StartupMessage to the splice (DESIGN.md data path steps 6–11): resolve the
+// tenant, admit, authenticate at the edge while the backend's TCP and TLS are opened in
+// parallel, rewrite the startup packet, log into the backend with the recovered ClientKey, hand
+// the backend's startup messages over with the gateway's own cancel key, and splice.
+import type { SecureContext } from 'node:tls';
+import type { Tenant, TenantRole } from '@tenantgate/tenancy';
+import {
+  serializeBackendKeyData,
+  serializeNoticeResponse,
+  serializeParameterStatus,
+  serializeReadyForQuery,
+} from '@tenantgate/wire';
+import type { Admission, AdmissionTicket } from './admission.ts';
+import { abandonBackend, openBackend, startBackendSession, type BackendSession, type OpenedBackend } from './backend-connect.ts';
+import { BackendError } from './backend-errors.ts';
+import { backendTlsIdentity, type BackendTlsContexts, type BackendTlsDefaults, type TlsSessionCache } from './backend-tls.ts';
+import type { CancelKey, CancelRegistry, CancelTarget } from './cancel-registry.ts';
+import type { ClientStartup } from './client-handshake.ts';
+import { authenticateClient, authenticationOk, EdgeAuthError, type EdgeAuthResult } from './edge-auth.ts';
+import type { Connection } from './listener.ts';
+import { ConnectionOutcome, Phase, REFUSAL_SQLSTATES, type GatewayMetrics, type RefusalSqlState } from './metrics.ts';
+import { closeGracefully, Refusal, sendRefusal } from './refusal.ts';
+import type { ClientCertificateStore } from './secrets.ts';
+import { splice, type Splice } from './splice.ts';
+import { rewriteStartup } from './startup-rewrite.ts';
+import { TenantDirectoryUnreachableError, type TenantSource } from './tenant-source.ts';
+
+/** Everything a session needs from the gateway, shared by all of them. */
+export interface SessionContext {
+  readonly tenants: TenantSource;
+  readonly admission: Admission;
+  readonly cancels: CancelRegistry;
+  readonly backendContexts: BackendTlsContexts;
+  readonly backendSessions: TlsSessionCache;
+  /** Undefined when neither GATEWAY_BACKEND_CA nor a default client certificate is configured. */
+  readonly backendDefaults: Partial<BackendTlsDefaults>;
+  readonly clientCertificates: ClientCertificateStore;
+  readonly mockKey: Buffer;
+  readonly metrics: GatewayMetrics;
+  readonly timeouts: { readonly authMs: number; readonly backendConnectMs: number };
+  /** Live splices, for drain. */
+  readonly sessions: Set<Splice>;
+}
+
+/** Serves one client; never throws (every failure is told to the client and logged once). */
+export async function serveClient(client: ClientStartup, connection: Connection, ctx: SessionContext): Promise<void> {
+  const { socket } = client;
+  const aborted = new AbortController();
+  socket.on('error', (error) => aborted.abort(error));
+  socket.once('close', () => aborted.abort(new Error('the client closed the connection')));
+  connection.log.setBindings({ tenant: client.tenantId });
+  try {
+    await run(client, connection, ctx, aborted.signal);
+  } catch (error) {
+    fail(client, connection, ctx, error);
+  }
+}
+
+async function run(client: ClientStartup, connection: Connection, ctx: SessionContext, signal: AbortSignal): Promise<void> {
+  const tenant = await timed(ctx, Phase.Resolve, () => resolveTenant(ctx, client.tenantId, signal));
+  const ticket = timed(ctx, Phase.Admit, () => ctx.admission.admit(tenant, client.clientAddress));
+  try {
+    await connect(client, connection, ctx, signal, tenant, ticket);
+  } catch (error) {
+    ticket.release();
+    throw error;
+  }
+}
+
+async function connect(
+  client: ClientStartup,
+  connection: Connection,
+  ctx: SessionContext,
+  signal: AbortSignal,
+  tenant: Tenant,
+  ticket: AdmissionTicket,
+): Promise<void> {
+  if (tenant.authMode !== 'gateway') {
+    throw new Refusal('0A000', `tenant "${tenant.id}" uses passthrough authentication, which this gateway does not support yet`);
+  }
+  const user = client.startup.parameters.get('user') as string;
+  const role = tenant.roles.find((r) => r.name === user);
+  const secureContext = await backendContext(ctx, tenant);
+  // The backend's TCP and TLS run while the client authenticates; nothing is sent to it before.
+  const opening = openBackend({
+    host: tenant.backend.host,
+    port: tenant.backend.port,
+    ...(tenant.backend.serverName === undefined ? {} : { serverName: tenant.backend.serverName }),
+    secureContext,
+    sessionCache: ctx.backendSessions,
+    connectTimeoutMs: ctx.timeouts.backendConnectMs,
+    signal,
+  });
+  opening.catch(() => {}); // awaited below; an early failure must not be an unhandled rejection
+  const auth = await authenticate(client, ctx, signal, tenant, role, user, opening);
+  const session = await startBackend(ctx, signal, tenant, role as TenantRole, client, opening, auth);
+  await handOver(client, connection, ctx, tenant, session, auth, ticket);
+}
+
+async function authenticate(
+  client: ClientStartup,
+  ctx: SessionContext,
+  signal: AbortSignal,
+  tenant: Tenant,
+  role: TenantRole | undefined,
+  user: string,
+  opening: Promise<OpenedBackend>,
+): Promise<EdgeAuthResult> {
+  try {
+    return await timed(ctx, Phase.Auth, () =>
+      authenticateClient(client, {
+        role,
+        roleName: user,
+        tenantId: tenant.id,
+        mockKey: ctx.mockKey,
+        timeoutMs: ctx.timeouts.authMs,
+        signal,
+        metrics: ctx.metrics,
+      }),
+    );
+  } catch (error) {
+    opening.then((opened) => abandonBackend(opened), () => {});
+    throw error;
+  }
+}
+
+async function startBackend(
+  ctx: SessionContext,
+  signal: AbortSignal,
+  tenant: Tenant,
+  role: TenantRole,
+  client: ClientStartup,
+  opening: Promise<OpenedBackend>,
+  auth: EdgeAuthResult,
+): Promise<BackendSession> {
+  try {
+    const parameters = rewriteStartup({ parameters: client.startup.parameters, tenant, role });
+    const opened = await opening;
+    observe(ctx, Phase.BackendConnect, opened.timings.connectMs / 1000);
+    observe(ctx, Phase.BackendTls, opened.timings.tlsMs / 1000);
+    return await startBackendSession(opened, {
+      parameters,
+      auth: { kind: 'scram-key', clientKey: auth.clientKey, serverKey: auth.serverKey },
+      timeoutMs: ctx.timeouts.backendConnectMs,
+      signal,
+    });
+  } catch (error) {
+    opening.then((opened) => abandonBackend(opened), () => {});
+    throw error;
+  } finally {
+    // The ClientKey logs into any server that holds this secret: keep it no longer than this.
+    auth.clientKey.fill(0);
+  }
+}
+
+async function handOver(
+  client: ClientStartup,
+  connection: Connection,
+  ctx: SessionContext,
+  tenant: Tenant,
+  session: BackendSession,
+  auth: EdgeAuthResult,
+  ticket: AdmissionTicket,
+): Promise<void> {
+  const target: CancelTarget = {
+    tenantId: tenant.id,
+    host: tenant.backend.host,
+    port: tenant.backend.port,
+    ...(tenant.backend.serverName === undefined ? {} : { serverName: tenant.backend.serverName }),
+    processId: session.backendKey?.processId ?? 0,
+    secretKey: session.backendKey?.secretKey ?? Buffer.alloc(4),
+  };
+  const key = await ctx.cancels.register({ target, clientMinorVersion: client.startup.minorVersion });
+  if (client.socket.destroyed) {
+    void ctx.cancels.unregister(key);
+    session.socket.destroy();
+    throw new Error('the client closed the connection');
+  }
+  const spliced = splice(client.socket, session.socket, {
+    initialToClient: [handoverBytes(client, session, key), session.leftover],
+    initialToBackend: [auth.leftover],
+    transactionStatus: session.transactionStatus,
+    metrics: ctx.metrics,
+    onClose: (reason, error) => {
+      ctx.sessions.delete(spliced);
+      ticket.release();
+      void ctx.cancels.unregister(key).catch(() => {});
+      connection.log.info({ reason, err: error, bytes: spliced.bytes }, 'session closed');
+    },
+  });
+  ctx.sessions.add(spliced);
+  ctx.metrics.connections.inc({ outcome: ConnectionOutcome.Session });
+  observe(ctx, Phase.Total, Number(process.hrtime.bigint() - connection.acceptedAt) / 1e9);
+  connection.log.info({ user: client.startup.parameters.get('user'), backendAuth: session.authMethod }, 'session started');
+}
+
+/** AuthenticationOk, the backend's notices and ParameterStatus, our BackendKeyData, ReadyForQuery. */
+function handoverBytes(client: ClientStartup, session: BackendSession, key: CancelKey): Buffer {
+  return Buffer.concat([
+    authenticationOk(),
+    ...session.notices.map((fields) => serializeNoticeResponse(fields)),
+    ...session.parameterStatus.map(([name, value]) => serializeParameterStatus(name, value)),
+    serializeBackendKeyData(key.processId, key.secretKey, client.startup.minorVersion),
+    serializeReadyForQuery(session.transactionStatus),
+  ]);
+}
+
+async function resolveTenant(ctx: SessionContext, tenantId: string, signal: AbortSignal): Promise<Tenant> {
+  const lookup = await ctx.tenants.resolve(tenantId, signal);
+  if (lookup.kind === 'unknown') {
+    throw new Refusal('08004', `tenant "${tenantId}" does not exist`, {
+      hint: 'Check the host name of your connection string: <tenant>.<domain>.',
+    });
+  }
+  return lookup.tenant;
+}
+
+/** The tenant's CA (or the default) and client certificate (or the default), built once. */
+export async function backendContext(ctx: Pick<SessionContext, 'backendDefaults' | 'clientCertificates' | 'backendContexts'>, tenant: Tenant): Promise<SecureContext> {
+  const reference = tenant.backend.clientCertificate;
+  const clientCertificate = reference === undefined ? ctx.backendDefaults.clientCertificate : await ctx.clientCertificates.get(reference);
+  const caPem = tenant.backend.caCertificate ?? ctx.backendDefaults.caPem;
+  if (clientCertificate === undefined || caPem === undefined) {
+    throw new GatewaySetupError(`tenant "${tenant.id}" has no backend CA or client certificate, and the gateway has no default`);
+  }
+  return ctx.backendContexts.get(backendTlsIdentity({ caCertificate: caPem }, { caPem, clientCertificate }, clientCertificate));
+}
+
+/** The gateway's own setup cannot serve this tenant (a missing certificate file, no default CA). */
+class GatewaySetupError extends Error {
+  readonly code = 'TG_ERR_GATEWAY_SETUP';
+}
+
+/** Tells the client why (unless it already was, or is gone) and logs once. */
+function fail(client: ClientStartup, connection: Connection, ctx: SessionContext, error: unknown): void {
+  const { socket } = client;
+  const log = connection.log;
+  if (error instanceof EdgeAuthError) {
+    // The client has been told already; the message says which case it was (for us, not it).
+    ctx.metrics.connections.inc({ outcome: error.outcome });
+    log.info({ outcome: error.outcome, reason: error.message }, 'authentication failed');
+    return;
+  }
+  if (socket.destroyed) {
+    ctx.metrics.connections.inc({ outcome: ConnectionOutcome.ClientClosed });
+    log.info({ reason: (error as Error).message }, 'client closed before the session started');
+    return;
+  }
+  ctx.metrics.connections.inc({ outcome: ConnectionOutcome.Refused });
+  if (error instanceof Refusal) {
+    log.info({ sqlstate: error.sqlState, reason: error.message }, 'refused');
+    sendRefusal(socket, error, { metrics: ctx.metrics });
+  } else if (error instanceof BackendError) {
+    log.warn({ sqlstate: error.sqlState, code: error.code, detail: error.logDetail }, 'backend failed');
+    countRefusal(ctx, error.sqlState);
+    closeGracefully(socket, error.toErrorResponse());
+  } else if (error instanceof TenantDirectoryUnreachableError) {
+    log.warn({ detail: error.logDetail }, 'tenant directory unreachable');
+    sendRefusal(socket, new Refusal('08001', error.message, { hint: 'Retry in a moment.' }), { metrics: ctx.metrics });
+  } else {
+    log.error({ err: error }, 'session setup failed');
+    const refusal = new Refusal('08001', 'the gateway could not connect you to the tenant database', {
+      hint: 'Retry in a moment; if it persists, contact support.',
+    });
+    sendRefusal(socket, refusal, { metrics: ctx.metrics });
+  }
+}
+
+function countRefusal(ctx: SessionContext, sqlState: string): void {
+  if ((REFUSAL_SQLSTATES as readonly string[]).includes(sqlState)) ctx.metrics.refusals.inc({ sqlstate: sqlState as RefusalSqlState });
+}
+
+function observe(ctx: SessionContext, phase: Phase, seconds: number): void {
+  ctx.metrics.phaseDuration.observe({ phase }, seconds);
+}
+
+function timed<T>(ctx: SessionContext, phase: Phase, fn: () => T): T {
+  const start = performance.now();
+  const done = () => observe(ctx, phase, (performance.now() - start) / 1000);
+  const result = fn();
+  if (result instanceof Promise) return result.finally(done) as T;
+  done();
+  return result;
+}
