@@ -1,0 +1,122 @@
+// The gateway process: configuration from the environment, files read, the gateway and its
+// admin server started, and signals: SIGTERM/SIGINT drain and exit, SIGHUP reloads
+// certificates, client certificates and the tenants file without dropping sessions.
+import { createGateway, type Gateway } from './app.ts';
+import { startAdminServer, type AdminServer } from './admin.ts';
+import { ConfigError, helpText, loadConfig, type GatewayConfig } from './config.ts';
+import { createLogger, type Logger } from './logger.ts';
+import { createMetrics } from './metrics.ts';
+import { readPem } from './secrets.ts';
+import type { CertificateInput } from './tls-contexts.ts';
+import { TenantsFileSource } from './tenants-file.ts';
+import type { BackendTlsDefaults } from './backend-tls.ts';
+
+async function main(): Promise<void> {
+  if (process.argv.includes('--help') || process.argv.includes('-h')) {
+    process.stdout.write(`${helpText()}\n`);
+    return;
+  }
+  const config = configOrExit();
+  const logger = createLogger({ level: config.logLevel });
+  try {
+    await serve(config, logger);
+  } catch (error) {
+    logger.fatal({ err: error }, 'the gateway could not start');
+    logger.flush();
+    process.exitCode = 1;
+  }
+}
+
+function configOrExit(): GatewayConfig {
+  try {
+    const config = loadConfig(process.env);
+    if (config.workers > 1) throw new ConfigError([{ variable: 'GATEWAY_WORKERS', message: 'only 1 is supported by this version' }]);
+    if (config.tenantSource.kind !== 'file') {
+      throw new ConfigError([{ variable: 'GATEWAY_CONTROL_PLANE_URL', message: 'not supported by this version yet; use GATEWAY_TENANTS_FILE' }]);
+    }
+    if (config.proxyProtocol !== 'off') {
+      throw new ConfigError([{ variable: 'GATEWAY_PROXY_PROTOCOL', message: 'PROXY protocol is not supported by this version yet; use off' }]);
+    }
+    return config;
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    process.stderr.write(`tenantgate gateway: invalid configuration (see --help)\n${error.message}\n`);
+    process.exit(2);
+  }
+}
+
+async function serve(config: GatewayConfig, logger: Logger): Promise<void> {
+  const metrics = createMetrics();
+  const tenantsPath = (config.tenantSource as { path: string }).path;
+  const tenants = await TenantsFileSource.open(tenantsPath);
+  const gateway = await createGateway({
+    settings: config,
+    certificates: await readCertificates(config),
+    backendDefaults: await readBackendDefaults(config),
+    tenants,
+    logger,
+    metrics,
+  });
+  let ready = true;
+  const admin = config.adminListen === undefined
+    ? undefined
+    : await startAdminServer({ listen: config.adminListen, metrics: metrics.registry, readiness: () => ready, logger });
+  logger.info({ listen: gateway.address, admin: admin?.address, tenants: tenants.size }, 'gateway listening');
+  process.on('SIGHUP', () => void reload(config, gateway, tenants, logger));
+  const stop = (signal: string) => {
+    ready = false;
+    void shutdown(signal, config, gateway, admin, logger);
+  };
+  process.once('SIGTERM', () => stop('SIGTERM'));
+  process.once('SIGINT', () => stop('SIGINT'));
+}
+
+async function readCertificates(config: GatewayConfig): Promise<CertificateInput[]> {
+  return Promise.all(
+    (config.tls?.certificates ?? []).map(async (c) => ({
+      suffixes: c.suffixes,
+      certPem: await readPem(c.cert, 'GATEWAY_TLS_CERT'),
+      keyPem: await readPem(c.key, 'GATEWAY_TLS_KEY'),
+    })),
+  );
+}
+
+async function readBackendDefaults(config: GatewayConfig): Promise<Partial<BackendTlsDefaults>> {
+  const { ca, client } = config.backend;
+  return {
+    ...(ca === undefined ? {} : { caPem: await readPem(ca, 'GATEWAY_BACKEND_CA') }),
+    ...(client === undefined
+      ? {}
+      : {
+          clientCertificate: {
+            certPem: await readPem(client.cert, 'GATEWAY_BACKEND_CLIENT_CERT'),
+            keyPem: await readPem(client.key, 'GATEWAY_BACKEND_CLIENT_KEY'),
+          },
+        }),
+  };
+}
+
+/** SIGHUP: each part reloads on its own; a failure keeps what was loaded and says why. */
+async function reload(config: GatewayConfig, gateway: Gateway, tenants: TenantsFileSource, logger: Logger): Promise<void> {
+  try {
+    gateway.reloadCertificates(await readCertificates(config));
+    gateway.reloadSecrets();
+    logger.info('certificates reloaded');
+  } catch (error) {
+    logger.error({ err: error }, 'certificate reload failed; the previous certificates stay in use');
+  }
+  const result = await tenants.reload();
+  if (result.ok) logger.info({ tenants: result.count }, 'tenants file reloaded');
+  else logger.error({ err: result.error }, 'tenants file reload failed; the previous tenants stay in use');
+}
+
+async function shutdown(signal: string, config: GatewayConfig, gateway: Gateway, admin: AdminServer | undefined, logger: Logger): Promise<void> {
+  logger.info({ signal, sessions: gateway.activeSessions, drainSeconds: config.drainSeconds }, 'draining');
+  await gateway.drain(config.drainSeconds * 1000);
+  await gateway.close();
+  await admin?.close();
+  logger.info('stopped');
+  logger.flush();
+}
+
+await main();
