@@ -1,11 +1,10 @@
 // `npm start`: the local stack (control plane + gateway with development certificates).
-// The gateway's data path and the control plane are not built yet; until they are, say so
-// plainly instead of pretending to run something.
+// The control plane is not built yet; until it is, say so plainly instead of pretending.
 process.stderr.write(
   [
-    'tenantgate: the local stack is not runnable yet.',
-    'Built so far: libs/wire (protocol, SCRAM), libs/tenancy (tenant schema), the gateway',
-    'configuration and admin server, and the test fixtures. Run `npm test` to exercise them.',
+    'tenantgate: the local stack (control plane + gateway) is not runnable yet: the control plane is not built.',
+    'The gateway runs alone with a static tenants file: `npm run gateway -- --help` lists its variables.',
+    'Run `npm test` to exercise what is built.',
     '',
   ].join('\n'),
 );
