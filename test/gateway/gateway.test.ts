@@ -3,19 +3,16 @@
 // a static tenants file, and real clients (psql, pg) connecting through the gateway's TLS.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { once } from 'node:events';
 import { connect } from 'node:net';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import pg from 'pg';
 import { createGateway, createLogger, createMetrics, TenantsFileSource, type Gateway } from '@tenantgate/gateway';
 import { serializeCancelRequest } from '@tenantgate/wire';
-import { createTestPki, findPsql, startPostgres, type PostgresServer, type TestPki } from '@tenantgate/testing';
+import { createTestPki, runPsql, startPostgres, type PostgresServer, type TestPki } from '@tenantgate/testing';
 
-const run = promisify(execFile);
 const PASSWORD = 'secret-pw';
 
 let pki: TestPki;
@@ -118,14 +115,11 @@ describe('through the gateway', () => {
   });
 
   test('psql connects with sslmode=verify-full and channel_binding=require', async () => {
-    const psql = findPsql();
-    assert.ok(psql, 'psql is installed (Debian: postgresql-client)');
-    const { stdout } = await run(psql, ['-tA', '-c', 'select name from marker', `host=globex.db.example.test hostaddr=127.0.0.1 port=${gateway.address.port} user=app dbname=postgres sslmode=verify-full channel_binding=require`], {
-      env: { ...process.env, PGPASSWORD: PASSWORD, PGSSLROOTCERT: join(dir, 'ca.pem') },
-    }).catch(async (error) => {
-      throw new Error(`psql failed: ${error.stderr}`);
-    });
-    assert.equal(stdout.trim(), 'scram-backend');
+    const run = await runPsql(
+      { host: 'globex.db.example.test', hostaddr: '127.0.0.1', port: String(gateway.address.port), user: 'app', dbname: 'postgres', sslmode: 'verify-full', sslrootcert: join(dir, 'ca.pem'), channel_binding: 'require' },
+      { sql: 'select name from marker', password: PASSWORD, home: dir },
+    );
+    assert.deepEqual(run, { code: 0, stdout: 'scram-backend\n', stderr: '' });
   });
 
   test('a wrong password and an unknown role both get 28P01', async () => {

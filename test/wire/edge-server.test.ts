@@ -2,7 +2,6 @@
 // (scram-test-server.ts): TLS negotiation, SCRAM-SHA-256(-PLUS) with channel binding to the
 // certificate chosen by SNI, PostgreSQL's refusals, and the bytes-after-SSLRequest attack.
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { once } from 'node:events';
 import { writeFile } from 'node:fs/promises';
 import { connect as connectTcp } from 'node:net';
@@ -16,7 +15,8 @@ import {
   createCertificateAuthority,
   createTempDir,
   createTestPki,
-  findPsql,
+  runPsql,
+  type PsqlRun,
   removeTempDir,
   type TestPki,
 } from '@tenantgate/testing';
@@ -106,45 +106,21 @@ function lastAuthentication() {
 // ---------------------------------------------------------------------------------------------
 // psql
 
-interface PsqlRun {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function psql(conninfo: Record<string, string>, password: string): Promise<PsqlRun> {
-  const binary = findPsql();
-  assert.ok(binary, 'psql is installed');
-  const settings = {
-    host: EDGE_HOST,
-    hostaddr: server.host,
-    port: String(server.port),
-    dbname: 'x',
-    user: 'alice',
-    sslmode: 'verify-full',
-    sslrootcert: caFile,
-    connect_timeout: '5',
-    ...conninfo,
-  };
-  const text = Object.entries(settings)
-    .map(([name, value]) => `${name}=${value}`)
-    .join(' ');
-  return new Promise((resolve) => {
-    execFile(
-      binary,
-      ['-X', text, '-tAc', 'select 1'],
-      { env: psqlEnvironment(password), timeout: 10_000 },
-      (error, stdout, stderr) => {
-        resolve({ code: error === null ? 0 : Number(error.code ?? -1), stdout, stderr });
-      },
-    );
-  });
-}
-
-/** No PG* variables of the machine's (PGSSLMODE, PGSERVICE, ...), and libpq's messages untranslated. */
-function psqlEnvironment(password: string): NodeJS.ProcessEnv {
-  const inherited = Object.entries(process.env).filter(([name]) => !name.startsWith('PG'));
-  return { ...Object.fromEntries(inherited), LC_ALL: 'C', PGPASSWORD: password };
+function psql(settings: Record<string, string>, password: string): Promise<PsqlRun> {
+  return runPsql(
+    {
+      host: EDGE_HOST,
+      hostaddr: server.host,
+      port: String(server.port),
+      dbname: 'x',
+      user: 'alice',
+      sslmode: 'verify-full',
+      sslrootcert: caFile,
+      connect_timeout: '5',
+      ...settings,
+    },
+    { password },
+  );
 }
 
 describe('psql (libpq 15)', () => {

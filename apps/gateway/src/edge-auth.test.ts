@@ -3,7 +3,6 @@
 // no well-behaved client sends. acme has the role `app` (password `secret-pw`); globex has no
 // role `app`, so the same user name there is an unknown role.
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, describe, test, type TestContext } from 'node:test';
@@ -20,7 +19,7 @@ import {
   serializeTerminate,
   type BackendMessage,
 } from '@tenantgate/wire';
-import { createTempDir, createTestPki, findPsql, removeTempDir } from '@tenantgate/testing';
+import { createTempDir, createTestPki, removeTempDir, runPsql, type PsqlRun } from '@tenantgate/testing';
 import { authenticateClient, EdgeAuthError, type EdgeAuthResult } from './edge-auth.ts';
 import { ConnectionOutcome } from './metrics.ts';
 import { Refusal } from './refusal.ts';
@@ -77,35 +76,21 @@ function initialResponse(mechanism: string, clientFirst: string): Buffer {
 // ---------------------------------------------------------------------------------------------
 // psql
 
-interface PsqlRun {
-  readonly code: number;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
 function psql(harness: EdgeHarness, settings: Record<string, string>, password: string): Promise<PsqlRun> {
-  const binary = findPsql();
-  assert.ok(binary, 'psql is installed');
-  const conninfo = Object.entries({
-    host: ACME_HOST,
-    hostaddr: '127.0.0.1',
-    port: String(harness.port),
-    user: EDGE_ROLE,
-    dbname: 'app',
-    sslmode: 'verify-full',
-    sslrootcert: caFile,
-    connect_timeout: '5',
-    ...settings,
-  })
-    .map(([name, value]) => `${name}=${value}`)
-    .join(' ');
-  // No PG* variables of the machine's, and libpq's messages untranslated.
-  const env = { ...Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('PG'))), LC_ALL: 'C', PGPASSWORD: password };
-  return new Promise((resolve) => {
-    execFile(binary, ['-X', '-w', conninfo, '-tAc', 'select 1'], { env, timeout: 10_000 }, (error, stdout, stderr) => {
-      resolve({ code: error === null ? 0 : Number(error.code ?? -1), stdout, stderr });
-    });
-  });
+  return runPsql(
+    {
+      host: ACME_HOST,
+      hostaddr: '127.0.0.1',
+      port: String(harness.port),
+      user: EDGE_ROLE,
+      dbname: 'app',
+      sslmode: 'verify-full',
+      sslrootcert: caFile,
+      connect_timeout: '5',
+      ...settings,
+    },
+    { password },
+  );
 }
 
 describe('psql (libpq 15)', () => {

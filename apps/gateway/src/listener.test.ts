@@ -3,7 +3,6 @@
 // client prints is what the gateway understood.
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { once } from 'node:events';
 import { writeFile } from 'node:fs/promises';
 import { connect as connectTcp } from 'node:net';
@@ -11,7 +10,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import postgres from 'postgres';
-import { createTempDir, createTestPki, findPsql, removeTempDir } from '@tenantgate/testing';
+import { createTempDir, createTestPki, removeTempDir, runPsql, type PsqlRun } from '@tenantgate/testing';
 import { connectRaw, errorFields, readUntilClose, startTestFront, startupMessage, upgradeToTls, type TestFront } from './testing/front-door.ts';
 
 const pki = await createTestPki({ edgeSuffixes: ['db.example.test'] });
@@ -21,29 +20,9 @@ const caFile = join(dir, 'ca.crt');
 await writeFile(caFile, pki.ca.certPem);
 const ACME = 'acme.db.example.test';
 
-interface PsqlRun {
-  readonly code: number;
-  readonly stderr: string;
-}
-
-/** psql with `settings` (conninfo values, quoted here) against the listener; never prompts. */
+/** psql with `settings` against the listener; never prompts, ignores ~/.postgresql. */
 function psql(front: TestFront, settings: Record<string, string>): Promise<PsqlRun> {
-  const binary = findPsql();
-  assert.ok(binary, 'psql is installed');
-  const conninfo = Object.entries({ port: String(front.port), user: 'alice', dbname: 'app', connect_timeout: '5', ...settings })
-    .map(([name, value]) => `${name}='${value.replaceAll('\\', '\\\\').replaceAll("'", "\\'")}'`)
-    .join(' ');
-  return new Promise((resolve) => {
-    execFile(binary, ['-X', '-w', conninfo, '-c', 'select 1'], { env: psqlEnvironment(), timeout: 10_000 }, (error, _stdout, stderr) => {
-      resolve({ code: error === null ? 0 : Number(error.code ?? -1), stderr });
-    });
-  });
-}
-
-/** No PG* variables of the machine's, no ~/.postgresql certificates, messages untranslated. */
-function psqlEnvironment(): NodeJS.ProcessEnv {
-  const inherited = Object.entries(process.env).filter(([name]) => !name.startsWith('PG'));
-  return { ...Object.fromEntries(inherited), HOME: dir, LC_ALL: 'C' };
+  return runPsql({ port: String(front.port), user: 'alice', dbname: 'app', connect_timeout: '5', ...settings }, { home: dir });
 }
 
 const viaSni = { host: ACME, hostaddr: '127.0.0.1' };
