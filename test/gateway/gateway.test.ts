@@ -147,7 +147,7 @@ describe('through the gateway', () => {
     await c.connect();
     try {
       const sleeping = c.query('select pg_sleep(30)');
-      await new Promise((resolve) => setTimeout(resolve, 200));
+      await waitForActiveSleep(certBackend);
       const { processID, secretKey } = c as unknown as { processID: number; secretKey: number };
       const key = Buffer.alloc(4);
       key.writeInt32BE(secretKey);
@@ -158,6 +158,16 @@ describe('through the gateway', () => {
     }
   });
 });
+
+/** A cancel sent before the query runs is ignored by PostgreSQL: wait until it does run. */
+async function waitForActiveSleep(backend: PostgresServer): Promise<void> {
+  for (let i = 0; i < 1000; i++) {
+    const rows = await backend.sql("select 1 from pg_stat_activity where state = 'active' and query like 'select pg_sleep%'");
+    if (rows.length > 0) return;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  assert.fail('the query never started');
+}
 
 /** A plaintext CancelRequest on a new connection, as libpq sends it. */
 async function sendCancel(packet: Buffer): Promise<void> {

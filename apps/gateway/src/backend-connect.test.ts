@@ -361,14 +361,14 @@ async function gatewayContext(): Promise<{ contexts: BackendTlsContexts; identit
   return { contexts: new BackendTlsContexts(), identity: identityFor(await pki.client('gateway')) };
 }
 
-test('a server that answers the SSLRequest with N does not accept TLS', async (t) => {
+test('a PostgreSQL with ssl=off answers the SSLRequest with N: it does not accept TLS', async (t) => {
   const { contexts, identity } = await gatewayContext();
-  const fake = await startFakeBackend(t, (socket) => socket.once('data', () => socket.write('N')));
+  const plain = await startPostgres({ hba: ['host all all 127.0.0.1/32 trust'] });
+  t.after(() => plain.stop());
   await assert.rejects(
-    openBackend({ host: '127.0.0.1', port: fake.port, secureContext: contexts.get(identity), connectTimeoutMs: 5000 }),
+    openBackend({ host: '127.0.0.1', port: plain.port, secureContext: contexts.get(identity), connectTimeoutMs: 5000 }),
     assertBackendError(BackendNoTlsError, "the tenant's database does not accept TLS"),
   );
-  await fake.waitForNoConnections();
 });
 
 test('bytes after the S, before the TLS handshake, end the connection', async (t) => {

@@ -60,13 +60,11 @@ test('a CancelRequest with the gateway key cancels the running query on a real P
   assert.notEqual(key.processId, backendKey.processId, 'the client never learns the backend pid');
   assert.equal(key.secretKey.length, 4);
 
-  const started = Date.now();
   const canceled = assert.rejects(simpleQuery(session.socket, 'SELECT pg_sleep(30)', session.leftover), /C57014 Mcanceling statement due to user request/);
   await waitForActiveQuery(db, backendKey.processId);
   const outcome = await registry.forward({ ...key, clientAddress: CLIENT }, forwardOptions);
   assert.deepEqual(outcome, { result: CancelResult.Forwarded, tenantId: 'acme' });
   await canceled;
-  assert.ok(Date.now() - started < 15_000, 'canceled, not finished');
 
   // Canceled, not terminated: the session is still there.
   const alive = await db.sql('SELECT state FROM pg_stat_activity WHERE pid = $1', [backendKey.processId]);

@@ -402,13 +402,11 @@ describe('on the wire', () => {
 
   test('a client that stops mid-exchange: FATAL 57014 after the timeout, then closed', async (t) => {
     const harness = await startEdgeHarness(t, pki, { timeoutMs: 300 });
-    const started = performance.now();
     const client = await startRawClient(t, harness, ca);
     client.socket.write(initialResponse('SCRAM-SHA-256', 'n,,n=,r=clientnonce'));
     assert.equal((await client.frames.message()).kind, 'AuthenticationSASLContinue');
     // ... and no client-final-message.
     const fields = await fatal(client);
-    assert.ok(performance.now() - started >= 290, 'not before the timeout');
     assert.equal(fields.code, '57014');
     assert.equal(fields.message, 'canceling authentication due to timeout');
     const error = failure(await harness.nextRecord());

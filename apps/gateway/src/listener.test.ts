@@ -106,8 +106,12 @@ test('postgres (porsager) with ssl { ca, servername } sees what the gateway unde
   await assert.rejects(connect({ ssl: { ca: pki.ca.certPem, servername: ACME }, connection: { options: 'tenant=other' } }), { code: '08004' });
 });
 
-async function until(condition: () => boolean): Promise<void> {
-  while (!condition()) await sleep(5);
+/** Waits for a condition the test expects soon; fails instead of hanging when it never comes. */
+async function until(condition: () => boolean, tries = 2000): Promise<void> {
+  for (let i = 0; !condition(); i++) {
+    if (i === tries) assert.fail('the condition never became true');
+    await sleep(5);
+  }
 }
 
 test('above maxPendingConnections a client gets 53300 at once, without TLS; below it, service resumes', async (t) => {

@@ -86,7 +86,7 @@ test('a phase timer observes the elapsed seconds', async () => {
   const m = createMetrics();
   const end = m.phaseDuration.startTimer({ phase: Phase.Tls });
   const seconds = end();
-  assert.ok(seconds >= 0 && seconds < 1);
+  assert.ok(Number.isFinite(seconds) && seconds >= 0);
   assert.match(await m.registry.metrics(), /^tenantgate_phase_duration_seconds_count\{phase="tls"\} 1$/m);
 });
 
@@ -98,9 +98,11 @@ test('each createMetrics has its own registry', async () => {
   assert.match(await b.registry.metrics(), /^tenantgate_refusals_total\{sqlstate="08004"\} 0$/m);
 });
 
-test('no metric has a tenant label', async () => {
-  const metrics = await createMetrics().registry.getMetricsAsJSON();
-  for (const metric of metrics) {
-    for (const value of metric.values) assert.equal('tenant' in value.labels, false, metric.name);
+test('no metric has a tenant label', () => {
+  const { registry } = createMetrics();
+  for (const name of METRIC_NAMES) {
+    const metric = registry.getSingleMetric(name) as unknown as { labelNames?: readonly string[] } | undefined;
+    assert.ok(metric !== undefined, name);
+    assert.equal((metric.labelNames ?? []).includes('tenant'), false, name);
   }
 });
