@@ -1,7 +1,6 @@
 // The gateway, built from its parts with everything injected (main.ts reads the environment and
 // files, listens on the admin port and handles signals; tests build this directly).
 import { randomBytes } from 'node:crypto';
-import { buildErrorResponse } from '@tenantgate/wire';
 import { Admission } from './admission.ts';
 import { BackendTlsContexts, TlsSessionCache, type BackendTlsDefaults } from './backend-tls.ts';
 import { CancelRegistry, type CancelTarget } from './cancel-registry.ts';
@@ -9,6 +8,7 @@ import type { GatewayConfig } from './config.ts';
 import { startListener, type Listener } from './listener.ts';
 import type { Logger } from './logger.ts';
 import type { GatewayMetrics } from './metrics.ts';
+import { Refusal } from './refusal.ts';
 import { ClientCertificateStore, scramMockKey } from './secrets.ts';
 import { backendContext, serveClient, type SessionContext } from './session.ts';
 import type { Splice } from './splice.ts';
@@ -48,16 +48,15 @@ export interface Gateway {
   close(): Promise<void>;
 }
 
-const SHUTDOWN = buildErrorResponse({
-  severity: 'FATAL',
-  code: '57P01',
-  message: 'terminating connection because the gateway is shutting down',
+const SHUTTING_DOWN = new Refusal('57P01', 'terminating connection because the gateway is shutting down', {
   hint: 'Reconnect: another gateway will take the connection.',
 });
+const SHUTDOWN = SHUTTING_DOWN.toErrorResponse();
 
 export async function createGateway(options: GatewayOptions): Promise<Gateway> {
   const { settings, logger, metrics } = options;
   const contexts = options.certificates.length > 0 ? new TlsContexts(options.certificates) : undefined;
+  const shutdown = new AbortController();
   const ctx: SessionContext = {
     tenants: options.tenants,
     admission: new Admission(),
@@ -71,20 +70,32 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     metrics,
     timeouts: { authMs: settings.authTimeoutMs, backendConnectMs: settings.backendConnectTimeoutMs },
     sessions: new Set<Splice>(),
+    shutdown: shutdown.signal,
   };
+  // Connections between their handshake and the splice, so drain can wait for them.
+  const settingUp = new Set<Promise<void>>();
   const listener = await startListener({
     config: settings,
     contexts,
     logger,
     metrics,
     reusePort: options.reusePort,
-    onClient: (client, connection) => void serveClient(client, connection, ctx),
+    onClient: (client, connection) => {
+      const setup = serveClient(client, connection, ctx);
+      settingUp.add(setup);
+      void setup.finally(() => settingUp.delete(setup));
+    },
     onCancel: (request, connection) => void forwardCancel(ctx, request, connection.log),
   });
-  return gatewayHandle(listener, contexts, ctx);
+  return gatewayHandle(listener, contexts, ctx, { shutdown, settingUp });
 }
 
-function gatewayHandle(listener: Listener, contexts: TlsContexts | undefined, ctx: SessionContext): Gateway {
+interface Lifecycle {
+  readonly shutdown: AbortController;
+  readonly settingUp: Set<Promise<void>>;
+}
+
+function gatewayHandle(listener: Listener, contexts: TlsContexts | undefined, ctx: SessionContext, life: Lifecycle): Gateway {
   return {
     address: listener.address,
     get activeSessions() {
@@ -92,17 +103,22 @@ function gatewayHandle(listener: Listener, contexts: TlsContexts | undefined, ct
     },
     reloadCertificates: (certificates) => contexts?.reload(certificates),
     reloadSecrets: () => ctx.clientCertificates.clear(),
-    drain: (deadlineMs) => drain(listener, ctx, deadlineMs),
+    drain: (deadlineMs) => drain(listener, ctx, life, deadlineMs),
     close: async () => {
+      life.shutdown.abort(SHUTTING_DOWN);
       await listener.close();
+      await Promise.all(life.settingUp);
       for (const session of ctx.sessions) session.destroy();
       await Promise.all([ctx.cancels.close(), ctx.tenants.close()]);
     },
   };
 }
 
-async function drain(listener: Listener, ctx: SessionContext, deadlineMs: number): Promise<void> {
+async function drain(listener: Listener, ctx: SessionContext, life: Lifecycle, deadlineMs: number): Promise<void> {
   await listener.close();
+  // Sessions not yet spliced are refused with 57P01 (their setup watches this signal).
+  life.shutdown.abort(SHUTTING_DOWN);
+  await Promise.all(life.settingUp);
   for (const session of ctx.sessions) session.closeWhenIdle(SHUTDOWN);
   const deadline = Date.now() + deadlineMs;
   while (ctx.sessions.size > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));

@@ -22,7 +22,6 @@ import {
   parseSASLResponse,
   parseScramSecret,
   scramMechanisms,
-  serializeAuthenticationOk,
   serializeAuthenticationSASL,
   serializeAuthenticationSASLContinue,
   serializeAuthenticationSASLFinal,
@@ -118,14 +117,6 @@ export class EdgeAuthError extends Error {
     this.outcome = outcome;
     this.refusal = options.refusal;
   }
-}
-
-/**
- * AuthenticationOk, for the caller to write once the backend session is ready: a backend that
- * fails can then still be reported as a FATAL before the client believes it is in.
- */
-export function authenticationOk(): Buffer {
-  return serializeAuthenticationOk();
 }
 
 /**

@@ -72,7 +72,13 @@ export interface SendRefusalOptions {
  * dropped until the close: unread bytes in the kernel would turn our close into a reset, and a
  * reset can discard the error before the client reads it.
  */
-export function sendRefusal(socket: Socket, refusal: Refusal, options: SendRefusalOptions = {}): void {
+/** Anything that knows its SQLSTATE and the FATAL it sends: a Refusal, a BackendError. */
+export interface RefusalLike {
+  readonly sqlState: string;
+  toErrorResponse(): Buffer;
+}
+
+export function sendRefusal(socket: Socket, refusal: RefusalLike, options: SendRefusalOptions = {}): void {
   const { metrics, graceMs = REFUSAL_GRACE_MS } = options;
   if (metrics !== undefined && isRefusalSqlState(refusal.sqlState)) metrics.refusals.inc({ sqlstate: refusal.sqlState });
   if (socket.destroyed) return;

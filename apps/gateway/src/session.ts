@@ -5,6 +5,7 @@
 import type { SecureContext } from 'node:tls';
 import type { Tenant, TenantRole } from '@tenantgate/tenancy';
 import {
+  serializeAuthenticationOk,
   serializeBackendKeyData,
   serializeNoticeResponse,
   serializeParameterStatus,
@@ -16,10 +17,10 @@ import { BackendError } from './backend-errors.ts';
 import { backendTlsIdentity, type BackendTlsContexts, type BackendTlsDefaults, type TlsSessionCache } from './backend-tls.ts';
 import type { CancelKey, CancelRegistry, CancelTarget } from './cancel-registry.ts';
 import type { ClientStartup } from './client-handshake.ts';
-import { authenticateClient, authenticationOk, EdgeAuthError, type EdgeAuthResult } from './edge-auth.ts';
+import { authenticateClient, EdgeAuthError, type EdgeAuthResult } from './edge-auth.ts';
 import type { Connection } from './listener.ts';
-import { ConnectionOutcome, Phase, REFUSAL_SQLSTATES, type GatewayMetrics, type RefusalSqlState } from './metrics.ts';
-import { closeGracefully, Refusal, sendRefusal } from './refusal.ts';
+import { ConnectionOutcome, Phase, type GatewayMetrics } from './metrics.ts';
+import { Refusal, sendRefusal } from './refusal.ts';
 import type { ClientCertificateStore } from './secrets.ts';
 import { splice, type Splice } from './splice.ts';
 import { rewriteStartup } from './startup-rewrite.ts';
@@ -40,6 +41,8 @@ export interface SessionContext {
   readonly timeouts: { readonly authMs: number; readonly backendConnectMs: number };
   /** Live splices, for drain. */
   readonly sessions: Set<Splice>;
+  /** Aborted by drain with a 57P01 Refusal: connections still being set up end with it. */
+  readonly shutdown: AbortSignal;
 }
 
 /** Serves one client; never throws (every failure is told to the client and logged once). */
@@ -50,7 +53,7 @@ export async function serveClient(client: ClientStartup, connection: Connection,
   socket.once('close', () => aborted.abort(new Error('the client closed the connection')));
   connection.log.setBindings({ tenant: client.tenantId });
   try {
-    await run(client, connection, ctx, aborted.signal);
+    await run(client, connection, ctx, AbortSignal.any([aborted.signal, ctx.shutdown]));
   } catch (error) {
     fail(client, connection, ctx, error);
   }
@@ -83,9 +86,7 @@ async function connect(
   const secureContext = await backendContext(ctx, tenant);
   // The backend's TCP and TLS run while the client authenticates; nothing is sent to it before.
   const opening = openBackend({
-    host: tenant.backend.host,
-    port: tenant.backend.port,
-    ...(tenant.backend.serverName === undefined ? {} : { serverName: tenant.backend.serverName }),
+    ...backendAddress(tenant),
     secureContext,
     sessionCache: ctx.backendSessions,
     connectTimeoutMs: ctx.timeouts.backendConnectMs,
@@ -164,22 +165,26 @@ async function handOver(
 ): Promise<void> {
   const target: CancelTarget = {
     tenantId: tenant.id,
-    host: tenant.backend.host,
-    port: tenant.backend.port,
-    ...(tenant.backend.serverName === undefined ? {} : { serverName: tenant.backend.serverName }),
+    ...backendAddress(tenant),
     processId: session.backendKey?.processId ?? 0,
     secretKey: session.backendKey?.secretKey ?? Buffer.alloc(4),
   };
-  const key = await ctx.cancels.register({ target, clientMinorVersion: client.startup.minorVersion });
-  if (client.socket.destroyed) {
-    void ctx.cancels.unregister(key);
+  let key: CancelKey;
+  try {
+    key = await ctx.cancels.register({ target, clientMinorVersion: client.startup.minorVersion });
+  } catch (error) {
     session.socket.destroy();
-    throw new Error('the client closed the connection');
+    throw error;
   }
+  if (client.socket.destroyed || ctx.shutdown.aborted) {
+    void ctx.cancels.unregister(key).catch(() => {});
+    session.socket.destroy();
+    throw client.socket.destroyed ? new Error('the client closed the connection') : ctx.shutdown.reason;
+  }
+  // The hand-over ends with ReadyForQuery: the splice's tracker learns the status from it.
   const spliced = splice(client.socket, session.socket, {
     initialToClient: [handoverBytes(client, session, key), session.leftover],
     initialToBackend: [auth.leftover],
-    transactionStatus: session.transactionStatus,
     metrics: ctx.metrics,
     onClose: (reason, error) => {
       ctx.sessions.delete(spliced);
@@ -197,7 +202,7 @@ async function handOver(
 /** AuthenticationOk, the backend's notices and ParameterStatus, our BackendKeyData, ReadyForQuery. */
 function handoverBytes(client: ClientStartup, session: BackendSession, key: CancelKey): Buffer {
   return Buffer.concat([
-    authenticationOk(),
+    serializeAuthenticationOk(),
     ...session.notices.map((fields) => serializeNoticeResponse(fields)),
     ...session.parameterStatus.map(([name, value]) => serializeParameterStatus(name, value)),
     serializeBackendKeyData(key.processId, key.secretKey, client.startup.minorVersion),
@@ -246,19 +251,23 @@ function fail(client: ClientStartup, connection: Connection, ctx: SessionContext
     log.info({ reason: (error as Error).message }, 'client closed before the session started');
     return;
   }
-  ctx.metrics.connections.inc({ outcome: ConnectionOutcome.Refused });
-  if (error instanceof Refusal) {
-    log.info({ sqlstate: error.sqlState, reason: error.message }, 'refused');
-    sendRefusal(socket, error, { metrics: ctx.metrics });
-  } else if (error instanceof BackendError) {
-    log.warn({ sqlstate: error.sqlState, code: error.code, detail: error.logDetail }, 'backend failed');
-    countRefusal(ctx, error.sqlState);
-    closeGracefully(socket, error.toErrorResponse());
-  } else if (error instanceof TenantDirectoryUnreachableError) {
-    log.warn({ detail: error.logDetail }, 'tenant directory unreachable');
-    sendRefusal(socket, new Refusal('08001', error.message, { hint: 'Retry in a moment.' }), { metrics: ctx.metrics });
+  // Whatever failed while the gateway was shutting down, the client is told it is shutting down.
+  const reason = ctx.shutdown.aborted && ctx.shutdown.reason instanceof Refusal ? ctx.shutdown.reason : error;
+  if (reason instanceof Refusal) {
+    ctx.metrics.connections.inc({ outcome: ConnectionOutcome.Refused });
+    log.info({ sqlstate: reason.sqlState, reason: reason.message }, 'refused');
+    sendRefusal(socket, reason, { metrics: ctx.metrics });
+  } else if (reason instanceof BackendError) {
+    ctx.metrics.connections.inc({ outcome: ConnectionOutcome.Refused });
+    log.warn({ sqlstate: reason.sqlState, code: reason.code, detail: reason.logDetail }, 'backend failed');
+    sendRefusal(socket, reason, { metrics: ctx.metrics });
+  } else if (reason instanceof TenantDirectoryUnreachableError) {
+    ctx.metrics.connections.inc({ outcome: ConnectionOutcome.Refused });
+    log.warn({ detail: reason.logDetail }, 'tenant directory unreachable');
+    sendRefusal(socket, new Refusal('08001', reason.message, { hint: 'Retry in a moment.' }), { metrics: ctx.metrics });
   } else {
-    log.error({ err: error }, 'session setup failed');
+    ctx.metrics.connections.inc({ outcome: ConnectionOutcome.Error });
+    log.error({ err: reason }, 'session setup failed');
     const refusal = new Refusal('08001', 'the gateway could not connect you to the tenant database', {
       hint: 'Retry in a moment; if it persists, contact support.',
     });
@@ -266,8 +275,10 @@ function fail(client: ClientStartup, connection: Connection, ctx: SessionContext
   }
 }
 
-function countRefusal(ctx: SessionContext, sqlState: string): void {
-  if ((REFUSAL_SQLSTATES as readonly string[]).includes(sqlState)) ctx.metrics.refusals.inc({ sqlstate: sqlState as RefusalSqlState });
+/** Where the tenant's backend is, as openBackend and the cancel registry take it. */
+function backendAddress(tenant: Tenant): { host: string; port: number; serverName?: string } {
+  const { host, port, serverName } = tenant.backend;
+  return serverName === undefined ? { host, port } : { host, port, serverName };
 }
 
 function observe(ctx: SessionContext, phase: Phase, seconds: number): void {

@@ -196,8 +196,8 @@ export class Splice {
     if (options.transactionStatus !== undefined) this.#track(READY[options.transactionStatus]);
     // Backend bytes first: client bytes already read are unanswered queries, which must keep the
     // session from counting as idle even when the backend bytes end with ReadyForQuery I.
-    for (const chunk of options.initialToClient ?? []) this.#onBackendData(chunk);
-    for (const chunk of options.initialToBackend ?? []) this.#onClientData(chunk);
+    for (const chunk of options.initialToClient ?? []) if (chunk.length > 0) this.#onBackendData(chunk);
+    for (const chunk of options.initialToBackend ?? []) if (chunk.length > 0) this.#onClientData(chunk);
     // A socket that closed before the splice emits no 'close' for us; count it as closed.
     if (this.#client.closed || this.#client.destroyed) process.nextTick(this.#onClientClose);
     if (this.#backend.closed || this.#backend.destroyed) process.nextTick(this.#onBackendClose);

@@ -19,6 +19,7 @@ import {
   cstringLength,
   parseBackendMessage,
   readFrame,
+  serializeAuthenticationOk,
   serializeBackendKeyData,
   serializeParameterStatus,
   serializeReadyForQuery,
@@ -30,7 +31,7 @@ import {
 import type { Tenant, TenantRole } from '@tenantgate/tenancy';
 import type { TestPki } from '@tenantgate/testing';
 import type { ClientStartup } from '../client-handshake.ts';
-import { authenticateClient, authenticationOk, EdgeAuthError, type EdgeAuthResult } from '../edge-auth.ts';
+import { authenticateClient, EdgeAuthError, type EdgeAuthResult } from '../edge-auth.ts';
 import { closeGracefully } from '../refusal.ts';
 import { connectRaw, startTestFront, startupMessage, upgradeToTls, type TestFront } from './front-door.ts';
 
@@ -207,7 +208,7 @@ class EdgeTestSession {
     this.#user = user;
     socket.write(
       Buffer.concat([
-        authenticationOk(),
+        serializeAuthenticationOk(),
         ...[...EDGE_PARAMETER_STATUS].map(([name, value]) => serializeParameterStatus(name, value)),
         serializeBackendKeyData(nextProcessId++, randomBytes(4)),
         serializeReadyForQuery('I'),
