@@ -3,7 +3,7 @@
 // ClientKey recovered from the client's own proof), and the messages up to the first
 // ReadyForQuery. Re-exported by backend-connect.ts.
 // @see https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-START-UP
-import type { X509Certificate } from 'node:crypto';
+import { createHash, type X509Certificate } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { TLSSocket } from 'node:tls';
 import {
@@ -16,6 +16,7 @@ import {
   ScramError,
   ScramMechanism,
   parseBackendMessage,
+  serializePasswordMessage,
   serializeSASLInitialResponse,
   serializeSASLResponse,
   serializeStartupMessage,
@@ -42,7 +43,12 @@ export type BackendAuth =
   /** SCRAM with the ClientKey from `ScramServerExchange#clientKey`; the ServerKey (from the role's secret) lets us check the backend too. */
   | { readonly kind: 'scram-key'; readonly clientKey: Buffer; readonly serverKey?: Buffer }
   /** The client certificate is the authentication (pg_hba `cert`); a request for more fails. */
-  | { readonly kind: 'none' };
+  | { readonly kind: 'none' }
+  /**
+   * Passthrough: the client's own password answers whatever the backend asks (SCRAM, md5,
+   * password); a backend that asks for nothing is refused, since then nobody checked the client.
+   */
+  | { readonly kind: 'password'; readonly password: Buffer };
 
 export interface StartBackendSessionOptions {
   /** The rewritten startup parameters in the order to send: `user`, `database`, then the others. */
@@ -56,7 +62,7 @@ export interface StartBackendSessionOptions {
 }
 
 /** What authenticated the gateway to the backend. */
-export type BackendAuthMethod = 'none' | 'SCRAM-SHA-256' | 'SCRAM-SHA-256-PLUS';
+export type BackendAuthMethod = 'none' | 'SCRAM-SHA-256' | 'SCRAM-SHA-256-PLUS' | 'md5' | 'password';
 
 export interface BackendKey {
   readonly processId: number;
@@ -152,7 +158,7 @@ async function runStartup(
     checkIdle(watch);
     socket.write(startup);
     while (exchange.state !== StartupState.Ready) {
-      const reply = await exchange.handle(await reader.next(exchange.minorVersion));
+      const reply = await exchange.handle(await reader.next(exchange.minorVersion, exchange.answersPasswords));
       if (reply !== undefined) socket.write(reply);
     }
     return { ...exchange.result(), socket, leftover: reader.detach(), startupMs: performance.now() - started };
@@ -223,13 +229,13 @@ class StartupReader {
   }
 
   /** The next whole message; buffered messages come before a failure that followed them. */
-  next(minorVersion: number): Promise<BackendMessage> {
+  next(minorVersion: number, answersPasswords: boolean): Promise<BackendMessage> {
     const frame = this.#decoder.next();
-    if (frame !== null) return Promise.resolve(parse(frame, minorVersion, this.#watch.where));
+    if (frame !== null) return Promise.resolve(parse(frame, minorVersion, answersPasswords, this.#watch.where));
     if (this.#failure !== undefined) return Promise.reject(this.#failure);
     return new Promise<Buffer>((resolve, reject) => {
       this.#waiter = { resolve, reject };
-    }).then((next) => parse(next, minorVersion, this.#watch.where));
+    }).then((next) => parse(next, minorVersion, answersPasswords, this.#watch.where));
   }
 
   fail(error: Error): void {
@@ -286,9 +292,11 @@ class StartupReader {
 }
 
 /** Authentication requests the gateway cannot answer get their own error before parsing. */
-function parse(frame: Buffer, minorVersion: number, where: string): BackendMessage {
+function parse(frame: Buffer, minorVersion: number, answersPasswords: boolean, where: string): BackendMessage {
   if (frame[0] === BackendMessageType.Authentication && frame.length >= 9) {
-    const method = UNSUPPORTED_METHODS.get(frame.readInt32BE(5));
+    const code = frame.readInt32BE(5);
+    const answerable = answersPasswords && (code === AuthenticationCode.CleartextPassword || code === AuthenticationCode.MD5Password);
+    const method = answerable ? undefined : UNSUPPORTED_METHODS.get(code);
     if (method !== undefined) {
       const logDetail = `${where}: asked for ${method} authentication`;
       throw new BackendAuthUnsupportedError(method, { phase: BackendPhase.Startup, logDetail });
@@ -329,6 +337,11 @@ class StartupExchange {
     return this.#minorVersion;
   }
 
+  /** True when the client's password is at hand for a password or md5 request. */
+  get answersPasswords(): boolean {
+    return this.#options.auth.kind === 'password';
+  }
+
   startupMessage(): Buffer {
     const parameters = new Map<string, string>();
     const protocolOptions = new Map<string, string>();
@@ -354,6 +367,12 @@ class StartupExchange {
         return undefined;
       case 'AuthenticationOk':
         this.#expect(message.kind, StartupState.AwaitingAuthRequest, StartupState.AwaitingAuthOk);
+        if (this.#state === StartupState.AwaitingAuthRequest && this.#options.auth.kind === 'password') {
+          throw this.#authFailed(
+            "it let the gateway in without checking the client's password, which passthrough authentication needs",
+            'passthrough: the backend asked for no password (trust or cert in pg_hba)',
+          );
+        }
         this.#state = StartupState.Starting;
         return undefined;
       case 'AuthenticationSASL':
@@ -367,9 +386,11 @@ class StartupExchange {
         this.#finishScram(message.data);
         return undefined;
       case 'AuthenticationCleartextPassword':
+        this.#expect(message.kind, StartupState.AwaitingAuthRequest);
+        return this.#answerPassword('password', this.#password());
       case 'AuthenticationMD5Password':
-        // parse() refuses these first; kept so every kind has a branch.
-        throw new BackendAuthUnsupportedError(message.kind, { phase: BackendPhase.Startup, logDetail: `${this.#where}: ${message.kind}` });
+        this.#expect(message.kind, StartupState.AwaitingAuthRequest);
+        return this.#answerPassword('md5', md5Answer(this.#password(), this.#backendUser(), message.salt));
       case 'ParameterStatus':
         this.#expect(message.kind, StartupState.Starting);
         this.#parameterStatus.push([message.name, message.value]);
@@ -405,16 +426,35 @@ class StartupExchange {
     throw new BackendProtocolError({ phase: BackendPhase.Startup, logDetail });
   }
 
+  /** parse() lets cleartext and md5 requests through only when a password is at hand. */
+  #password(): Buffer {
+    const { auth } = this.#options;
+    if (auth.kind !== 'password') throw new Error('a password request reached a session without a password');
+    return auth.password;
+  }
+
+  #backendUser(): string {
+    const entries = this.#options.parameters instanceof Map ? this.#options.parameters.entries() : this.#options.parameters;
+    for (const [name, value] of entries) if (name === 'user') return value;
+    return '';
+  }
+
+  #answerPassword(method: 'password' | 'md5', answer: Buffer | string): Buffer {
+    this.#authMethod = method;
+    this.#state = StartupState.AwaitingAuthOk;
+    return serializePasswordMessage(answer);
+  }
+
   /** Binds to the backend's certificate whenever it offers PLUS: a downgrade would otherwise go unseen. */
   #startScram(mechanisms: string[]): Buffer {
     const { auth } = this.#options;
-    if (auth.kind !== 'scram-key') {
+    if (auth.kind === 'none') {
       throw this.#authFailed('it asks for a password, and this session has no SCRAM key for it', 'SCRAM requested with auth kind none');
     }
     const plus = mechanisms.includes(ScramMechanism.Sha256Plus);
+    const credentials = auth.kind === 'password' ? { password: auth.password } : { clientKey: auth.clientKey, serverKey: auth.serverKey };
     const exchange = new ScramClientExchange({
-      clientKey: auth.clientKey,
-      serverKey: auth.serverKey,
+      ...credentials,
       channelBinding: plus ? 'require' : 'prefer',
       peerCertificate: this.#peerCertificate,
     });
@@ -468,4 +508,13 @@ class StartupExchange {
     const extra = [fields.detail && `detail: ${fields.detail}`, fields.hint && `hint: ${fields.hint}`].filter(Boolean).join('; ');
     return `${this.#where}: ${fields.severity} ${fields.code} ${fields.message}${extra ? ` (${extra})` : ''}`;
   }
+}
+
+/**
+ * PostgreSQL's md5 answer: "md5" + md5hex(md5hex(password + user) + salt).
+ * @see https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-START-UP
+ */
+export function md5Answer(password: Buffer, user: string, salt: Buffer): string {
+  const inner = createHash('md5').update(password).update(user, 'utf8').digest('hex');
+  return 'md5' + createHash('md5').update(inner, 'latin1').update(salt).digest('hex');
 }

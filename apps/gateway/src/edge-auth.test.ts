@@ -12,6 +12,7 @@ import {
   FrameWriter,
   FrontendMessageType,
   ScramClientExchange,
+  serializePasswordMessage,
   createScramSecret,
   parseBackendMessage,
   serializeSASLInitialResponse,
@@ -20,7 +21,7 @@ import {
   type BackendMessage,
 } from '@tenantgate/wire';
 import { createTempDir, createTestPki, removeTempDir, runPsql, type PsqlRun } from '@tenantgate/testing';
-import { authenticateClient, EdgeAuthError, type EdgeAuthResult } from './edge-auth.ts';
+import { authenticateClient, collectPassword, EdgeAuthError, type EdgeAuthResult } from './edge-auth.ts';
 import { ConnectionOutcome } from './metrics.ts';
 import { Refusal } from './refusal.ts';
 import {
@@ -514,5 +515,52 @@ describe('without tls-server-end-point', () => {
     assert.ok(error instanceof EdgeAuthError);
     assert.equal(error.outcome, ConnectionOutcome.Error);
     assert.deepEqual(await frames.rest(), []);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// passthrough: the password in the clear, inside TLS, for the backend to check
+
+describe('collectPassword', () => {
+  test('asks for the password and hands over its bytes and what followed them', async (t) => {
+    const { server, client } = await edgeSocketPair(t);
+    const collected = collectPassword({ socket: server }, { roleName: 'app', timeoutMs: 5000 });
+    const frames = new EdgeFrames(client);
+    assert.deepEqual(await frames.message(), { kind: 'AuthenticationCleartextPassword' });
+    client.write(Buffer.concat([serializePasswordMessage('pässword'), serializeTerminate()]));
+    const result = await collected;
+    assert.equal(result.password.toString('utf8'), 'pässword');
+    assert.deepEqual(result.leftover, serializeTerminate());
+    assert.equal(server.isPaused(), true);
+  });
+
+  test('an empty password is refused at once with 28P01, as PostgreSQL does', async (t) => {
+    const { server, client } = await edgeSocketPair(t);
+    const collected = collectPassword({ socket: server }, { roleName: 'app', timeoutMs: 5000, refusalGraceMs: 100 }).then(
+      () => assert.fail('an empty password was accepted'),
+      (e: unknown) => e,
+    );
+    const frames = new EdgeFrames(client);
+    await frames.message();
+    client.write(serializePasswordMessage(''));
+    const [error] = await Promise.all([collected, frames.closed]);
+    assert.ok(error instanceof EdgeAuthError);
+    assert.equal(error.refusal?.sqlState, '28P01');
+    assert.equal(error.refusal?.message, 'password authentication failed for user "app"');
+  });
+
+  test('a message other than a password response is a protocol violation', async (t) => {
+    const { server, client } = await edgeSocketPair(t);
+    const collected = collectPassword({ socket: server }, { roleName: 'app', timeoutMs: 5000, refusalGraceMs: 100 }).then(
+      () => assert.fail('a query was taken for a password'),
+      (e: unknown) => e,
+    );
+    const frames = new EdgeFrames(client);
+    await frames.message();
+    client.write(serializeQuery('select 1'));
+    const [error] = await Promise.all([collected, frames.closed]);
+    assert.ok(error instanceof EdgeAuthError);
+    assert.equal(error.refusal?.sqlState, '08P01');
+    assert.match(error.refusal?.message ?? '', /expected password response/);
   });
 });

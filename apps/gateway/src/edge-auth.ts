@@ -6,6 +6,10 @@
 // An unknown role, or a role whose stored secret cannot be read, runs the very same exchange on a
 // mock secret and fails at the end with the bytes a wrong password gets: no probing for roles.
 // Nothing here is logged; the rejection's message says why, for the caller's log, never a secret.
+//
+// A tenant in `passthrough` mode is asked for its password in the clear instead (inside the
+// client's TLS), which the backend leg then answers the backend's own authentication with
+// (collectPassword); the backend, not the gateway, decides whether it is right.
 // @see https://www.postgresql.org/docs/current/sasl-authentication.html
 // @see PostgreSQL src/backend/libpq/auth-sasl.c (CheckSASLAuth), auth-scram.c
 import type { Socket } from 'node:net';
@@ -18,10 +22,12 @@ import {
   ScramMechanism,
   ScramProtocolError,
   ScramServerExchange,
+  parsePasswordMessage,
   parseSASLInitialResponse,
   parseSASLResponse,
   parseScramSecret,
   scramMechanisms,
+  serializeAuthenticationCleartextPassword,
   serializeAuthenticationSASL,
   serializeAuthenticationSASLContinue,
   serializeAuthenticationSASLFinal,
@@ -39,6 +45,8 @@ const INTERNAL_ERROR = 'XX000';
 
 /** What the exchange waits for next; switched on in EdgeAuthentication#onFrame. */
 export const EdgeAuthState = {
+  /** AuthenticationCleartextPassword sent (passthrough): the PasswordMessage. */
+  AwaitingPassword: 'awaiting_password',
   /** AuthenticationSASL sent: the SASLInitialResponse with the chosen mechanism. */
   AwaitingInitialResponse: 'awaiting_initial_response',
   /** The SASLInitialResponse carried no data: an empty SASLContinue went out; the client-first-message comes in a SASLResponse. */
@@ -100,6 +108,17 @@ export interface EdgeAuthResult {
   readonly leftover: Buffer;
 }
 
+/** What a passthrough client sent: its password, for the backend to judge. */
+export interface PasswordResult {
+  /** Raw bytes, as PostgreSQL takes them; the caller zeroes them once the backend has answered. */
+  readonly password: Buffer;
+  /** Bytes the client sent after its PasswordMessage, unread (usually none). */
+  readonly leftover: Buffer;
+}
+
+/** The options of {@link collectPassword}: no role or secret, the backend has them. */
+export type PasswordOptions = Pick<EdgeAuthOptions, 'roleName' | 'timeoutMs' | 'signal' | 'metrics' | 'refusalGraceMs'>;
+
 export const EDGE_AUTH_ERROR_CODE = 'TG_ERR_EDGE_AUTH';
 
 /**
@@ -127,9 +146,24 @@ export class EdgeAuthError extends Error {
  */
 export function authenticateClient(client: EdgeAuthClient, options: EdgeAuthOptions): Promise<EdgeAuthResult> {
   return new Promise((resolve, reject) => {
-    new EdgeAuthentication(client, options, resolve, reject).start();
+    new EdgeAuthentication(client, options, (result) => resolve(result as EdgeAuthResult), reject).start();
   });
 }
+
+/**
+ * Asks the client for its password (AuthenticationCleartextPassword) and resolves with it, the
+ * socket paused as authenticateClient leaves it; rejects with an EdgeAuthError like it. Only for
+ * TLS connections: the listener refuses plaintext unless a developer allowed it.
+ */
+export function collectPassword(client: Pick<EdgeAuthClient, 'socket'>, options: PasswordOptions): Promise<PasswordResult> {
+  const full: EdgeAuthOptions = { ...options, role: undefined, tenantId: '', mockKey: PASSWORD_MODE };
+  return new Promise((resolve, reject) => {
+    new EdgeAuthentication(client, full, (result) => resolve(result as PasswordResult), reject).start();
+  });
+}
+
+/** Marks the options of collectPassword: no SCRAM exchange, so no mock key is needed. */
+const PASSWORD_MODE = Buffer.alloc(0);
 
 /** The role's secret, or why there is none; the exchange runs on a mock secret then. */
 function storedSecret(role: TenantRole | undefined): { secret: ScramSecret | undefined; reason: string; cause?: unknown } {
@@ -145,7 +179,8 @@ function storedSecret(role: TenantRole | undefined): { secret: ScramSecret | und
 class EdgeAuthentication {
   readonly #socket: Socket;
   readonly #options: EdgeAuthOptions;
-  readonly #resolve: (result: EdgeAuthResult) => void;
+  readonly #resolve: (result: EdgeAuthResult | PasswordResult) => void;
+  readonly #passwordMode: boolean;
   readonly #reject: (error: EdgeAuthError) => void;
   readonly #offered: ScramMechanism[];
   readonly #endPoint: Buffer | undefined;
@@ -159,9 +194,15 @@ class EdgeAuthentication {
   #mechanism: ScramMechanism = ScramMechanism.Sha256;
   #timer: NodeJS.Timeout | undefined;
 
-  constructor(client: EdgeAuthClient, options: EdgeAuthOptions, resolve: (r: EdgeAuthResult) => void, reject: (e: EdgeAuthError) => void) {
+  constructor(
+    client: EdgeAuthClient,
+    options: EdgeAuthOptions,
+    resolve: (r: EdgeAuthResult | PasswordResult) => void,
+    reject: (e: EdgeAuthError) => void,
+  ) {
     this.#socket = client.socket;
     this.#options = options;
+    this.#passwordMode = options.mockKey === PASSWORD_MODE;
     this.#resolve = resolve;
     this.#reject = reject;
     this.#endPoint = client.serverCertificate?.tlsServerEndPoint;
@@ -171,7 +212,7 @@ class EdgeAuthentication {
   start(): void {
     try {
       checkTimeout(this.#options.timeoutMs, 'authenticateClient: timeoutMs');
-      this.#exchange = this.#newExchange();
+      if (!this.#passwordMode) this.#exchange = this.#newExchange();
     } catch (error) {
       // The caller's mistake (a short mock key, a bad timeout): this connection cannot go on.
       return this.#abort(ConnectionOutcome.Error, `cannot start client authentication: ${(error as Error).message}`, error);
@@ -186,7 +227,12 @@ class EdgeAuthentication {
     this.#socket.on('error', this.#onError);
     this.#socket.on('end', this.#onEnd);
     this.#socket.on('close', this.#onEnd);
-    this.#socket.write(serializeAuthenticationSASL(this.#offered));
+    if (this.#passwordMode) {
+      this.#state = EdgeAuthState.AwaitingPassword;
+      this.#socket.write(serializeAuthenticationCleartextPassword());
+    } else {
+      this.#socket.write(serializeAuthenticationSASL(this.#offered));
+    }
     this.#socket.resume();
   }
 
@@ -225,10 +271,13 @@ class EdgeAuthentication {
       return this.#close(ConnectionOutcome.ClientClosed, 'the client sent Terminate during authentication');
     }
     if (frame[0] !== FrontendMessageType.PasswordMessage) {
-      // PostgreSQL's words (auth-sasl.c), the type as a number.
-      throw new Refusal(SqlState.ProtocolViolation, `expected SASL response, got message type ${frame[0]}`);
+      // PostgreSQL's words (auth-sasl.c, auth.c), the type as a number.
+      const expected = this.#passwordMode ? 'password response' : 'SASL response';
+      throw new Refusal(SqlState.ProtocolViolation, `expected ${expected}, got message type ${frame[0]}`);
     }
     switch (this.#state) {
+      case EdgeAuthState.AwaitingPassword:
+        return this.#onPassword(frame);
       case EdgeAuthState.AwaitingInitialResponse:
         return this.#onInitialResponse(frame);
       case EdgeAuthState.AwaitingClientFirst:
@@ -274,6 +323,20 @@ class EdgeAuthentication {
       channelBound: this.#mechanism === ScramMechanism.Sha256Plus,
       leftover: this.#decoder.takeBuffered(),
     });
+  }
+
+  #onPassword(frame: Buffer): void {
+    const { password } = parsePasswordMessage(frame);
+    if (password.length === 0) {
+      // PostgreSQL's answer to an empty password (auth.c), before any backend sees it.
+      throw new Refusal(INVALID_PASSWORD, `password authentication failed for user "${this.#options.roleName}"`);
+    }
+    this.#settle();
+    this.#socket.pause();
+    // A copy for the caller, who zeroes it; the frame's own bytes are zeroed here.
+    const copy = Buffer.from(password);
+    password.fill(0);
+    this.#resolve({ password: copy, leftover: this.#decoder.takeBuffered() });
   }
 
   #scram(): ScramServerExchange {

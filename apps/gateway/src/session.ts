@@ -12,12 +12,19 @@ import {
   serializeReadyForQuery,
 } from '@tenantgate/wire';
 import type { Admission, AdmissionTicket } from './admission.ts';
-import { abandonBackend, openBackend, startBackendSession, type BackendSession, type OpenedBackend } from './backend-connect.ts';
+import {
+  abandonBackend,
+  openBackend,
+  startBackendSession,
+  type BackendAuth,
+  type BackendSession,
+  type OpenedBackend,
+} from './backend-connect.ts';
 import { BackendError } from './backend-errors.ts';
 import { backendTlsIdentity, type BackendTlsContexts, type BackendTlsDefaults, type TlsSessionCache } from './backend-tls.ts';
 import type { CancelKey, CancelRegistry, CancelTarget } from './cancel-registry.ts';
 import type { ClientStartup } from './client-handshake.ts';
-import { authenticateClient, EdgeAuthError, type EdgeAuthResult } from './edge-auth.ts';
+import { authenticateClient, collectPassword, EdgeAuthError } from './edge-auth.ts';
 import type { Connection } from './listener.ts';
 import { ConnectionOutcome, Phase, type GatewayMetrics } from './metrics.ts';
 import { Refusal, sendRefusal } from './refusal.ts';
@@ -78,9 +85,6 @@ async function connect(
   tenant: Tenant,
   ticket: AdmissionTicket,
 ): Promise<void> {
-  if (tenant.authMode !== 'gateway') {
-    throw new Refusal('0A000', `tenant "${tenant.id}" uses passthrough authentication, which this gateway does not support yet`);
-  }
   const user = client.startup.parameters.get('user') as string;
   const role = tenant.roles.find((r) => r.name === user);
   const secureContext = await backendContext(ctx, tenant);
@@ -93,11 +97,24 @@ async function connect(
     signal,
   });
   opening.catch(() => {}); // awaited below; an early failure must not be an unhandled rejection
-  const auth = await authenticate(client, ctx, signal, tenant, role, user, opening);
-  const session = await startBackend(ctx, signal, tenant, role as TenantRole, client, opening, auth);
-  await handOver(client, connection, ctx, tenant, session, auth, ticket);
+  const credentials = await authenticate(client, ctx, signal, tenant, role, user, opening);
+  // Passthrough names roles only to rewrite them: any user the backend accepts may log in.
+  const rewriteRole = role ?? { name: user };
+  const session = await startBackend(ctx, signal, tenant, rewriteRole, client, opening, credentials);
+  await handOver(client, connection, ctx, tenant, session, credentials, ticket);
 }
 
+/** What the client's authentication yields for the backend leg. */
+interface Credentials {
+  readonly backendAuth: BackendAuth;
+  /** Bytes the client sent after authenticating: the splice forwards them first. */
+  readonly leftover: Buffer;
+}
+
+/**
+ * The gateway checks the client's SCRAM proof (authMode `gateway`), or asks for the password
+ * that the backend will check (authMode `passthrough`).
+ */
 async function authenticate(
   client: ClientStartup,
   ctx: SessionContext,
@@ -106,19 +123,17 @@ async function authenticate(
   role: TenantRole | undefined,
   user: string,
   opening: Promise<OpenedBackend>,
-): Promise<EdgeAuthResult> {
+): Promise<Credentials> {
+  const common = { roleName: user, timeoutMs: ctx.timeouts.authMs, signal, metrics: ctx.metrics };
   try {
-    return await timed(ctx, Phase.Auth, () =>
-      authenticateClient(client, {
-        role,
-        roleName: user,
-        tenantId: tenant.id,
-        mockKey: ctx.mockKey,
-        timeoutMs: ctx.timeouts.authMs,
-        signal,
-        metrics: ctx.metrics,
-      }),
-    );
+    return await timed(ctx, Phase.Auth, async (): Promise<Credentials> => {
+      if (tenant.authMode === 'passthrough') {
+        const { password, leftover } = await collectPassword(client, common);
+        return { backendAuth: { kind: 'password', password }, leftover };
+      }
+      const auth = await authenticateClient(client, { ...common, role, tenantId: tenant.id, mockKey: ctx.mockKey });
+      return { backendAuth: { kind: 'scram-key', clientKey: auth.clientKey, serverKey: auth.serverKey }, leftover: auth.leftover };
+    });
   } catch (error) {
     opening.then((opened) => abandonBackend(opened), () => {});
     throw error;
@@ -129,11 +144,12 @@ async function startBackend(
   ctx: SessionContext,
   signal: AbortSignal,
   tenant: Tenant,
-  role: TenantRole,
+  role: Pick<TenantRole, 'name' | 'backendUser'>,
   client: ClientStartup,
   opening: Promise<OpenedBackend>,
-  auth: EdgeAuthResult,
+  credentials: Credentials,
 ): Promise<BackendSession> {
+  const auth = credentials.backendAuth;
   try {
     const parameters = rewriteStartup({ parameters: client.startup.parameters, tenant, role });
     const opened = await opening;
@@ -141,7 +157,7 @@ async function startBackend(
     observe(ctx, Phase.BackendTls, opened.timings.tlsMs / 1000);
     return await startBackendSession(opened, {
       parameters,
-      auth: { kind: 'scram-key', clientKey: auth.clientKey, serverKey: auth.serverKey },
+      auth,
       timeoutMs: ctx.timeouts.backendConnectMs,
       signal,
     });
@@ -149,8 +165,10 @@ async function startBackend(
     opening.then((opened) => abandonBackend(opened), () => {});
     throw error;
   } finally {
-    // The ClientKey logs into any server that holds this secret: keep it no longer than this.
-    auth.clientKey.fill(0);
+    // The ClientKey logs into any server that holds this secret, the password anywhere: keep
+    // them no longer than this.
+    if (auth.kind === 'scram-key') auth.clientKey.fill(0);
+    if (auth.kind === 'password') auth.password.fill(0);
   }
 }
 
@@ -160,7 +178,7 @@ async function handOver(
   ctx: SessionContext,
   tenant: Tenant,
   session: BackendSession,
-  auth: EdgeAuthResult,
+  credentials: Credentials,
   ticket: AdmissionTicket,
 ): Promise<void> {
   const target: CancelTarget = {
@@ -184,7 +202,7 @@ async function handOver(
   // The hand-over ends with ReadyForQuery: the splice's tracker learns the status from it.
   const spliced = splice(client.socket, session.socket, {
     initialToClient: [handoverBytes(client, session, key), session.leftover],
-    initialToBackend: [auth.leftover],
+    initialToBackend: [credentials.leftover],
     metrics: ctx.metrics,
     onClose: (reason, error) => {
       ctx.sessions.delete(spliced);
