@@ -3,7 +3,7 @@
 import { randomBytes } from 'node:crypto';
 import { Admission } from './admission.ts';
 import { BackendTlsContexts, TlsSessionCache, type BackendTlsDefaults } from './backend-tls.ts';
-import { CancelRegistry, type CancelTarget } from './cancel-registry.ts';
+import { CancelRegistry, type CancelKeyStore, type CancelTarget } from './cancel-registry.ts';
 import type { GatewayConfig } from './config.ts';
 import { startListener, type Listener } from './listener.ts';
 import type { Logger } from './logger.ts';
@@ -30,6 +30,8 @@ export interface GatewayOptions {
   readonly logger: Logger;
   readonly metrics: GatewayMetrics;
   readonly reusePort?: boolean;
+  /** Where cancel keys live; default: this process's memory. */
+  readonly cancelStore?: CancelKeyStore;
 }
 
 export interface Gateway {
@@ -60,7 +62,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
   const ctx: SessionContext = {
     tenants: options.tenants,
     admission: new Admission(),
-    cancels: new CancelRegistry({ metrics }),
+    cancels: new CancelRegistry({ metrics, ...(options.cancelStore === undefined ? {} : { store: options.cancelStore }) }),
     backendContexts: new BackendTlsContexts(),
     backendSessions: new TlsSessionCache(),
     backendDefaults: options.backendDefaults,

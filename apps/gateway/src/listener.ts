@@ -96,7 +96,9 @@ export async function startListener(options: ListenerOptions): Promise<Listener>
 
 async function listen(server: Server, { host, port }: ListenAddress, reusePort: boolean | undefined): Promise<void> {
   const failed = once(server, 'error');
-  server.listen({ host, port, ...(reusePort === undefined ? {} : { reusePort }) });
+  // exclusive: a cluster worker binds the port itself (SO_REUSEPORT) instead of taking
+  // connections from the primary.
+  server.listen({ host, port, ...(reusePort === true ? { reusePort, exclusive: true } : {}) });
   await Promise.race([once(server, 'listening'), failed.then(([err]) => Promise.reject(err))]);
   failed.catch(() => undefined);
 }

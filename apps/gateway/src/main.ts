@@ -1,6 +1,10 @@
 // The gateway process: configuration from the environment, files read, the gateway and its
 // admin server started, and signals: SIGTERM/SIGINT drain and exit, SIGHUP reloads
 // certificates, client certificates and the tenants file without dropping sessions.
+// With GATEWAY_WORKERS > 1 this process becomes the primary (cluster.ts) and each worker runs
+// this file again: it serves on the shared port (reusePort) and leaves the admin port to the primary.
+import cluster from 'node:cluster';
+import { AggregatorRegistry } from 'prom-client';
 import { createGateway, type Gateway } from './app.ts';
 import { startAdminServer, type AdminServer } from './admin.ts';
 import { ConfigError, helpText, loadConfig, type GatewayConfig } from './config.ts';
@@ -10,6 +14,8 @@ import { readPem } from './secrets.ts';
 import type { CertificateInput } from './tls-contexts.ts';
 import { TenantsFileSource } from './tenants-file.ts';
 import type { BackendTlsDefaults } from './backend-tls.ts';
+import { ClusterCancelKeyStore, ClusterMessage, type WorkerChannel } from './cluster-cancel-store.ts';
+import { runPrimary } from './cluster.ts';
 
 async function main(): Promise<void> {
   if (process.argv.includes('--help') || process.argv.includes('-h')) {
@@ -19,7 +25,8 @@ async function main(): Promise<void> {
   const config = configOrExit();
   const logger = createLogger({ level: config.logLevel });
   try {
-    await serve(config, logger);
+    if (config.workers > 1 && cluster.isPrimary) await runPrimary(config, logger);
+    else await serve(config, cluster.isWorker ? logger.child({ worker: cluster.worker?.id }) : logger);
   } catch (error) {
     logger.fatal({ err: error }, 'the gateway could not start');
     logger.flush();
@@ -30,7 +37,9 @@ async function main(): Promise<void> {
 function configOrExit(): GatewayConfig {
   try {
     const config = loadConfig(process.env);
-    if (config.workers > 1) throw new ConfigError([{ variable: 'GATEWAY_WORKERS', message: 'only 1 is supported by this version' }]);
+    if (config.workers > 1 && config.listen.port === 0) {
+      throw new ConfigError([{ variable: 'GATEWAY_LISTEN', message: 'workers share one port: give a port other than 0 when GATEWAY_WORKERS > 1' }]);
+    }
     if (config.tenantSource.kind !== 'file') {
       throw new ConfigError([{ variable: 'GATEWAY_CONTROL_PLANE_URL', message: 'not supported by this version yet; use GATEWAY_TENANTS_FILE' }]);
     }
@@ -47,6 +56,12 @@ function configOrExit(): GatewayConfig {
 
 async function serve(config: GatewayConfig, logger: Logger): Promise<void> {
   const metrics = createMetrics();
+  const worker = cluster.isWorker;
+  if (worker) {
+    // The primary asks each worker for its registry and serves the sum on the admin port.
+    new AggregatorRegistry();
+    AggregatorRegistry.setRegistries(metrics.registry);
+  }
   const tenantsPath = (config.tenantSource as { path: string }).path;
   const tenants = await TenantsFileSource.open(tenantsPath);
   const gateway = await createGateway({
@@ -56,14 +71,20 @@ async function serve(config: GatewayConfig, logger: Logger): Promise<void> {
     tenants,
     logger,
     metrics,
+    ...(worker ? { reusePort: true, cancelStore: new ClusterCancelKeyStore(process as WorkerChannel) } : {}),
   });
   let ready = true;
-  const admin = config.adminListen === undefined
+  const admin = config.adminListen === undefined || worker
     ? undefined
     : await startAdminServer({ listen: config.adminListen, metrics: metrics.registry, readiness: () => ready, logger });
   logger.info({ listen: gateway.address, admin: admin?.address, tenants: tenants.size }, 'gateway listening');
+  if (worker) process.send?.({ type: ClusterMessage.Listening });
   process.on('SIGHUP', () => void reload(config, gateway, tenants, logger));
+  let stopping = false;
   const stop = (signal: string) => {
+    // A terminal's Ctrl-C reaches a worker both from the terminal and from the primary.
+    if (stopping) return;
+    stopping = true;
     ready = false;
     void shutdown(signal, config, gateway, admin, logger);
   };
@@ -117,6 +138,8 @@ async function shutdown(signal: string, config: GatewayConfig, gateway: Gateway,
   await admin?.close();
   logger.info('stopped');
   logger.flush();
+  // A worker's IPC channel would keep it alive.
+  if (cluster.isWorker) process.disconnect();
 }
 
 await main();
