@@ -1,9 +1,13 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { connect } from 'node:net';
 import { Writable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { startAdminServer, type AdminServer, type AdminServerOptions } from './admin.ts';
 import { createLogger } from './logger.ts';
 import { createMetrics } from './metrics.ts';
+import { localV2, proxyV1, proxyV2, rawV2, tlv } from './testing/proxy-header.ts';
 
 /** A logger whose lines are kept for assertions instead of cluttering the test output. */
 function quietLogger(): { logger: AdminServerOptions['logger']; lines: () => Record<string, unknown>[] } {
@@ -140,4 +144,91 @@ test('a port in use rejects the start', async (t) => {
     }),
     { code: 'EADDRINUSE' },
   );
+});
+
+// ---------------------------------------------------------------------------------------------
+// PROXY protocol headers before the request (the NLB's health checks, with proxy protocol on)
+
+const LB_CLIENT = { address: '198.51.100.23', port: 50123 };
+const ADMIN = { address: '192.0.2.10', port: 8080 };
+
+function request(path: string, close = true): Buffer {
+  return Buffer.from(`GET ${path} HTTP/1.1\r\nHost: gateway\r\n${close ? 'Connection: close\r\n' : ''}\r\n`, 'latin1');
+}
+
+/** Writes `chunks` as separate TCP segments and returns everything received until the server closes. */
+async function exchange(port: number, chunks: readonly Buffer[]): Promise<string> {
+  const socket = connect({ host: '127.0.0.1', port });
+  socket.setNoDelay(true);
+  await once(socket, 'connect');
+  const received: Buffer[] = [];
+  socket.on('data', (chunk: Buffer) => received.push(chunk));
+  socket.on('error', () => undefined);
+  const closed = once(socket, 'close');
+  for (const chunk of chunks) {
+    socket.write(chunk);
+    await sleep(1);
+  }
+  await closed;
+  return Buffer.concat(received).toString('latin1');
+}
+
+/** The status line and body of each response in `text`. */
+function responses(text: string): { status: string; body: string }[] {
+  return [...text.matchAll(/HTTP\/1\.1 (\d{3}) [^\r]*\r\n[\s\S]*?\r\n\r\n([a-z ]*\n)/g)].map((m) => ({ status: m[1], body: m[2] }));
+}
+
+test('PROXY optional: a v2 header in the request\'s segment, then keep-alive requests, are served', async (t) => {
+  const admin = await start(t, { proxyProtocol: 'optional', readiness: () => false });
+  const text = await exchange(admin.address.port, [Buffer.concat([proxyV2(LB_CLIENT, ADMIN), request('/healthz', false), request('/readyz')])]);
+  assert.deepEqual(responses(text), [
+    { status: '200', body: 'ok\n' },
+    { status: '503', body: 'not ready\n' },
+  ]);
+});
+
+test('PROXY optional: a header split across segments, a v1 header, LOCAL, and no header at all', async (t) => {
+  const admin = await start(t, { proxyProtocol: 'optional' });
+  const split = [...proxyV2(LB_CLIENT, ADMIN, [tlv(0xea, Buffer.from('\x01vpce-0123', 'latin1'))])].map((byte) => Buffer.from([byte]));
+  for (const chunks of [
+    [...split, request('/healthz')],
+    [Buffer.concat([proxyV1(LB_CLIENT, ADMIN), request('/healthz')])],
+    [localV2(), request('/healthz')],
+  ]) {
+    assert.deepEqual(responses(await exchange(admin.address.port, chunks)), [{ status: '200', body: 'ok\n' }]);
+  }
+  const res = await fetch(`${admin.url}/readyz`);
+  assert.equal(res.status, 200);
+  assert.equal(await res.text(), 'ready\n');
+});
+
+test('PROXY required: a request without a header, or after a malformed one, is closed with no reply and logged', async (t) => {
+  const { logger, lines } = quietLogger();
+  const admin = await start(t, { proxyProtocol: 'required', logger });
+  assert.equal(await exchange(admin.address.port, [request('/healthz')]), '');
+  assert.equal(await exchange(admin.address.port, [Buffer.concat([rawV2(0x31, 0x11), request('/healthz')])]), '');
+  assert.deepEqual(responses(await exchange(admin.address.port, [proxyV2(LB_CLIENT, ADMIN), request('/healthz')])), [{ status: '200', body: 'ok\n' }]);
+  const failures = lines().filter((l) => l.msg === 'admin connection closed: no valid PROXY protocol header');
+  assert.deepEqual(
+    failures.map((l) => (l.err as { failure?: string }).failure),
+    ['missing', 'malformed'],
+  );
+});
+
+test('PROXY off (the default): a header is not stripped, and the HTTP parser rejects it', async (t) => {
+  const admin = await start(t);
+  const text = await exchange(admin.address.port, [Buffer.concat([proxyV2(LB_CLIENT, ADMIN), request('/healthz')])]);
+  assert.match(text, /^HTTP\/1\.1 400 /);
+});
+
+test('close() also drops a connection still sending its PROXY header', async (t) => {
+  const admin = await start(t, { proxyProtocol: 'optional' });
+  const socket = connect({ host: '127.0.0.1', port: admin.address.port });
+  socket.on('error', () => undefined);
+  await once(socket, 'connect');
+  socket.write(proxyV2(LB_CLIENT, ADMIN).subarray(0, 10));
+  const closed = once(socket, 'close');
+  await sleep(20);
+  await admin.close();
+  await closed;
 });

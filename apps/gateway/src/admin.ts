@@ -3,11 +3,13 @@
 // GET /metrics  prom-client text format
 // GET /healthz  200 while the process runs
 // GET /readyz   200 while readiness() says so, else 503 (the NLB health check; 503 during drain)
+// Behind a load balancer that sends PROXY protocol headers, its health checks carry one here too.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { once } from 'node:events';
-import type { AddressInfo } from 'node:net';
-import type { ListenAddress } from './config.ts';
+import type { AddressInfo, Socket } from 'node:net';
+import type { ListenAddress, ProxyProtocolMode } from './config.ts';
 import type { Logger } from './logger.ts';
+import { ProxyHeaderError, ProxyHeaderFailure, readProxyHeader, type ProxyHeaderMode } from './proxy-protocol.ts';
 
 /** What /metrics serves: a prom-client Registry, or an adapter over a cluster aggregator. */
 export interface MetricsSource {
@@ -23,6 +25,12 @@ export interface AdminServerOptions {
   readonly logger: Logger;
   /** How long readiness() may take; READINESS_TIMEOUT_MS when absent. */
   readonly readinessTimeoutMs?: number;
+  /**
+   * A PROXY protocol header (v2 or v1) before the HTTP request; `off` when absent. Behind an NLB
+   * with proxy protocol on, give `optional`: its health checks carry a header, while local
+   * scrapes and the container health check do not.
+   */
+  readonly proxyProtocol?: ProxyProtocolMode;
 }
 
 export interface AdminServer {
@@ -38,6 +46,8 @@ export const READINESS_TIMEOUT_MS = 2000;
 const TEXT = 'text/plain; charset=utf-8';
 // Scrapers and load balancer health checks need a handful of sockets; more is a misbehaving peer.
 const MAX_CONNECTIONS = 64;
+/** As headersTimeout: the PROXY header comes just before the request, in the same segment as a rule. */
+const PROXY_HEADER_TIMEOUT_MS = 5_000;
 
 interface Reply {
   readonly status: number;
@@ -58,12 +68,51 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
     handle(req, res, options),
   );
   server.maxConnections = MAX_CONNECTIONS;
+  const proxyProtocol = options.proxyProtocol ?? 'off';
+  const readingHeaders = proxyProtocol === 'off' ? new Set<Socket>() : readProxyHeaders(server, proxyProtocol, options.logger);
   server.listen({ host: options.listen.host, port: options.listen.port });
   await once(server, 'listening');
   const { address, port } = server.address() as AddressInfo;
-  options.logger.info({ address, port }, 'admin server listening');
+  options.logger.info({ address, port, proxyProtocol }, 'admin server listening');
   let closing: Promise<void> | undefined;
-  return { address: { host: address, port }, close: () => (closing ??= close(server)) };
+  return { address: { host: address, port }, close: () => (closing ??= close(server, readingHeaders)) };
+}
+
+/**
+ * Puts a PROXY header read in front of the HTTP parser. http.Server attaches its parser to a
+ * socket in its own 'connection' listener; that listener is taken off and called once the header
+ * is gone, on the bytes after it. The server itself still listens, so its connection limit,
+ * header and request timeouts and closeAllConnections all keep working. Returns the sockets
+ * whose header is still being read.
+ */
+function readProxyHeaders(server: Server, mode: ProxyHeaderMode, logger: Logger): Set<Socket> {
+  const serveHttp = server.listeners('connection') as ((socket: Socket) => void)[];
+  server.removeAllListeners('connection');
+  const reading = new Set<Socket>();
+  server.on('connection', (socket: Socket) => {
+    reading.add(socket);
+    readProxyHeader(socket, { mode, timeoutMs: PROXY_HEADER_TIMEOUT_MS }).then(
+      () => {
+        reading.delete(socket);
+        for (const listener of serveHttp) listener.call(server, socket);
+        // The header reader left the socket paused with the request pushed back: the parser reads it now.
+        socket.resume();
+      },
+      (err: unknown) => {
+        reading.delete(socket);
+        logHeaderFailure(err, socket, logger);
+      },
+    );
+  });
+  return reading;
+}
+
+/** The one log line of an admin connection closed for its PROXY header (it got no HTTP reply). */
+function logHeaderFailure(err: unknown, socket: Socket, logger: Logger): void {
+  const fields = { err, remote: `${socket.remoteAddress ?? ''}:${socket.remotePort ?? 0}` };
+  if (!(err instanceof ProxyHeaderError)) return logger.error(fields, 'admin connection failed');
+  if (err.failure === ProxyHeaderFailure.Closed) return logger.debug(fields, 'admin client left before its PROXY protocol header');
+  logger.warn(fields, 'admin connection closed: no valid PROXY protocol header');
 }
 
 function handle(req: IncomingMessage, res: ServerResponse, options: AdminServerOptions): void {
@@ -117,9 +166,20 @@ function send(res: ServerResponse, { status, contentType, body }: Reply): void {
   res.end(body);
 }
 
-async function close(server: Server): Promise<void> {
+async function close(server: Server, readingHeaders: ReadonlySet<Socket>): Promise<void> {
   const closed = once(server, 'close');
   server.close();
   server.closeAllConnections();
+  // Not yet the HTTP server's to close: still reading their PROXY header.
+  for (const socket of readingHeaders) socket.destroy();
   await closed;
+}
+
+/**
+ * The admin port's mode for the Postgres port's: behind a load balancer that sends PROXY headers,
+ * its health checks carry one too, while local scrapes and container health checks do not, so
+ * the admin port takes a header when one comes.
+ */
+export function adminProxyProtocol(postgresPort: ProxyProtocolMode): 'off' | 'optional' {
+  return postgresPort === 'off' ? 'off' : 'optional';
 }

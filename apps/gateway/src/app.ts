@@ -19,7 +19,9 @@ import { TlsContexts } from './tls-contexts.ts';
 export type GatewaySettings = Pick<
   GatewayConfig,
   'listen' | 'sniSuffixes' | 'allowPlaintext' | 'handshakeTimeoutMs' | 'maxPendingConnections' | 'authTimeoutMs' | 'backendConnectTimeoutMs' | 'secretsDir'
->;
+> &
+  // PROXY protocol on the Postgres port; `off` when absent.
+  Partial<Pick<GatewayConfig, 'proxyProtocol'>>;
 
 export interface GatewayOptions {
   readonly settings: GatewaySettings;

@@ -7,7 +7,7 @@ import cluster, { type Worker } from 'node:cluster';
 import { once } from 'node:events';
 import { AggregatorRegistry } from 'prom-client';
 import type { AdminServer } from './admin.ts';
-import { startAdminServer } from './admin.ts';
+import { adminProxyProtocol, startAdminServer } from './admin.ts';
 import { ClusterMessage, isClusterMessage, type ClusterReply } from './cluster-cancel-store.ts';
 import type { GatewayConfig } from './config.ts';
 import type { Logger } from './logger.ts';
@@ -59,6 +59,7 @@ class Primary {
         metrics: { contentType: this.#aggregator.contentType, metrics: () => this.#aggregator.clusterMetrics() },
         readiness: () => !this.#stopping && this.#listening.size > 0,
         logger: this.#log,
+        proxyProtocol: adminProxyProtocol(this.#config.proxyProtocol),
       });
     }
     this.#log.info({ workers: this.#config.workers, admin: this.#admin?.address }, 'gateway primary started');

@@ -136,7 +136,7 @@ const TABLE = [
     name: 'GATEWAY_PROXY_PROTOCOL',
     schema: { type: 'string', default: 'off', enum: PROXY_PROTOCOL_MODES },
     expects: `one of ${PROXY_PROTOCOL_MODES.join(', ')}`,
-    description: 'PROXY protocol v2 header from the load balancer, for the real client address.',
+    description: 'PROXY protocol header (v2, or v1 text) from the load balancer, for the real client address; optional trusts any peer that can reach the port.',
   },
   {
     name: 'GATEWAY_ADMIN_LISTEN',

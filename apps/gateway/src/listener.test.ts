@@ -1,17 +1,29 @@
 // Real clients against the listener: psql (libpq 15), pg and postgres. The next phase of the
 // test listener answers FATAL XX000 `tenant=<id> user=<user> options=<options>`, so what each
 // client prints is what the gateway understood.
-import { after, test } from 'node:test';
+import { after, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { writeFile } from 'node:fs/promises';
-import { connect as connectTcp } from 'node:net';
+import { connect as connectTcp, createServer, type AddressInfo, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { connect as connectTls, type TLSSocket } from 'node:tls';
 import pg from 'pg';
 import postgres from 'postgres';
 import { createTempDir, createTestPki, removeTempDir, runPsql, type PsqlRun } from '@tenantgate/testing';
-import { connectRaw, errorFields, readUntilClose, startTestFront, startupMessage, upgradeToTls, type TestFront } from './testing/front-door.ts';
+import { serializeCancelRequest, serializeSSLRequest } from '@tenantgate/wire';
+import {
+  connectRaw,
+  errorFields,
+  readBytes,
+  readUntilClose,
+  startTestFront,
+  startupMessage,
+  upgradeToTls,
+  type TestFront,
+} from './testing/front-door.ts';
+import { localV2, proxyV1, proxyV2, rawV2, tlv } from './testing/proxy-header.ts';
 
 const pki = await createTestPki({ edgeSuffixes: ['db.example.test'] });
 const dir = createTempDir('gateway-listener');
@@ -146,4 +158,191 @@ test('close() stops accepting at once and waits for handshakes under way, which 
   assert.equal(errorFields((await received).bytes).message, 'tenant=acme user=alice options=');
   await closed;
   assert.equal(front.listener.pendingHandshakes, 0);
+});
+
+// ---------------------------------------------------------------------------------------------
+// Behind a load balancer: PROXY protocol headers (GATEWAY_PROXY_PROTOCOL)
+
+const LB_CLIENT = { address: '198.51.100.23', port: 50123 };
+const LB_TARGET = { address: '192.0.2.10', port: 5432 };
+
+/**
+ * A stand-in for the network load balancer: relays each connection to the gateway, with the
+ * PROXY v2 header first, as the NLB does with proxy protocol on. Returns its port.
+ */
+async function startRelay(t: TestContext, targetPort: number, header: (client: Socket) => Buffer): Promise<number> {
+  const sockets = new Set<Socket>();
+  const relay = createServer((client) => {
+    const upstream = connectTcp({ host: '127.0.0.1', port: targetPort });
+    upstream.write(header(client));
+    client.pipe(upstream).pipe(client);
+    for (const socket of [client, upstream]) {
+      sockets.add(socket);
+      socket.on('error', () => undefined);
+      socket.on('close', () => {
+        sockets.delete(socket);
+        client.destroy();
+        upstream.destroy();
+      });
+    }
+  });
+  relay.listen(0, '127.0.0.1');
+  await once(relay, 'listening');
+  t.after(() => {
+    for (const socket of sockets) socket.destroy();
+    relay.close();
+  });
+  return (relay.address() as AddressInfo).port;
+}
+
+async function connectionsCounted(front: TestFront, outcome: string): Promise<number> {
+  const metric = await front.metrics.registry.getSingleMetric('tenantgate_connections_total')!.get();
+  return metric.values.find((v) => v.labels.outcome === outcome)?.value ?? 0;
+}
+
+/** The `client` binding of the log lines with this message. */
+function loggedClients(front: TestFront, msg: string): unknown[] {
+  return front.logs.filter((line) => line.msg === msg).map((line) => line.client);
+}
+
+/** The test's next phase answers FATAL XX000 naming the tenant: the sign the client was served. */
+async function assertServedAfter(socket: TLSSocket, front: TestFront): Promise<void> {
+  const received = readUntilClose(socket);
+  socket.write(startupMessage({ user: 'alice' }));
+  assert.equal(errorFields((await received).bytes).message, 'tenant=acme user=alice options=');
+  await until(() => front.clients.length > 0);
+}
+
+test('PROXY required: pg through a load balancer that sends v2 headers is served as the header\'s client', async (t) => {
+  const front = await startTestFront(t, pki, { config: { proxyProtocol: 'required' } });
+  const relayPort = await startRelay(t, front.port, (client) => proxyV2({ address: LB_CLIENT.address, port: client.remotePort ?? 0 }, LB_TARGET));
+  const client = new pg.Client({ host: '127.0.0.1', port: relayPort, user: 'alice', database: 'app', ssl: { ca: pki.ca.certPem, servername: ACME } });
+  client.on('error', () => undefined);
+  t.after(() => client.end().catch(() => undefined));
+  await assert.rejects(client.connect(), { code: 'XX000', message: 'tenant=acme user=alice options=' });
+  const [served] = front.clients;
+  assert.equal(served.clientAddress, LB_CLIENT.address);
+  assert.notEqual(served.clientPort, 0);
+  assert.deepEqual(loggedClients(front, 'client handshake complete'), [`${LB_CLIENT.address}:${served.clientPort}`]);
+});
+
+test('PROXY required: header and SSLRequest in one segment, then TLS; the IPv6 source is the client', async (t) => {
+  const front = await startTestFront(t, pki, { config: { proxyProtocol: 'required' } });
+  const raw = await connectRaw(front.port);
+  raw.write(Buffer.concat([proxyV2({ address: '2001:db8:0:0::7', port: 40000 }, { address: '2001:db8::1', port: 5432 }), serializeSSLRequest()]));
+  assert.equal((await readBytes(raw, 1)).toString(), 'S');
+  const tls = connectTls({ socket: raw, ca: pki.ca.certPem, servername: ACME });
+  await once(tls, 'secureConnect');
+  await assertServedAfter(tls, front);
+  assert.equal(front.clients[0].clientAddress, '2001:db8::7');
+  assert.equal(front.clients[0].clientPort, 40000);
+  assert.deepEqual(loggedClients(front, 'client handshake complete'), ['[2001:db8::7]:40000']);
+});
+
+test('PROXY required: direct TLS (0x16 first) right after the header is served', async (t) => {
+  const front = await startTestFront(t, pki, { config: { proxyProtocol: 'required' } });
+  const raw = await connectRaw(front.port);
+  raw.write(proxyV2(LB_CLIENT, LB_TARGET));
+  const tls = connectTls({ socket: raw, ca: pki.ca.certPem, servername: ACME, ALPNProtocols: ['postgresql'] });
+  await once(tls, 'secureConnect');
+  await assertServedAfter(tls, front);
+  assert.equal(front.clients[0].directTls, true);
+  assert.equal(front.clients[0].clientAddress, LB_CLIENT.address);
+});
+
+test('PROXY required: a header split across TCP segments, byte by byte, then the client', async (t) => {
+  const front = await startTestFront(t, pki, { config: { proxyProtocol: 'required' } });
+  const raw = await connectRaw(front.port);
+  raw.setNoDelay(true);
+  for (const byte of proxyV2(LB_CLIENT, LB_TARGET, [tlv(0xea, Buffer.from('\x01vpce-0123', 'latin1'))])) {
+    raw.write(Buffer.from([byte]));
+    await sleep(1);
+  }
+  await assertServedAfter(await upgradeToTls(raw, { ca: pki.ca.certPem, servername: ACME }), front);
+  assert.equal(front.clients[0].clientAddress, LB_CLIENT.address);
+  assert.equal(front.clients[0].clientPort, LB_CLIENT.port);
+});
+
+test('PROXY required: no header, or a malformed one, is closed without a reply, counted and logged once', async (t) => {
+  const front = await startTestFront(t, pki, { config: { proxyProtocol: 'required' } });
+  const direct = await connectRaw(front.port);
+  const directPort = direct.localPort;
+  const directClosed = readUntilClose(direct);
+  direct.write(serializeSSLRequest());
+  assert.equal((await directClosed).bytes.length, 0);
+
+  const broken = await connectRaw(front.port);
+  const brokenClosed = readUntilClose(broken);
+  broken.write(rawV2(0x21, 0x41, Buffer.alloc(12)));
+  assert.equal((await brokenClosed).bytes.length, 0);
+
+  await until(() => loggedClients(front, 'connection closed: invalid PROXY protocol header').length === 2);
+  const lines = front.logs.filter((line) => line.msg === 'connection closed: invalid PROXY protocol header');
+  assert.equal(lines[0].client, `127.0.0.1:${directPort}`);
+  assert.equal(lines[0].reason, 'the connection did not start with a PROXY protocol header');
+  assert.match(String(lines[1].reason), /address family 0x4/);
+  assert.deepEqual(lines.map((line) => line.level), ['warn', 'warn']);
+  assert.equal(await connectionsCounted(front, 'refused'), 2);
+  assert.equal(front.clients.length, 0);
+});
+
+test('PROXY optional: a direct client is served with its socket address; a v1 header gives its own', async (t) => {
+  const front = await startTestFront(t, pki, { config: { proxyProtocol: 'optional' } });
+  const direct = await connectRaw(front.port);
+  const directPort = direct.localPort;
+  await assertServedAfter(await upgradeToTls(direct, { ca: pki.ca.certPem, servername: ACME }), front);
+  assert.equal(front.clients[0].clientAddress, '127.0.0.1');
+  assert.equal(front.clients[0].clientPort, directPort);
+
+  const proxied = await connectRaw(front.port);
+  proxied.write(proxyV1(LB_CLIENT, LB_TARGET));
+  const tls = await upgradeToTls(proxied, { ca: pki.ca.certPem, servername: ACME });
+  const received = readUntilClose(tls);
+  tls.write(startupMessage({ user: 'bob' }));
+  assert.equal(errorFields((await received).bytes).message, 'tenant=acme user=bob options=');
+  assert.equal(front.clients[1].clientAddress, LB_CLIENT.address);
+
+  // Direct TLS without any header: the first byte 0x16 is not a PROXY header.
+  const directTls = connectTls({ host: '127.0.0.1', port: front.port, ca: pki.ca.certPem, servername: ACME, ALPNProtocols: ['postgresql'] });
+  await once(directTls, 'secureConnect');
+  const third = readUntilClose(directTls);
+  directTls.write(startupMessage({ user: 'carol' }));
+  assert.equal(errorFields((await third).bytes).message, 'tenant=acme user=carol options=');
+  assert.equal(front.clients[2].clientAddress, '127.0.0.1');
+});
+
+test('PROXY: LOCAL (a health check) keeps the socket address; a CancelRequest after a header carries the header\'s', async (t) => {
+  const front = await startTestFront(t, pki, { config: { proxyProtocol: 'required' } });
+  const local = await connectRaw(front.port);
+  local.write(localV2());
+  await assertServedAfter(await upgradeToTls(local, { ca: pki.ca.certPem, servername: ACME }), front);
+  assert.equal(front.clients[0].clientAddress, '127.0.0.1');
+
+  const cancel = await connectRaw(front.port);
+  cancel.write(Buffer.concat([proxyV2(LB_CLIENT, LB_TARGET), serializeCancelRequest(7, Buffer.alloc(4, 9))]));
+  const request = await front.nextCancel();
+  assert.equal(request.processId, 7);
+  assert.equal(request.clientAddress, LB_CLIENT.address);
+  assert.equal(request.clientPort, LB_CLIENT.port);
+});
+
+test('PROXY: the header must come within the handshake timeout, which also bounds the handshake after it', async (t) => {
+  const front = await startTestFront(t, pki, { config: { proxyProtocol: 'required', handshakeTimeoutMs: 300 } });
+  const silent = await connectRaw(front.port);
+  assert.equal((await readUntilClose(silent)).bytes.length, 0);
+  const headerOnly = await connectRaw(front.port);
+  headerOnly.write(proxyV2(LB_CLIENT, LB_TARGET));
+  assert.equal((await readUntilClose(headerOnly)).bytes.length, 0);
+  await until(() => front.listener.pendingHandshakes === 0);
+  assert.equal(await connectionsCounted(front, 'timeout'), 2);
+  assert.equal(front.logs.filter((line) => line.msg === 'connection closed: no PROXY protocol header in time').length, 1);
+});
+
+test('PROXY off: a header is not read; the handshake sees bytes that are not Postgres and closes', async (t) => {
+  const front = await startTestFront(t, pki);
+  const raw = await connectRaw(front.port);
+  const closed = readUntilClose(raw);
+  raw.write(Buffer.concat([proxyV2(LB_CLIENT, LB_TARGET), serializeSSLRequest()]));
+  assert.equal((await closed).bytes.length, 0);
+  assert.equal(front.clients.length, 0);
 });

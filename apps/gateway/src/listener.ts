@@ -1,7 +1,8 @@
 // The gateway's Postgres port: accepts TCP connections, runs the client handshake on each, and
 // hands clients that named a tenant (or sent a CancelRequest) to the next phase. It bounds the
 // number of connections still in the handshake, so a flood of idle or slow clients costs a
-// refusal each, not a TLS handshake each. PROXY protocol is not read here yet.
+// refusal each, not a TLS handshake each. Behind a load balancer, each connection may start with
+// a PROXY protocol header (GATEWAY_PROXY_PROTOCOL): its source becomes the client's address.
 import { once } from 'node:events';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import {
@@ -12,9 +13,17 @@ import {
   type HandshakeOptions,
   type HandshakeResult,
 } from './client-handshake.ts';
-import type { GatewayConfig, ListenAddress } from './config.ts';
+import type { GatewayConfig, ListenAddress, ProxyProtocolMode } from './config.ts';
 import { connectionLogger, type Logger } from './logger.ts';
 import { ConnectionOutcome, type GatewayMetrics } from './metrics.ts';
+import {
+  ProxyHeaderError,
+  ProxyHeaderFailure,
+  readProxyHeader,
+  type Endpoint,
+  type ProxyHeader,
+  type ProxyHeaderMode,
+} from './proxy-protocol.ts';
 import { Refusal, SqlState, sendRefusal } from './refusal.ts';
 import { TenantIdentifier } from './tenant-id.ts';
 import type { TlsContexts } from './tls-contexts.ts';
@@ -22,13 +31,16 @@ import type { TlsContexts } from './tls-contexts.ts';
 export type ListenerConfig = Pick<
   GatewayConfig,
   'listen' | 'sniSuffixes' | 'allowPlaintext' | 'handshakeTimeoutMs' | 'maxPendingConnections'
->;
+> & {
+  /** PROXY protocol header before the client's bytes; `off` when absent. */
+  readonly proxyProtocol?: ProxyProtocolMode;
+};
 
 /** One accepted connection, for the phases after the handshake. */
 export interface Connection {
   /** Unique within the process; the `conn` of every log line about it. */
   readonly id: number;
-  /** Carries `conn`, `client`, and `tenant` once known. */
+  /** Carries `conn`, `client` (the PROXY header's source when there is one), and `tenant` once known. */
   readonly log: Logger;
   /** `process.hrtime.bigint()` at accept: the start of the `total` phase. */
   readonly acceptedAt: bigint;
@@ -83,7 +95,8 @@ export async function startListener(options: ListenerOptions): Promise<Listener>
   await listen(server, config.listen, options.reusePort);
   server.on('error', (err) => logger.error({ err }, 'listener error'));
   const { address, port } = server.address() as AddressInfo;
-  logger.info({ address, port, tls: contexts !== undefined }, 'listening for Postgres clients');
+  const proxyProtocol = config.proxyProtocol ?? 'off';
+  logger.info({ address, port, tls: contexts !== undefined, proxyProtocol }, 'listening for Postgres clients');
   let closing: Promise<void> | undefined;
   return {
     address: { host: address, port },
@@ -115,24 +128,109 @@ function accept(socket: Socket, options: ListenerOptions, handshakeOptions: Hand
     socket.destroy();
     return;
   }
-  const id = ++lastConnectionId;
-  const connection: Connection = {
-    id,
-    log: connectionLogger(options.logger, { conn: id, client: formatAddress(socket.remoteAddress, socket.remotePort) }),
-    acceptedAt: process.hrtime.bigint(),
-  };
+  const peer = { address: socket.remoteAddress, port: socket.remotePort ?? 0 };
+  const connection = newConnection(options.logger, ++lastConnectionId, peer, process.hrtime.bigint());
   if (pending.size >= options.config.maxPendingConnections) return refuseOverload(socket, options, connection);
-  const settled = performHandshake(socket, handshakeOptions).then(
+  const release = () => pending.delete(socket);
+  const mode = options.config.proxyProtocol ?? 'off';
+  // With PROXY protocol off nothing is added to a connection's path: no header read, no timer.
+  const settled =
+    mode === 'off'
+      ? handshake(socket, handshakeOptions, options, connection, release)
+      : handshakeBehindProxy(socket, mode, handshakeOptions, options, connection, release);
+  pending.set(socket, settled);
+}
+
+function newConnection(logger: Logger, id: number, client: Endpoint, acceptedAt: bigint): Connection {
+  return { id, log: connectionLogger(logger, { conn: id, client: formatAddress(client.address, client.port) }), acceptedAt };
+}
+
+/** The handshake, then the next phase or the one log line of its failure. `client` overrides the socket's address. */
+function handshake(
+  socket: Socket,
+  handshakeOptions: HandshakeOptions,
+  options: ListenerOptions,
+  connection: Connection,
+  release: () => void,
+  client?: Endpoint,
+): Promise<void> {
+  return performHandshake(socket, handshakeOptions).then(
     (result) => {
-      pending.delete(socket);
-      dispatch(result, options, connection);
+      release();
+      dispatch(client === undefined ? result : { ...result, clientAddress: client.address, clientPort: client.port }, options, connection);
     },
     (error: unknown) => {
-      pending.delete(socket);
+      release();
       reportFailure(error, options.metrics, connection.log);
     },
   );
-  pending.set(socket, settled);
+}
+
+/**
+ * The PROXY header first, then the handshake on the bytes after it, within one handshake
+ * timeout. From the header on, the connection (its log lines, admission's CIDR check, cancel
+ * rate limits) knows the client by the header's source address.
+ */
+async function handshakeBehindProxy(
+  socket: Socket,
+  mode: ProxyHeaderMode,
+  handshakeOptions: HandshakeOptions,
+  options: ListenerOptions,
+  connection: Connection,
+  release: () => void,
+): Promise<void> {
+  const { handshakeTimeoutMs } = options.config;
+  const startedAt = performance.now();
+  let header: ProxyHeader | undefined;
+  try {
+    header = await readProxyHeader(socket, { mode, timeoutMs: handshakeTimeoutMs });
+  } catch (error) {
+    release();
+    return reportHeaderFailure(error, mode, options.metrics, connection.log);
+  }
+  const client = clientOf(header);
+  const proxied = client === undefined ? connection : newConnection(options.logger, connection.id, client, connection.acceptedAt);
+  if (header !== undefined) {
+    const proxy = formatAddress(socket.remoteAddress ?? '', socket.remotePort);
+    proxied.log.debug({ proxy, header: header.kind, version: header.version }, 'PROXY protocol header');
+  }
+  const timeoutMs = Math.max(1, Math.ceil(handshakeTimeoutMs - (performance.now() - startedAt)));
+  const settled = handshake(socket, { ...handshakeOptions, timeoutMs }, options, proxied, release, client);
+  // The header reader left the socket paused, the bytes after the header unread; the handshake reads them now.
+  socket.resume();
+  await settled;
+}
+
+/**
+ * The client's endpoint from the header. None from LOCAL (the load balancer's own health check),
+ * UNSPEC/UNKNOWN, or a UNIX socket source: no IP to check, so the socket's own address stands.
+ */
+function clientOf(header: ProxyHeader | undefined): Endpoint | undefined {
+  return header?.kind === 'proxy' && header.family !== 'unix' ? header.source : undefined;
+}
+
+const HEADER_FAILURE_OUTCOMES: Readonly<Record<ProxyHeaderFailure, ConnectionOutcome>> = {
+  [ProxyHeaderFailure.Malformed]: ConnectionOutcome.Refused,
+  [ProxyHeaderFailure.Missing]: ConnectionOutcome.Refused,
+  [ProxyHeaderFailure.Timeout]: ConnectionOutcome.Timeout,
+  [ProxyHeaderFailure.Closed]: ConnectionOutcome.ClientClosed,
+};
+
+/** The one log line of a connection closed for its PROXY header (no reply: the peer is the load balancer), and its count. */
+function reportHeaderFailure(error: unknown, mode: ProxyHeaderMode, metrics: GatewayMetrics, log: Logger): void {
+  if (!(error instanceof ProxyHeaderError)) return reportFailure(error, metrics, log);
+  const outcome = HEADER_FAILURE_OUTCOMES[error.failure];
+  metrics.connections.inc({ outcome });
+  const fields = { outcome, reason: error.message, proxyProtocol: mode };
+  switch (error.failure) {
+    case ProxyHeaderFailure.Closed:
+      return log.debug(fields, 'client left before its PROXY protocol header');
+    case ProxyHeaderFailure.Timeout:
+      return log.info(fields, 'connection closed: no PROXY protocol header in time');
+    default:
+      // Often a deployment fault (the load balancer not sending headers, or clients bypassing it): warn.
+      return log.warn(fields, 'connection closed: invalid PROXY protocol header');
+  }
 }
 
 /**

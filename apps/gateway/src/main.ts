@@ -6,7 +6,7 @@
 import cluster from 'node:cluster';
 import { AggregatorRegistry } from 'prom-client';
 import { createGateway, type Gateway } from './app.ts';
-import { startAdminServer, type AdminServer } from './admin.ts';
+import { adminProxyProtocol, startAdminServer, type AdminServer } from './admin.ts';
 import { ConfigError, helpText, loadConfig, type GatewayConfig } from './config.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { createMetrics } from './metrics.ts';
@@ -43,9 +43,6 @@ function configOrExit(): GatewayConfig {
     if (config.tenantSource.kind !== 'file') {
       throw new ConfigError([{ variable: 'GATEWAY_CONTROL_PLANE_URL', message: 'not supported by this version yet; use GATEWAY_TENANTS_FILE' }]);
     }
-    if (config.proxyProtocol !== 'off') {
-      throw new ConfigError([{ variable: 'GATEWAY_PROXY_PROTOCOL', message: 'PROXY protocol is not supported by this version yet; use off' }]);
-    }
     return config;
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
@@ -76,7 +73,7 @@ async function serve(config: GatewayConfig, logger: Logger): Promise<void> {
   let ready = true;
   const admin = config.adminListen === undefined || worker
     ? undefined
-    : await startAdminServer({ listen: config.adminListen, metrics: metrics.registry, readiness: () => ready, logger });
+    : await startAdminServer({ listen: config.adminListen, metrics: metrics.registry, readiness: () => ready, logger, proxyProtocol: adminProxyProtocol(config.proxyProtocol) });
   logger.info({ listen: gateway.address, admin: admin?.address, tenants: tenants.size }, 'gateway listening');
   if (worker) process.send?.({ type: ClusterMessage.Listening });
   process.on('SIGHUP', () => void reload(config, gateway, tenants, logger));
