@@ -6,3 +6,4 @@ export { createLogger } from './logger.ts';
 export { createMetrics, type GatewayMetrics } from './metrics.ts';
 export { TenantsFileSource, loadTenantsFile } from './tenants-file.ts';
 export type { TenantSource, TenantLookup } from './tenant-source.ts';
+export { ControlPlaneSource, type ControlPlaneSourceOptions } from './control-plane-source.ts';

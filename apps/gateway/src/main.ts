@@ -13,6 +13,9 @@ import { createMetrics } from './metrics.ts';
 import { readPem } from './secrets.ts';
 import type { CertificateInput } from './tls-contexts.ts';
 import { TenantsFileSource } from './tenants-file.ts';
+import { ControlPlaneSource } from './control-plane-source.ts';
+import type { TenantSource } from './tenant-source.ts';
+import type { GatewayMetrics } from './metrics.ts';
 import type { BackendTlsDefaults } from './backend-tls.ts';
 import { ClusterCancelKeyStore, ClusterMessage, type WorkerChannel } from './cluster-cancel-store.ts';
 import { runPrimary } from './cluster.ts';
@@ -40,9 +43,6 @@ function configOrExit(): GatewayConfig {
     if (config.workers > 1 && config.listen.port === 0) {
       throw new ConfigError([{ variable: 'GATEWAY_LISTEN', message: 'workers share one port: give a port other than 0 when GATEWAY_WORKERS > 1' }]);
     }
-    if (config.tenantSource.kind !== 'file') {
-      throw new ConfigError([{ variable: 'GATEWAY_CONTROL_PLANE_URL', message: 'not supported by this version yet; use GATEWAY_TENANTS_FILE' }]);
-    }
     return config;
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
@@ -59,8 +59,7 @@ async function serve(config: GatewayConfig, logger: Logger): Promise<void> {
     new AggregatorRegistry();
     AggregatorRegistry.setRegistries(metrics.registry);
   }
-  const tenantsPath = (config.tenantSource as { path: string }).path;
-  const tenants = await TenantsFileSource.open(tenantsPath);
+  const tenants = await openTenantSource(config, metrics, logger);
   const gateway = await createGateway({
     settings: config,
     certificates: await readCertificates(config),
@@ -74,7 +73,8 @@ async function serve(config: GatewayConfig, logger: Logger): Promise<void> {
   const admin = config.adminListen === undefined || worker
     ? undefined
     : await startAdminServer({ listen: config.adminListen, metrics: metrics.registry, readiness: () => ready, logger, proxyProtocol: adminProxyProtocol(config.proxyProtocol) });
-  logger.info({ listen: gateway.address, admin: admin?.address, tenants: tenants.size }, 'gateway listening');
+  const directory = tenants instanceof TenantsFileSource ? { tenants: tenants.size } : { controlPlane: config.tenantSource.kind, redis: config.redisUrl !== undefined };
+  logger.info({ listen: gateway.address, admin: admin?.address, ...directory }, 'gateway listening');
   if (worker) process.send?.({ type: ClusterMessage.Listening });
   process.on('SIGHUP', () => void reload(config, gateway, tenants, logger));
   let stopping = false;
@@ -115,7 +115,20 @@ async function readBackendDefaults(config: GatewayConfig): Promise<Partial<Backe
 }
 
 /** SIGHUP: each part reloads on its own; a failure keeps what was loaded and says why. */
-async function reload(config: GatewayConfig, gateway: Gateway, tenants: TenantsFileSource, logger: Logger): Promise<void> {
+/** The static tenants file, or the control plane behind the resolver (Redis shared when REDIS_URL is set). */
+async function openTenantSource(config: GatewayConfig, metrics: GatewayMetrics, logger: Logger): Promise<TenantSource> {
+  const source = config.tenantSource;
+  if (source.kind === 'file') return TenantsFileSource.open(source.path);
+  return new ControlPlaneSource({
+    controlPlaneUrl: source.url,
+    controlPlaneToken: source.token,
+    ...(config.redisUrl === undefined ? {} : { redisUrl: config.redisUrl }),
+    metrics,
+    logger: logger.child({ component: 'resolver' }),
+  });
+}
+
+async function reload(config: GatewayConfig, gateway: Gateway, tenants: TenantSource, logger: Logger): Promise<void> {
   try {
     gateway.reloadCertificates(await readCertificates(config));
     gateway.reloadSecrets();
@@ -123,6 +136,8 @@ async function reload(config: GatewayConfig, gateway: Gateway, tenants: TenantsF
   } catch (error) {
     logger.error({ err: error }, 'certificate reload failed; the previous certificates stay in use');
   }
+  // The control plane's changes arrive by invalidation; only a file is read again.
+  if (!(tenants instanceof TenantsFileSource)) return;
   const result = await tenants.reload();
   if (result.ok) logger.info({ tenants: result.count }, 'tenants file reloaded');
   else logger.error({ err: result.error }, 'tenants file reload failed; the previous tenants stay in use');

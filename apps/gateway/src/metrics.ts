@@ -54,7 +54,7 @@ export const Phase = {
 } as const;
 export type Phase = (typeof Phase)[keyof typeof Phase];
 
-export const CacheTier = { Memory: 'memory', Redis: 'redis' } as const;
+export const CacheTier = { Memory: 'memory', Redis: 'redis', ControlPlane: 'control_plane' } as const;
 export type CacheTier = (typeof CacheTier)[keyof typeof CacheTier];
 
 export const CacheResult = {

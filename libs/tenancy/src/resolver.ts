@@ -1,0 +1,213 @@
+// The tenant resolver (DESIGN.md data path step 6): memory (short TTL) → Redis (shared by the
+// fleet, longer TTL) → control plane. Concurrent misses for one tenant share one flight through
+// Redis and the control plane. "No such tenant" is cached for a short time. When the control
+// plane fails, the last good route is served while not too old (stale-if-error).
+//
+// Invalidations keep the tiers honest: one drops the tenant from memory and supersedes a flight
+// in progress for it, so a value read before the write is neither kept in memory nor (the floor
+// of route-cache.ts refusing it) in Redis. After the subscriber (re)subscribes, everything in
+// memory is treated as possibly outdated.
+import { TenantDirectoryUnavailableError, TenantResolverClosedError } from './errors.ts';
+import { ControlPlaneClient } from './control-plane-client.ts';
+import { InvalidationSubscriber } from './invalidation.ts';
+import { MemoryTier } from './memory-tier.ts';
+import { CacheResult, CacheTier, createNotifier, type Notifier } from './observer.ts';
+import { RedisTier } from './redis-tier.ts';
+import { resolveOptions, type ResolvedResolverOptions, type TenantResolverOptions } from './resolver-options.ts';
+import { UNKNOWN_TENANT, type RouteAnswer } from './route-answer.ts';
+import type { InvalidationMessage } from './route-cache.ts';
+import { TENANT_ID_PATTERN } from './schema.ts';
+import { SingleFlight, waitOrAbort, type Flight } from './single-flight.ts';
+import type { TenantRoute } from './tenant.ts';
+
+const TENANT_ID = new RegExp(TENANT_ID_PATTERN);
+
+export type TenantResolution =
+  /** `stale`: served from memory past its TTL because Redis and the control plane could not answer. */
+  | { readonly kind: 'found'; readonly route: TenantRoute; readonly stale?: boolean }
+  | { readonly kind: 'unknown' };
+
+export interface TenantResolver {
+  /**
+   * The route of a tenant, or "unknown". Never fails because of Redis. The route is shared and
+   * frozen.
+   * @throws TenantDirectoryUnavailableError when the control plane cannot answer and no stale
+   *   route may stand in; TenantResolverClosedError after close(); the signal's reason when
+   *   `signal` aborts first (which ends this caller's wait, not the shared request).
+   */
+  resolve(tenantId: string, signal?: AbortSignal): Promise<TenantResolution>;
+  /**
+   * Resolves once the Redis connection is ready and the invalidation channel subscribed (at once
+   * without Redis). Resolving does not need it; tests and readiness probes may.
+   */
+  ready(signal?: AbortSignal): Promise<void>;
+  /** Ends requests in flight, closes every connection and timer. resolve() then rejects. */
+  close(): Promise<void>;
+}
+
+/** @throws TenantResolverConfigError for an option that cannot work. */
+export function createTenantResolver(options: TenantResolverOptions): TenantResolver {
+  return new Resolver(resolveOptions(options));
+}
+
+class Resolver implements TenantResolver {
+  readonly #notifier: Notifier;
+  readonly #memory: MemoryTier;
+  readonly #redis: RedisTier | undefined;
+  readonly #subscriber: InvalidationSubscriber | undefined;
+  readonly #controlPlane: ControlPlaneClient;
+  readonly #flights = new SingleFlight<TenantResolution>();
+  #closing: Promise<void> | undefined;
+
+  constructor(options: ResolvedResolverOptions) {
+    const notifier = createNotifier(options.observer);
+    this.#notifier = notifier;
+    this.#memory = new MemoryTier({
+      ttlMs: options.memoryTtlMs,
+      negativeTtlMs: options.negativeTtlMs,
+      staleMaxAgeMs: options.staleMaxAgeMs,
+      maxEntries: options.memoryMaxEntries,
+      now: options.now,
+    });
+    this.#controlPlane = new ControlPlaneClient({
+      url: options.controlPlaneUrl,
+      token: options.controlPlaneToken,
+      requestTimeoutMs: options.requestTimeoutMs,
+      connectTimeoutMs: options.connectTimeoutMs,
+      retries: options.retries,
+      backoff: { baseMs: options.retryBaseDelayMs, maxMs: options.retryMaxDelayMs },
+      connections: options.controlPlaneConnections,
+      keepAliveTimeoutMs: options.keepAliveTimeoutMs,
+      maxResponseBytes: options.maxResponseBytes,
+      notifier,
+    });
+    if (options.redisUrl === undefined) return;
+    const redis = {
+      url: options.redisUrl,
+      commandTimeoutMs: options.redisCommandTimeoutMs,
+      connectTimeoutMs: options.redisConnectTimeoutMs,
+      reconnect: { baseMs: 50, maxMs: options.redisReconnectMaxDelayMs },
+      notifier,
+    };
+    this.#redis = new RedisTier({ ...redis, routeTtlMs: options.redisTtlMs, negativeTtlMs: options.negativeTtlMs });
+    this.#subscriber = new InvalidationSubscriber({
+      ...redis,
+      onInvalidation: (message) => this.#invalidate(message),
+      onSubscribed: () => this.#invalidateAll(),
+    });
+  }
+
+  async resolve(tenantId: string, signal?: AbortSignal): Promise<TenantResolution> {
+    signal?.throwIfAborted();
+    if (this.#closing !== undefined) throw new TenantResolverClosedError();
+    // No tenant has such an id (DESIGN.md step 5), and the control plane would answer 400.
+    if (!TENANT_ID.test(tenantId)) return UNKNOWN_TENANT;
+    const cached = this.#memory.fresh(tenantId);
+    if (cached !== undefined) {
+      this.#notifier.cacheRequest(CacheTier.Memory, hitResult(cached), tenantId);
+      return cached;
+    }
+    this.#notifier.cacheRequest(CacheTier.Memory, CacheResult.Miss, tenantId);
+    return this.#flights.run(tenantId, (flight) => this.#fill(tenantId, flight), signal);
+  }
+
+  async ready(signal?: AbortSignal): Promise<void> {
+    if (this.#closing !== undefined) throw new TenantResolverClosedError();
+    const all = Promise.all([this.#redis?.ready(), this.#subscriber?.ready()]).then(() => undefined);
+    await (signal === undefined ? all : waitOrAbort(all, signal));
+  }
+
+  close(): Promise<void> {
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  async #close(): Promise<void> {
+    this.#flights.abortAll(new TenantResolverClosedError());
+    await Promise.all([this.#controlPlane.close(), this.#redis?.close(), this.#subscriber?.close()]);
+  }
+
+  /** One flight: Redis, then the control plane, then caching what it said. */
+  async #fill(tenantId: string, flight: Flight): Promise<TenantResolution> {
+    const shared = await this.#readRedis(tenantId);
+    if (shared !== undefined) {
+      if (!flight.superseded) this.#memory.set(tenantId, shared);
+      return shared;
+    }
+    let answer: RouteAnswer;
+    try {
+      flight.signal.throwIfAborted();
+      answer = await this.#controlPlane.fetchRoute(tenantId, flight.signal);
+    } catch (error) {
+      return this.#fallBack(tenantId, error as Error);
+    }
+    this.#notifier.cacheRequest(CacheTier.ControlPlane, hitResult(answer), tenantId);
+    await this.#store(tenantId, answer, flight);
+    return answer;
+  }
+
+  async #readRedis(tenantId: string): Promise<RouteAnswer | undefined> {
+    if (this.#redis === undefined) return undefined;
+    // Down: the outage was reported once when it began; a failed command per resolve adds nothing.
+    if (!this.#redis.isReady) {
+      this.#notifier.cacheRequest(CacheTier.Redis, CacheResult.Error, tenantId);
+      return undefined;
+    }
+    try {
+      const answer = await this.#redis.get(tenantId);
+      this.#notifier.cacheRequest(CacheTier.Redis, answer === undefined ? CacheResult.Miss : hitResult(answer), tenantId);
+      return answer;
+    } catch (error) {
+      if (this.#closing !== undefined) return undefined;
+      this.#notifier.cacheRequest(CacheTier.Redis, CacheResult.Error, tenantId);
+      this.#notifier.redisError({ operation: 'get', tenantId, error: error as Error });
+      return undefined;
+    }
+  }
+
+  /** The control plane failed: a stale route if one may stand in, else the unavailable error. */
+  #fallBack(tenantId: string, error: Error): TenantResolution {
+    if (this.#closing !== undefined) throw new TenantResolverClosedError();
+    this.#notifier.cacheRequest(CacheTier.ControlPlane, CacheResult.Error, tenantId);
+    const stale = this.#memory.stale(tenantId);
+    if (stale === undefined) throw new TenantDirectoryUnavailableError({ cause: error });
+    this.#notifier.cacheRequest(CacheTier.Memory, CacheResult.Stale, tenantId);
+    this.#notifier.staleServed({ tenantId, version: stale.route.version, ageSeconds: stale.ageMs / 1000, error });
+    return { kind: 'found', route: stale.route, stale: true };
+  }
+
+  /**
+   * Caches the control plane's answer, unless an invalidation came while it was on its way. A
+   * route that Redis refuses (the floor is above it: a newer version exists) is not kept in
+   * memory either. An "unknown" is always refused once the tenant has ever existed (version 0
+   * under any floor), which says nothing about its age: memory keeps it.
+   */
+  async #store(tenantId: string, answer: RouteAnswer, flight: Flight): Promise<void> {
+    if (flight.superseded) return;
+    if (this.#redis?.isReady) {
+      try {
+        const stored = await this.#redis.fill(tenantId, answer);
+        if (!stored && answer.kind === 'found') return;
+      } catch (error) {
+        if (this.#closing === undefined) this.#notifier.redisError({ operation: 'fill', tenantId, error: error as Error });
+      }
+    }
+    if (!flight.superseded && this.#closing === undefined) this.#memory.set(tenantId, answer);
+  }
+
+  #invalidate(message: InvalidationMessage): void {
+    this.#memory.delete(message.id);
+    this.#flights.supersede(message.id);
+    this.#notifier.invalidation({ tenantId: message.id, version: message.version });
+  }
+
+  #invalidateAll(): void {
+    this.#memory.expireAll();
+    this.#flights.supersedeAll();
+    this.#notifier.invalidation({ tenantId: null, version: null });
+  }
+}
+
+function hitResult(answer: RouteAnswer): CacheResult {
+  return answer.kind === 'found' ? CacheResult.Hit : CacheResult.NegativeHit;
+}
