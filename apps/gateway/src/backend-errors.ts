@@ -218,13 +218,31 @@ export class BackendStartupError extends BackendError {
    * messages name the connecting host, which is the gateway's internal address: that is masked.
    */
   override toErrorResponse(): Buffer {
+    const mask = (text: string) => this.#renamed(maskHbaHost(text));
     return buildErrorResponse({
       severity: 'FATAL',
       code: this.sqlState,
-      message: maskHbaHost(this.message),
-      ...(this.detail === undefined ? {} : { detail: maskHbaHost(this.detail) }),
-      ...(this.hint === undefined ? {} : { hint: this.hint }),
+      message: mask(this.message),
+      ...(this.detail === undefined ? {} : { detail: mask(this.detail) }),
+      ...(this.hint === undefined ? {} : { hint: mask(this.hint) }),
     });
+  }
+
+  #names: readonly (readonly [backend: string, client: string])[] = [];
+
+  /**
+   * The backend names the rewritten user and database (`user "acme_app"`), which the client was
+   * never told: each quoted backend name is shown as the client's own.
+   */
+  showClientNames(names: readonly (readonly [backend: string, client: string])[]): this {
+    this.#names = names.filter(([backend, client]) => backend !== client && backend !== '');
+    return this;
+  }
+
+  #renamed(text: string): string {
+    let result = text;
+    for (const [backend, client] of this.#names) result = result.replaceAll(`"${backend}"`, `"${client}"`);
+    return result;
   }
 }
 

@@ -66,9 +66,9 @@ const OTHER_VERIFY_CODES = new Set([
   'HOSTNAME_MISMATCH',
 ]);
 
-/** Alerts the server sends about the certificate the client presented (ours). */
+/** Alerts the server sends about the certificate the client presented (ours); OpenSSL 3 names some `SSL/TLS_ALERT_*`. */
 const CLIENT_CERTIFICATE_ALERT =
-  /^ERR_SSL_(?:SSLV3|TLSV1|TLSV13)_ALERT_(?:BAD_CERTIFICATE|UNSUPPORTED_CERTIFICATE|CERTIFICATE_[A-Z_]+|UNKNOWN_CA|ACCESS_DENIED)$/;
+  /^ERR_SSL_(?:SSLV3|TLSV1|TLSV13|SSL\/TLS)_ALERT_(?:BAD_CERTIFICATE|UNSUPPORTED_CERTIFICATE|CERTIFICATE_[A-Z_]+|UNKNOWN_CA|ACCESS_DENIED)$/;
 
 export function errorCode(error: unknown): string | undefined {
   const code = (error as NodeError | undefined)?.code;

@@ -20,7 +20,7 @@ import {
   type BackendSession,
   type OpenedBackend,
 } from './backend-connect.ts';
-import { BackendError } from './backend-errors.ts';
+import { BackendError, BackendStartupError } from './backend-errors.ts';
 import { backendTlsIdentity, type BackendTlsContexts, type BackendTlsDefaults, type TlsSessionCache } from './backend-tls.ts';
 import type { CancelKey, CancelRegistry, CancelTarget } from './cancel-registry.ts';
 import type { ClientStartup } from './client-handshake.ts';
@@ -150,8 +150,11 @@ async function startBackend(
   credentials: Credentials,
 ): Promise<BackendSession> {
   const auth = credentials.backendAuth;
+  const given = client.startup.parameters;
+  let parameters: Map<string, string> | undefined;
   try {
-    const parameters = rewriteStartup({ parameters: client.startup.parameters, tenant, role });
+    parameters = rewriteStartup({ parameters: given, tenant, role });
+    checkRewrittenLength(parameters);
     const opened = await opening;
     observe(ctx, Phase.BackendConnect, opened.timings.connectMs / 1000);
     observe(ctx, Phase.BackendTls, opened.timings.tlsMs / 1000);
@@ -163,6 +166,13 @@ async function startBackend(
     });
   } catch (error) {
     opening.then((opened) => abandonBackend(opened), () => {});
+    if (error instanceof BackendStartupError && parameters !== undefined) {
+      const clientUser = given.get('user') as string;
+      error.showClientNames([
+        [parameters.get('user') ?? '', clientUser],
+        [parameters.get('database') ?? '', given.get('database') ?? clientUser],
+      ]);
+    }
     throw error;
   } finally {
     // The ClientKey logs into any server that holds this secret, the password anywhere: keep
@@ -215,6 +225,21 @@ async function handOver(
   ctx.metrics.connections.inc({ outcome: ConnectionOutcome.Session });
   observe(ctx, Phase.Total, Number(process.hrtime.bigint() - connection.acceptedAt) / 1e9);
   connection.log.info({ user: client.startup.parameters.get('user'), backendAuth: session.authMethod }, 'session started');
+}
+
+/** PostgreSQL's limit on a startup packet, which the backend applies to the rewritten one. */
+const MAX_STARTUP_PACKET_LENGTH = 10_000;
+
+/** The client's packet was within the limit; the tenant's user and database may push it over. */
+function checkRewrittenLength(parameters: ReadonlyMap<string, string>): void {
+  // length, protocol version, each name and value NUL-terminated, the closing NUL
+  let length = 4 + 4 + 1;
+  for (const [name, value] of parameters) length += Buffer.byteLength(name) + Buffer.byteLength(value) + 2;
+  if (length > MAX_STARTUP_PACKET_LENGTH) {
+    throw new Refusal('08P01', 'invalid length of startup packet once the gateway adds the tenant\'s user and database', {
+      hint: 'Send fewer or shorter startup parameters (options, application_name).',
+    });
+  }
 }
 
 /** AuthenticationOk, the backend's notices and ParameterStatus, our BackendKeyData, ReadyForQuery. */
