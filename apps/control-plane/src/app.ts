@@ -1,1 +1,105 @@
-export {};
+// The control plane as a Fastify app, built with everything it needs injected: the database,
+// an optional Redis client, the token lists and the logger. Tests build it directly; main.ts
+// builds it from the environment and listens. The caller owns the database and Redis client
+// and closes them after `app.close()`.
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import type { Redis } from 'ioredis';
+import type { Database } from './db/database.ts';
+import authPlugin from './plugins/auth.ts';
+import docsPlugin from './plugins/docs.ts';
+import errorsPlugin from './plugins/errors.ts';
+import invalidationPlugin from './plugins/invalidation.ts';
+import metricsPlugin from './plugins/metrics.ts';
+import schemasPlugin from './plugins/schemas.ts';
+import storePlugin from './plugins/store.ts';
+import healthRoutes from './routes/health.ts';
+import routeRoutes from './routes/routes.ts';
+import tenantRoutes from './routes/tenants.ts';
+
+export type { Database, DatabaseKind, Queryable } from './db/database.ts';
+export { createPostgresDatabase, type PostgresDatabaseOptions } from './db/postgres.ts';
+export { openPgliteDatabase } from './db/pglite.ts';
+export { migrate, MIGRATIONS, type Migration, type MigrationResult } from './db/migrations.ts';
+export { createRedisClient, type RedisClientOptions } from './redis.ts';
+export { ErrorCode } from './errors.ts';
+export { MetricName } from './metrics.ts';
+export { SCRAM_ITERATIONS } from './passwords.ts';
+
+/** Request bodies larger than this get 413. */
+export const DEFAULT_BODY_LIMIT = 1024 * 1024;
+
+/** Fields of log lines that may hold credentials. */
+export const REDACT_PATHS: readonly string[] = [
+  'req.headers.authorization',
+  'headers.authorization',
+  'password',
+  '*.password',
+  'scramSecret',
+  '*.scramSecret',
+];
+
+export interface BuildAppOptions {
+  readonly database: Database;
+  /** Invalidations are published here; absent: nothing is published (no outbox rows kept). */
+  readonly redis?: Redis;
+  /** At least one. */
+  readonly adminTokens: readonly string[];
+  readonly gatewayTokens?: readonly string[];
+  /** pino options (or false, the default, for none); ignored when loggerInstance is given. */
+  readonly logger?: boolean | FastifyLoggerOptions;
+  readonly loggerInstance?: FastifyBaseLogger;
+  readonly bodyLimit?: number;
+  /** Apply pending migrations when the app starts; default true. */
+  readonly migrate?: boolean;
+  /** Retry and poll timing of the invalidation publisher (defaults: 100 ms to 5 s, poll 5 s). */
+  readonly invalidation?: {
+    readonly minRetryDelayMs?: number;
+    readonly maxRetryDelayMs?: number;
+    readonly pollIntervalMs?: number;
+  };
+}
+
+type FastifyLoggerOptions = Exclude<FastifyServerOptions['logger'], boolean | undefined | FastifyBaseLogger>;
+
+const JSON_TYPES = ['application/json', 'application/merge-patch+json'];
+
+export function buildApp(options: BuildAppOptions): FastifyInstance {
+  if (options.adminTokens.length === 0) throw new TypeError('buildApp: at least one admin token is required');
+  const bodyLimit = options.bodyLimit ?? DEFAULT_BODY_LIMIT;
+  const app = Fastify({
+    ...loggerOf(options),
+    bodyLimit,
+    // Fastify's own 503 while closing has another body shape; /readyz says "closing" instead, and
+    // requests on open connections are still served while the app drains.
+    return503OnClosing: false,
+    // Bodies are taken as sent: no type coercion, no silently dropped unknown fields.
+    ajv: { customOptions: { coerceTypes: false, removeAdditional: false } },
+  }) as unknown as FastifyInstance;
+
+  // JSON only (415 for anything else, text/plain included).
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser(JSON_TYPES, { parseAs: 'string' }, app.getDefaultJsonParser('error', 'error'));
+
+  void app.register(errorsPlugin, { bodyLimit });
+  void app.register(schemasPlugin);
+  void app.register(docsPlugin);
+  void app.register(storePlugin, {
+    database: options.database,
+    outbox: options.redis !== undefined,
+    migrate: options.migrate,
+  });
+  void app.register(authPlugin, { adminTokens: options.adminTokens, gatewayTokens: options.gatewayTokens ?? [] });
+  void app.register(metricsPlugin);
+  void app.register(invalidationPlugin, { redis: options.redis, ...options.invalidation });
+  void app.register(healthRoutes);
+  void app.register(tenantRoutes);
+  void app.register(routeRoutes);
+  return app;
+}
+
+function loggerOf(options: BuildAppOptions): Pick<FastifyServerOptions, 'logger' | 'loggerInstance'> {
+  if (options.loggerInstance !== undefined) return { loggerInstance: options.loggerInstance };
+  const { logger = false } = options;
+  if (typeof logger === 'boolean') return { logger: logger && { redact: [...REDACT_PATHS] } };
+  return { logger: { redact: [...REDACT_PATHS], ...logger } };
+}

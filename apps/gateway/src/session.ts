@@ -58,7 +58,6 @@ export async function serveClient(client: ClientStartup, connection: Connection,
   const aborted = new AbortController();
   socket.on('error', (error) => aborted.abort(error));
   socket.once('close', () => aborted.abort(new Error('the client closed the connection')));
-  connection.log.setBindings({ tenant: client.tenantId });
   try {
     await run(client, connection, ctx, AbortSignal.any([aborted.signal, ctx.shutdown]));
   } catch (error) {

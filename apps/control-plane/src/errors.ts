@@ -1,0 +1,148 @@
+// The control plane's error table: every error a client sees has a stable TG_ERR_* code, an
+// HTTP status and one JSON body shape, `{ code, message, details }`. Errors thrown by Fastify
+// itself (body parsing, schema validation) and by libs/tenancy are translated here, in one
+// place, so no response ever carries another shape, a stack trace or an internal message.
+import createError from '@fastify/error';
+import { TenantValidationError, type ValidationIssue } from '@tenantgate/tenancy';
+
+export const ErrorCode = {
+  Validation: 'TG_ERR_VALIDATION',
+  MalformedBody: 'TG_ERR_MALFORMED_BODY',
+  BadRequest: 'TG_ERR_BAD_REQUEST',
+  Unauthorized: 'TG_ERR_UNAUTHORIZED',
+  Forbidden: 'TG_ERR_FORBIDDEN',
+  NotFound: 'TG_ERR_NOT_FOUND',
+  TenantExists: 'TG_ERR_TENANT_EXISTS',
+  VersionConflict: 'TG_ERR_VERSION_CONFLICT',
+  BodyTooLarge: 'TG_ERR_BODY_TOO_LARGE',
+  UnsupportedMediaType: 'TG_ERR_UNSUPPORTED_MEDIA_TYPE',
+  NotReady: 'TG_ERR_NOT_READY',
+  Internal: 'TG_ERR_INTERNAL',
+} as const;
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+export const ValidationError = createError(ErrorCode.Validation, 'invalid %s: %s', 400);
+export const MalformedBodyError = createError(ErrorCode.MalformedBody, 'the request body is not valid JSON', 400);
+export const BadRequestError = createError(ErrorCode.BadRequest, 'bad request: %s', 400);
+export const UnauthorizedError = createError(
+  ErrorCode.Unauthorized,
+  'a valid token is required: send "Authorization: Bearer <token>"',
+  401,
+);
+export const ForbiddenError = createError(ErrorCode.Forbidden, 'this token may only read routes (GET /v1/routes/:id)', 403);
+export const NotFoundError = createError(ErrorCode.NotFound, '%s', 404);
+export const TenantExistsError = createError(ErrorCode.TenantExists, 'tenant "%s" already exists', 409);
+export const VersionConflictError = createError(
+  ErrorCode.VersionConflict,
+  'tenant "%s" is at version %s, not the version %s given in If-Match',
+  409,
+);
+export const BodyTooLargeError = createError(ErrorCode.BodyTooLarge, 'the request body is larger than %s bytes', 413);
+export const UnsupportedMediaTypeError = createError(
+  ErrorCode.UnsupportedMediaType,
+  'the request body must be JSON (Content-Type: application/json)',
+  415,
+);
+export const NotReadyError = createError(ErrorCode.NotReady, 'not ready: %s', 503);
+export const InternalError = createError(ErrorCode.Internal, 'internal error', 500);
+
+/** Where a request's failing field is: the JSON pointer of each issue is relative to it. */
+export type RequestPart = 'body' | 'params' | 'querystring' | 'headers';
+
+export interface ErrorBody {
+  code: string;
+  message: string;
+  details: Record<string, unknown>;
+}
+
+export interface ErrorReply {
+  statusCode: number;
+  body: ErrorBody;
+  /** A fault of the control plane (5xx): log it with its stack; never show it to the client. */
+  internal: boolean;
+}
+
+/** One of our own errors, with what goes into `details`. */
+export function withDetails<E extends Error>(error: E, details: Record<string, unknown>): E {
+  return Object.assign(error, { details });
+}
+
+export function notFound(what: string): Error {
+  return new NotFoundError(what);
+}
+
+export function validationError(part: RequestPart, issues: readonly ValidationIssue[]): Error {
+  const summary = issues.map((i) => `${i.path || '/'} ${i.message}`).join('; ');
+  return withDetails(new ValidationError(part, summary), { in: part, issues });
+}
+
+const OWN_CODES = new Set<string>(Object.values(ErrorCode));
+
+/** Translates anything a handler, a hook or Fastify threw into the reply the client gets. */
+export function toErrorReply(error: unknown, bodyLimit: number): ErrorReply {
+  const translated = translate(error, bodyLimit);
+  const { code, message, statusCode } = translated as Error & { code: string; statusCode: number };
+  const details = (translated as { details?: Record<string, unknown> }).details ?? {};
+  return { statusCode, body: { code, message, details }, internal: statusCode >= 500 };
+}
+
+function translate(error: unknown, bodyLimit: number): Error {
+  if (error instanceof TenantValidationError) return validationError('body', error.issues);
+  if (!(error instanceof Error)) return new InternalError();
+  const { code, statusCode } = error as { code?: string; statusCode?: number };
+  if (code !== undefined && OWN_CODES.has(code) && statusCode !== undefined) return error;
+  const validation = (error as { validation?: unknown }).validation;
+  if (Array.isArray(validation)) {
+    const part = ((error as { validationContext?: RequestPart }).validationContext ?? 'body') as RequestPart;
+    return validationError(part, ajvIssues(validation));
+  }
+  switch (code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return withDetails(new BodyTooLargeError(bodyLimit), { limit: bodyLimit });
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return new UnsupportedMediaTypeError();
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return new MalformedBodyError();
+  }
+  // Fastify's JSON parser reports bad JSON as a SyntaxError, prototype poisoning with a 400.
+  if (error instanceof SyntaxError && statusCode === 400) return new MalformedBodyError();
+  if (statusCode !== undefined && statusCode >= 400 && statusCode < 500) return new BadRequestError(error.message);
+  return new InternalError();
+}
+
+/** The subset of an Ajv error object Fastify reports in `error.validation`. */
+interface AjvIssue {
+  keyword: string;
+  instancePath: string;
+  params: Record<string, unknown>;
+  message?: string;
+}
+
+/**
+ * Ajv errors as issues. The branches of a failed oneOf each report why they failed ("password
+ * is required", "scramSecret is required"); the oneOf issue itself says it better, alone.
+ */
+export function ajvIssues(errors: readonly unknown[]): ValidationIssue[] {
+  const branch = /\/oneOf\/\d+\//;
+  const kept = errors.filter((e) => !branch.test((e as { schemaPath?: string }).schemaPath ?? ''));
+  return kept.map(ajvIssue);
+}
+
+/** An Ajv error as a JSON pointer to the failing field and a message about it. */
+export function ajvIssue(raw: unknown): ValidationIssue {
+  const e = raw as AjvIssue;
+  switch (e.keyword) {
+    case 'required':
+      return { path: `${e.instancePath}/${String(e.params.missingProperty)}`, message: 'is required' };
+    case 'additionalProperties':
+      return { path: `${e.instancePath}/${String(e.params.additionalProperty)}`, message: 'is not a known field' };
+    // The one oneOf of the API schemas: a role's password or SCRAM secret.
+    case 'oneOf':
+      return { path: e.instancePath, message: 'give exactly one of "password" and "scramSecret"' };
+    case 'enum':
+      return { path: e.instancePath, message: `must be one of ${(e.params.allowedValues as unknown[]).join(', ')}` };
+    default:
+      return { path: e.instancePath, message: e.message ?? 'is invalid' };
+  }
+}

@@ -1,0 +1,132 @@
+// Delivers every committed tenant write to Redis, the cache the gateways share: for each outbox
+// row, in one MULTI, raise the tenant's floor key to the new version, delete its cached route and
+// publish the invalidation. Rows leave the outbox only once Redis took them, so while Redis is
+// down nothing is lost: the publisher backs off and retries, and drains the backlog in order
+// when Redis is back. A slow poll also picks up rows another control plane left behind.
+import type { Redis } from 'ioredis';
+import type { FastifyBaseLogger } from 'fastify';
+import { encodeInvalidation, INVALIDATION_CHANNEL, routeFloorKey, routeKey } from '@tenantgate/tenancy';
+import type { PendingInvalidation, TenantStore } from './store.ts';
+
+export interface InvalidationPublisherOptions {
+  readonly store: TenantStore;
+  readonly redis: Redis;
+  readonly logger: FastifyBaseLogger;
+  /** Called with how many invalidations reached Redis. */
+  readonly onPublished?: (count: number) => void;
+  /** Called on every failed attempt. */
+  readonly onFailure?: () => void;
+  /** First retry delay after a failure; doubles up to maxRetryDelayMs. Default 100 ms. */
+  readonly minRetryDelayMs?: number;
+  /** Default 5000 ms. */
+  readonly maxRetryDelayMs?: number;
+  /** How often the outbox is looked at without a write to kick it. Default 5000 ms. */
+  readonly pollIntervalMs?: number;
+}
+
+const BATCH_SIZE = 100;
+
+export class InvalidationPublisher {
+  readonly #options: InvalidationPublisherOptions;
+  readonly #onReady = () => this.#retryNow();
+  readonly #onError = (error: Error) => this.#options.logger.debug({ err: error }, 'redis connection error');
+  #draining: Promise<void> | undefined;
+  #again = false;
+  #failures = 0;
+  #retryTimer: NodeJS.Timeout | undefined;
+  #pollTimer: NodeJS.Timeout | undefined;
+  #closed = false;
+
+  constructor(options: InvalidationPublisherOptions) {
+    this.#options = options;
+  }
+
+  /** Starts listening to the connection and drains what an earlier run left in the outbox. */
+  start(): void {
+    const { redis, pollIntervalMs = 5000 } = this.#options;
+    redis.on('ready', this.#onReady);
+    redis.on('error', this.#onError);
+    this.#pollTimer = setInterval(() => this.kick(), pollIntervalMs).unref();
+    this.kick();
+  }
+
+  /** Whether the last attempt to reach Redis succeeded (and no retry is pending). */
+  get delivering(): boolean {
+    return this.#failures === 0;
+  }
+
+  /** Something was committed: drain the outbox now (or after the pending retry). */
+  kick(): void {
+    if (this.#closed) return;
+    if (this.#draining !== undefined) {
+      this.#again = true;
+      return;
+    }
+    if (this.#retryTimer !== undefined) return;
+    this.#draining = this.#drain().finally(() => {
+      this.#draining = undefined;
+      if (this.#again) this.kick();
+    });
+  }
+
+  /** Stops retrying and waits for a drain in progress; rows left stay in the outbox. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    clearTimeout(this.#retryTimer);
+    clearInterval(this.#pollTimer);
+    this.#options.redis.off('ready', this.#onReady);
+    this.#options.redis.off('error', this.#onError);
+    await this.#draining;
+  }
+
+  async #drain(): Promise<void> {
+    for (;;) {
+      this.#again = false;
+      const result = await this.#options.store
+        .drainInvalidations(BATCH_SIZE, (invalidation) => this.#publish(invalidation))
+        .catch((error: unknown) => ({ published: 0, error }));
+      // Another control plane is draining; the poll looks again later.
+      if (result === 'busy') return;
+      if (result.published > 0) this.#options.onPublished?.(result.published);
+      if ('error' in result) return this.#failed(result.error);
+      if (this.#failures > 0) this.#options.logger.info({ failedAttempts: this.#failures }, 'invalidations are reaching redis again');
+      this.#failures = 0;
+      if (result.published < BATCH_SIZE && !this.#again) return;
+    }
+  }
+
+  async #publish({ id, version, floor }: PendingInvalidation): Promise<void> {
+    const results = await this.#options.redis
+      .multi()
+      .set(routeFloorKey(id), String(floor))
+      .del(routeKey(id))
+      .publish(INVALIDATION_CHANNEL, encodeInvalidation({ id, version }))
+      .exec();
+    if (results === null) throw new Error('the redis transaction was aborted');
+    for (const [error] of results) if (error !== null) throw error;
+  }
+
+  #failed(error: unknown): void {
+    this.#failures += 1;
+    this.#options.onFailure?.();
+    const { logger, minRetryDelayMs = 100, maxRetryDelayMs = 5000 } = this.#options;
+    // Said once per outage; the retries that follow are debug noise.
+    if (this.#failures === 1) logger.warn({ err: error }, 'cannot publish invalidations; they wait in the outbox and are retried');
+    else logger.debug({ err: error, failedAttempts: this.#failures }, 'invalidation retry failed');
+    const backoff = Math.min(maxRetryDelayMs, minRetryDelayMs * 2 ** Math.min(this.#failures - 1, 16));
+    const delay = backoff / 2 + Math.random() * (backoff / 2);
+    if (this.#closed) return;
+    this.#retryTimer = setTimeout(() => {
+      this.#retryTimer = undefined;
+      this.kick();
+    }, delay).unref();
+  }
+
+  /** Redis is (back) up: retry at once instead of waiting out the backoff. */
+  #retryNow(): void {
+    if (this.#retryTimer === undefined) return;
+    clearTimeout(this.#retryTimer);
+    this.#retryTimer = undefined;
+    this.kick();
+  }
+}

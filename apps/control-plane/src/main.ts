@@ -1,0 +1,117 @@
+// The control plane process: configuration from the environment, the store (PostgreSQL or an
+// embedded PGlite) and Redis opened, the app built and listening. SIGTERM/SIGINT close it
+// gracefully: start-up (a PGlite initdb, migrations) is let finish, in-flight requests finish,
+// then Redis and the store close, and the process exits 0.
+import { pino, type Logger } from 'pino';
+import type { FastifyInstance } from 'fastify';
+import type { Redis } from 'ioredis';
+import { buildApp, REDACT_PATHS } from './app.ts';
+import { ConfigError, helpText, loadConfig, type ControlPlaneConfig } from './config.ts';
+import type { Database } from './db/database.ts';
+import { createPostgresDatabase } from './db/postgres.ts';
+import { openPgliteDatabase } from './db/pglite.ts';
+import { createRedisClient } from './redis.ts';
+
+/** Exit status of a configuration error (as the gateway's). */
+const EXIT_CONFIG = 2;
+
+/** What start-up opened, closed in reverse on the way out. */
+interface Resources {
+  database?: Database;
+  redis?: Redis;
+  app?: FastifyInstance;
+}
+
+async function main(): Promise<void> {
+  if (process.argv.includes('--help') || process.argv.includes('-h')) {
+    process.stdout.write(`${helpText()}\n`);
+    return;
+  }
+  const config = await configOrReport();
+  if (config === undefined) {
+    process.exitCode = EXIT_CONFIG;
+    return;
+  }
+  const logger = pino({ level: config.logLevel, redact: [...REDACT_PATHS] });
+  const resources: Resources = {};
+  // Handlers first: a signal that came before them would kill the process mid-start (a PGlite
+  // initdb, a migration) instead of letting it finish and close.
+  let closing: Promise<void> | undefined;
+  const stop = (signal: string) => {
+    closing ??= shutdown(signal, started, resources, logger);
+  };
+  process.once('SIGTERM', () => stop('SIGTERM'));
+  process.once('SIGINT', () => stop('SIGINT'));
+  const started = start(config, logger, resources);
+  try {
+    await started;
+  } catch (error) {
+    logger.fatal({ err: error }, 'the control plane could not start');
+    await close(resources).catch((cause: unknown) => logger.error({ err: cause }, 'closing after the failed start failed'));
+    logger.flush();
+    process.exitCode = 1;
+  }
+}
+
+/** The configuration, or undefined after one line per bad variable on stderr. */
+async function configOrReport(): Promise<ControlPlaneConfig | undefined> {
+  try {
+    return await loadConfig(process.env);
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    const lines = error.issues.map((i) => `tenantgate control-plane: ${i.variable}: ${i.message} (see --help)`);
+    process.stderr.write(`${lines.join('\n')}\n`);
+    return undefined;
+  }
+}
+
+async function start(config: ControlPlaneConfig, logger: Logger, resources: Resources): Promise<void> {
+  resources.database = await openDatabase(config, logger);
+  resources.redis = config.redisUrl === undefined ? undefined : createRedisClient(config.redisUrl);
+  resources.app = buildApp({
+    database: resources.database,
+    redis: resources.redis,
+    adminTokens: config.adminTokens,
+    gatewayTokens: config.gatewayTokens,
+    loggerInstance: logger,
+  });
+  await resources.app.listen({ host: config.listen.host, port: config.listen.port });
+  logger.info({ store: config.store.kind, redis: resources.redis !== undefined, address: resources.app.addresses() }, 'control plane ready');
+}
+
+async function openDatabase(config: ControlPlaneConfig, logger: Logger): Promise<Database> {
+  if (config.store.kind === 'postgres') {
+    return createPostgresDatabase({
+      connectionString: config.store.url,
+      onError: (error) => logger.warn({ err: error }, 'a pooled database connection failed'),
+    });
+  }
+  logger.info({ dataDir: config.store.dataDir }, 'using the embedded PGlite store');
+  return openPgliteDatabase(config.store.dataDir);
+}
+
+async function shutdown(signal: string, started: Promise<void>, resources: Resources, logger: Logger): Promise<void> {
+  logger.info({ signal }, 'closing');
+  // A failed start is reported (and cleaned up) by main.
+  if (!(await started.then(() => true, () => false))) return;
+  try {
+    await close(resources);
+    logger.info('stopped');
+  } catch (error) {
+    logger.error({ err: error }, 'closing failed');
+    process.exitCode = 1;
+  }
+  logger.flush();
+}
+
+/** The app first (it stops taking requests and stops the publisher), then what it used. */
+async function close({ app, redis, database }: Resources): Promise<void> {
+  try {
+    await app?.close();
+  } finally {
+    redis?.disconnect();
+    await database?.close();
+  }
+}
+
+await main();

@@ -1,0 +1,30 @@
+// GET /v1/routes/:id: the routing view gateways fetch on a cache miss, role secrets included.
+// Gateway and admin tokens may read it.
+import type { FastifyPluginAsync } from 'fastify';
+import { etagOf } from '../etag.ts';
+import { notFound } from '../errors.ts';
+import { errorResponses, ref, SchemaId, tenantIdParams } from '../schemas.ts';
+import { routeView } from '../views.ts';
+
+const routes: FastifyPluginAsync = async (app) => {
+  app.get<{ Params: { id: string } }>(
+    '/v1/routes/:id',
+    {
+      config: { auth: 'gateway' },
+      schema: {
+        tags: ['routes'],
+        summary: 'The routing view of a tenant, with role secrets and version',
+        params: tenantIdParams,
+        response: { 200: ref(SchemaId.TenantRoute), ...errorResponses(400, 401, 404) },
+      },
+    },
+    async (request, reply) => {
+      const stored = await app.store.get(request.params.id, { secrets: true });
+      if (stored === undefined) throw notFound(`tenant "${request.params.id}" not found`);
+      void reply.header('etag', etagOf(stored.version));
+      return routeView(stored);
+    },
+  );
+};
+
+export default routes;

@@ -1,0 +1,228 @@
+// /v1/tenants: create, list, read, patch and delete tenant records, and set or remove their
+// roles. Admin tokens only. Every write is one store transaction; after it commits, the
+// invalidation publisher is kicked. Replies carry `ETag: "<version>"`; writes honour If-Match.
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest, FastifySchemaCompiler } from 'fastify';
+import {
+  materializeTenant,
+  validateTenantInput,
+  type Tenant,
+  type TenantInput,
+  type TenantRole,
+} from '@tenantgate/tenancy';
+import { decodeCursor, encodeCursor } from '../cursor.ts';
+import { etagOf, parseIfMatch } from '../etag.ts';
+import { notFound, validationError } from '../errors.ts';
+import { mergePatch } from '../merge-patch.ts';
+import { hashPassword } from '../passwords.ts';
+import {
+  DEFAULT_PAGE_SIZE,
+  errorResponses,
+  ifMatchHeaders,
+  listQuery,
+  ref,
+  roleParams,
+  SchemaId,
+  tenantIdParams,
+} from '../schemas.ts';
+import type { StoredTenant, WriteCondition } from '../store.ts';
+import { adminView } from '../views.ts';
+
+interface IdParams {
+  id: string;
+}
+interface RoleParams extends IdParams {
+  role: string;
+}
+interface RoleBody {
+  password?: string;
+  scramSecret?: string;
+  backendUser?: string;
+}
+
+/**
+ * The POST body is validated by libs/tenancy (the tenant schema, its defaults and the checks a
+ * schema cannot express: CIDRs, duplicate roles, template placeholders), so one function decides
+ * what a tenant is for the API and the gateway's tenants file alike.
+ */
+const tenantRecordValidator: FastifySchemaCompiler<unknown> = () => (data: unknown) => {
+  try {
+    return { value: validateTenantInput(data) };
+  } catch (error) {
+    return { error: error as Error };
+  }
+};
+
+const tenants: FastifyPluginAsync = async (app) => {
+  const tags = ['tenants'];
+
+  app.post<{ Body: TenantInput }>(
+    '/v1/tenants',
+    {
+      validatorCompiler: tenantRecordValidator,
+      schema: {
+        tags,
+        summary: 'Create a tenant',
+        body: ref(SchemaId.TenantInput),
+        response: { 201: ref(SchemaId.TenantView), ...errorResponses(400, 401, 403, 409, 413, 415) },
+      },
+    },
+    async (request, reply) => {
+      const tenant = await materializeTenant(request.body, hashPassword);
+      const stored = await app.store.create(tenant);
+      app.invalidations.kick();
+      void reply.header('location', `/v1/tenants/${tenant.id}`);
+      return sendTenant(reply.code(201), stored);
+    },
+  );
+
+  app.get<{ Querystring: { limit?: string; cursor?: string } }>(
+    '/v1/tenants',
+    {
+      schema: {
+        tags,
+        summary: 'List tenants in id order, a page at a time',
+        querystring: listQuery,
+        response: { 200: ref(SchemaId.TenantList), ...errorResponses(400, 401, 403) },
+      },
+    },
+    async (request) => {
+      const { limit, cursor } = request.query;
+      const after = cursor === undefined ? undefined : decodeCursor(cursor);
+      if (cursor !== undefined && after === undefined) {
+        throw validationError('querystring', [{ path: '/cursor', message: 'is not a cursor from this API' }]);
+      }
+      const page = await app.store.list({ limit: limit === undefined ? DEFAULT_PAGE_SIZE : Number(limit), after });
+      const last = page.items.at(-1);
+      return { items: page.items.map(adminView), nextCursor: page.more && last ? encodeCursor(last.tenant.id) : null };
+    },
+  );
+
+  app.get<{ Params: IdParams }>(
+    '/v1/tenants/:id',
+    {
+      schema: {
+        tags,
+        summary: 'Read a tenant (without role secrets)',
+        params: tenantIdParams,
+        response: { 200: ref(SchemaId.TenantView), ...errorResponses(400, 401, 403, 404) },
+      },
+    },
+    async (request, reply) => {
+      const stored = await app.store.get(request.params.id, { secrets: false });
+      if (stored === undefined) throw notFound(`tenant "${request.params.id}" not found`);
+      return sendTenant(reply, stored);
+    },
+  );
+
+  app.patch<{ Params: IdParams; Body: Record<string, unknown> }>(
+    '/v1/tenants/:id',
+    {
+      schema: {
+        tags,
+        summary: 'Change a tenant (JSON Merge Patch of the record)',
+        params: tenantIdParams,
+        headers: ifMatchHeaders,
+        body: ref(SchemaId.TenantPatch),
+        response: { 200: ref(SchemaId.TenantView), ...errorResponses(400, 401, 403, 404, 409, 413, 415) },
+      },
+    },
+    async (request, reply) => {
+      const stored = await app.store.update(request.params.id, (current) => patched(current, request.body), writeCondition(request));
+      app.invalidations.kick();
+      return sendTenant(reply, stored);
+    },
+  );
+
+  app.delete<{ Params: IdParams }>(
+    '/v1/tenants/:id',
+    {
+      schema: {
+        tags,
+        summary: 'Delete a tenant and its roles',
+        params: tenantIdParams,
+        headers: ifMatchHeaders,
+        response: { 204: { type: 'null', description: 'Deleted' }, ...errorResponses(400, 401, 403, 404, 409) },
+      },
+    },
+    async (request, reply) => {
+      await app.store.delete(request.params.id, writeCondition(request));
+      app.invalidations.kick();
+      return reply.code(204).send();
+    },
+  );
+
+  app.put<{ Params: RoleParams; Body: RoleBody }>(
+    '/v1/tenants/:id/roles/:role',
+    {
+      schema: {
+        tags,
+        summary: 'Set a role: a password (stored only as a SCRAM secret) or a SCRAM secret, and a backend user',
+        params: roleParams,
+        headers: ifMatchHeaders,
+        body: ref(SchemaId.RoleInput),
+        response: {
+          200: { ...ref(SchemaId.TenantView), description: 'Role replaced; the tenant' },
+          201: { ...ref(SchemaId.TenantView), description: 'Role added; the tenant' },
+          ...errorResponses(400, 401, 403, 404, 409, 413, 415),
+        },
+      },
+    },
+    async (request, reply) => {
+      const role = await roleOf(request.params.role, request.body);
+      const { stored, created } = await app.store.putRole(request.params.id, role, writeCondition(request));
+      app.invalidations.kick();
+      return sendTenant(reply.code(created ? 201 : 200), stored);
+    },
+  );
+
+  app.delete<{ Params: RoleParams }>(
+    '/v1/tenants/:id/roles/:role',
+    {
+      schema: {
+        tags,
+        summary: 'Remove a role',
+        params: roleParams,
+        headers: ifMatchHeaders,
+        response: { 200: ref(SchemaId.TenantView), ...errorResponses(400, 401, 403, 404, 409) },
+      },
+    },
+    async (request, reply) => {
+      const stored = await app.store.deleteRole(request.params.id, request.params.role, writeCondition(request));
+      app.invalidations.kick();
+      return sendTenant(reply, stored);
+    },
+  );
+};
+
+function sendTenant(reply: FastifyReply, stored: StoredTenant): ReturnType<typeof adminView> {
+  void reply.header('etag', etagOf(stored.version));
+  return adminView(stored);
+}
+
+function writeCondition(request: FastifyRequest): WriteCondition {
+  const header = request.headers['if-match'];
+  const condition = parseIfMatch(Array.isArray(header) ? header.join(',') : header);
+  switch (condition.kind) {
+    case 'any':
+      return {};
+    case 'versions':
+      return { ifMatch: condition.versions };
+    case 'invalid':
+      throw validationError('headers', [{ path: '/if-match', message: 'must be * or ETags of versions, e.g. "12"' }]);
+  }
+}
+
+/** The tenant after a merge patch of its record, validated whole; roles are not patched. */
+function patched(current: Tenant, patch: Record<string, unknown>): Tenant {
+  const { roles, id, ...record } = current;
+  const merged = mergePatch(record, patch) as Record<string, unknown>;
+  const { roles: _none, ...next } = validateTenantInput({ ...merged, id, roles: [] });
+  return { ...next, roles };
+}
+
+async function roleOf(name: string, body: RoleBody): Promise<TenantRole> {
+  const scramSecret = body.scramSecret ?? (await hashPassword(body.password as string));
+  return body.backendUser === undefined ? { name, scramSecret } : { name, scramSecret, backendUser: body.backendUser };
+}
+
+export default tenants;

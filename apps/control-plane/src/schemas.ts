@@ -1,0 +1,184 @@
+// The JSON schemas of the REST API: request bodies, parameters and responses. They validate
+// requests and, through @fastify/swagger, are the OpenAPI document at /docs/json, so the docs
+// cannot drift from what is enforced. The tenant record itself is libs/tenancy's schema.
+import { roleSchema, TENANT_ID_PATTERN, tenantSchema } from '@tenantgate/tenancy';
+
+type Schema = Record<string, unknown>;
+
+/** Shared schemas, added once with addSchema and referenced as `{ $ref: '<$id>#' }`. */
+export const SchemaId = {
+  TenantInput: 'TenantInput',
+  TenantPatch: 'TenantPatch',
+  RoleInput: 'RoleInput',
+  TenantView: 'TenantView',
+  TenantRoute: 'TenantRoute',
+  TenantList: 'TenantList',
+  Error: 'Error',
+} as const;
+
+export function ref(id: (typeof SchemaId)[keyof typeof SchemaId]): Schema {
+  return { $ref: `${id}#` };
+}
+
+const { $id: _tenantSchemaId, ...tenantRecord } = tenantSchema;
+const record = tenantSchema.properties;
+const postgresName = roleSchema.properties.name;
+
+/** A copy without `default`: a patch must not fill in what it does not change. */
+function withoutDefault(schema: Schema): Schema {
+  const { default: _default, ...rest } = schema;
+  return rest;
+}
+
+const tenantInput = {
+  ...tenantRecord,
+  $id: SchemaId.TenantInput,
+  description:
+    'The tenant record. A role gives "password" (stored only as a SCRAM secret) or "scramSecret" (pg_authid format).',
+};
+
+const objectPatch = (what: string) => ({
+  type: 'object',
+  description: `Merged into the current ${what} (JSON Merge Patch: null removes a field).`,
+});
+
+const tenantPatch = {
+  $id: SchemaId.TenantPatch,
+  type: 'object',
+  additionalProperties: false,
+  minProperties: 1,
+  description:
+    'JSON Merge Patch (RFC 7386) of the tenant record; the result is validated as a whole. The id is fixed; roles have their own endpoints.',
+  properties: {
+    status: withoutDefault(record.status),
+    backend: objectPatch('backend'),
+    authMode: withoutDefault(record.authMode),
+    userRewrite: objectPatch('userRewrite'),
+    allowedCidrs: withoutDefault(record.allowedCidrs),
+    limits: objectPatch('limits'),
+  },
+};
+
+const roleInput = {
+  $id: SchemaId.RoleInput,
+  type: 'object',
+  additionalProperties: false,
+  description: 'Exactly one of "password" and "scramSecret"; "backendUser" rewrites the startup user.',
+  properties: {
+    password: roleSchema.properties.password,
+    scramSecret: roleSchema.properties.scramSecret,
+    backendUser: postgresName,
+  },
+  oneOf: roleSchema.oneOf,
+};
+
+const bookkeeping = {
+  version: {
+    type: 'integer',
+    minimum: 1,
+    description: 'Raised by every write, from one sequence for all tenants; the ETag.',
+  },
+  createdAt: { type: 'string', format: 'date-time' },
+  updatedAt: { type: 'string', format: 'date-time' },
+};
+
+function tenantResponse(id: string, role: Schema, description: string): Schema {
+  const properties = { ...record, roles: { type: 'array', items: role }, ...bookkeeping };
+  return { $id: id, type: 'object', description, required: Object.keys(properties), properties };
+}
+
+const adminRole = {
+  type: 'object',
+  required: ['name'],
+  properties: { name: postgresName, backendUser: postgresName },
+};
+
+const routeRole = {
+  type: 'object',
+  required: ['name', 'scramSecret'],
+  properties: { name: postgresName, scramSecret: roleSchema.properties.scramSecret, backendUser: postgresName },
+};
+
+const tenantView = tenantResponse(SchemaId.TenantView, adminRole, 'A tenant as administrators read it: role secrets are never shown.');
+const tenantRoute = tenantResponse(
+  SchemaId.TenantRoute,
+  routeRole,
+  'The routing view for gateways: everything needed to route and authenticate, role secrets included.',
+);
+
+const tenantList = {
+  $id: SchemaId.TenantList,
+  type: 'object',
+  required: ['items', 'nextCursor'],
+  properties: {
+    items: { type: 'array', items: ref(SchemaId.TenantView) },
+    nextCursor: { type: ['string', 'null'], description: 'Pass as ?cursor= for the next page; null on the last page.' },
+  },
+};
+
+const errorBody = {
+  $id: SchemaId.Error,
+  type: 'object',
+  required: ['code', 'message', 'details'],
+  properties: {
+    code: { type: 'string', pattern: '^TG_ERR_[A-Z_]+$', description: 'Stable; see the error table.' },
+    message: { type: 'string' },
+    details: {
+      type: 'object',
+      additionalProperties: true,
+      description: 'For 400: { in, issues: [{ path (JSON pointer), message }] }.',
+    },
+  },
+};
+
+export const SHARED_SCHEMAS: readonly Schema[] = [
+  tenantInput,
+  tenantPatch,
+  roleInput,
+  tenantView,
+  tenantRoute,
+  tenantList,
+  errorBody,
+];
+
+export const tenantIdParams = {
+  type: 'object',
+  required: ['id'],
+  additionalProperties: false,
+  properties: { id: { type: 'string', pattern: TENANT_ID_PATTERN } },
+};
+
+export const roleParams = {
+  type: 'object',
+  required: ['id', 'role'],
+  additionalProperties: false,
+  properties: { ...tenantIdParams.properties, role: postgresName },
+};
+
+export const MAX_PAGE_SIZE = 100;
+export const DEFAULT_PAGE_SIZE = 50;
+
+export const listQuery = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    limit: {
+      type: 'string',
+      pattern: '^(100|[1-9][0-9]?)$',
+      description: `Page size, an integer from 1 to ${MAX_PAGE_SIZE}; default ${DEFAULT_PAGE_SIZE}.`,
+    },
+    cursor: { type: 'string', minLength: 1, maxLength: 200, description: 'nextCursor of the previous page.' },
+  },
+};
+
+export const ifMatchHeaders = {
+  type: 'object',
+  properties: {
+    'if-match': { type: 'string', description: 'Apply only at this version: the ETag of an earlier response, e.g. "12".' },
+  },
+};
+
+/** The error responses a route documents, by status code. */
+export function errorResponses(...codes: number[]): Record<number, Schema> {
+  return Object.fromEntries(codes.map((code) => [code, ref(SchemaId.Error)]));
+}

@@ -1,0 +1,265 @@
+// The repository: tenants and their roles in the database, every write one transaction that
+// takes a new version from the shared sequence and, when invalidations are published, leaves an
+// outbox row for the publisher. Nothing here knows HTTP beyond the error table.
+import type { Tenant, TenantRole } from '@tenantgate/tenancy';
+import type { Database, Queryable } from './db/database.ts';
+import { ADVISORY_LOCK_CLASS } from './db/migrations.ts';
+import { notFound, TenantExistsError, VersionConflictError, withDetails } from './errors.ts';
+
+/** A tenant as stored: the record (roles with their SCRAM secrets) and its bookkeeping. */
+export interface StoredTenant {
+  tenant: Tenant;
+  version: number;
+  createdAt: string;
+  updatedAt: string;
+}
+
+/** What a write must match: one of the versions of an If-Match header, or anything. */
+export interface WriteCondition {
+  ifMatch?: readonly number[];
+}
+
+/** An invalidation waiting in the outbox; `version` is null for a deleted tenant. */
+export interface PendingInvalidation {
+  seq: number;
+  id: string;
+  version: number | null;
+  /** The lowest version a cache may hold from now on. */
+  floor: number;
+}
+
+export interface TenantPage {
+  items: StoredTenant[];
+  /** Whether tenants follow the last item. */
+  more: boolean;
+}
+
+export interface StoreOptions {
+  /** Record an outbox row with every write (only when someone publishes them: Redis). */
+  readonly outbox: boolean;
+}
+
+export const OUTBOX_LOCK_ID = 2;
+
+type RecordFields = Omit<Tenant, 'id' | 'roles'>;
+
+interface TenantRow {
+  id: string;
+  record: RecordFields;
+  version: string | number | bigint;
+  created_at: Date | string;
+  updated_at: Date | string;
+  roles: TenantRole[];
+}
+
+const ROLE_WITH_SECRET = `json_build_object('name', r.name, 'scramSecret', r.scram_secret, 'backendUser', r.backend_user)`;
+const ROLE_WITHOUT_SECRET = `json_build_object('name', r.name, 'backendUser', r.backend_user)`;
+
+function selectTenants(withSecrets: boolean): string {
+  const role = withSecrets ? ROLE_WITH_SECRET : ROLE_WITHOUT_SECRET;
+  return `SELECT t.id, t.record, t.version, t.created_at, t.updated_at,
+    COALESCE((SELECT json_agg(json_strip_nulls(${role}) ORDER BY r.name)
+              FROM tenant_roles r WHERE r.tenant_id = t.id), '[]'::json) AS roles
+    FROM tenants t`;
+}
+
+export class TenantStore {
+  readonly #db: Database;
+  readonly #outbox: boolean;
+
+  constructor(db: Database, options: StoreOptions) {
+    this.#db = db;
+    this.#outbox = options.outbox;
+  }
+
+  get database(): Database {
+    return this.#db;
+  }
+
+  /** @throws TenantExistsError */
+  async create(tenant: Tenant): Promise<StoredTenant> {
+    return this.#db.transaction(async (tx) => {
+      const inserted = await tx.query(
+        `INSERT INTO tenants (id, record, version) VALUES ($1, $2, nextval('tenant_version_seq'))
+         ON CONFLICT (id) DO NOTHING RETURNING version`,
+        [tenant.id, JSON.stringify(recordOf(tenant))],
+      );
+      if (inserted.length === 0) throw new TenantExistsError(tenant.id);
+      for (const role of tenant.roles) await insertRole(tx, tenant.id, role);
+      return this.#finish(tx, tenant.id);
+    });
+  }
+
+  /** The tenant, or undefined; role secrets only when asked for (the routing view). */
+  async get(id: string, options: { secrets: boolean }): Promise<StoredTenant | undefined> {
+    const rows = await this.#db.query<TenantRow>(`${selectTenants(options.secrets)} WHERE t.id = $1`, [id]);
+    return rows.length === 0 ? undefined : storedOf(rows[0]);
+  }
+
+  /** Tenants in id order after `after`, without role secrets. */
+  async list(options: { limit: number; after?: string }): Promise<TenantPage> {
+    const rows = await this.#db.query<TenantRow>(
+      `${selectTenants(false)} WHERE ($1::text IS NULL OR t.id > $1::text) ORDER BY t.id LIMIT $2`,
+      [options.after ?? null, options.limit + 1],
+    );
+    return { items: rows.slice(0, options.limit).map(storedOf), more: rows.length > options.limit };
+  }
+
+  /**
+   * Replaces the record fields (not the roles) with what `change` makes of the current tenant.
+   * `change` runs inside the transaction, with the row locked; throwing rolls everything back.
+   */
+  async update(id: string, change: (current: Tenant) => Tenant, condition: WriteCondition = {}): Promise<StoredTenant> {
+    return this.#db.transaction(async (tx) => {
+      const current = await lockTenant(tx, id, condition);
+      const next = change(current.tenant);
+      await tx.query('UPDATE tenants SET record = $2 WHERE id = $1', [id, JSON.stringify(recordOf(next))]);
+      return this.#finish(tx, id, true);
+    });
+  }
+
+  /** Sets (adds or replaces) one role; `created` says which. */
+  async putRole(id: string, role: TenantRole, condition: WriteCondition = {}): Promise<{ stored: StoredTenant; created: boolean }> {
+    return this.#db.transaction(async (tx) => {
+      await lockTenant(tx, id, condition);
+      const removed = await tx.query('DELETE FROM tenant_roles WHERE tenant_id = $1 AND name = $2 RETURNING name', [id, role.name]);
+      await insertRole(tx, id, role);
+      return { stored: await this.#finish(tx, id, true), created: removed.length === 0 };
+    });
+  }
+
+  /** @throws NotFoundError when the tenant or the role does not exist */
+  async deleteRole(id: string, name: string, condition: WriteCondition = {}): Promise<StoredTenant> {
+    return this.#db.transaction(async (tx) => {
+      await lockTenant(tx, id, condition);
+      const removed = await tx.query('DELETE FROM tenant_roles WHERE tenant_id = $1 AND name = $2 RETURNING name', [id, name]);
+      if (removed.length === 0) throw notFound(`tenant "${id}" has no role "${name}"`);
+      return this.#finish(tx, id, true);
+    });
+  }
+
+  /** Deletes the tenant and its roles; returns the floor version recorded for caches. */
+  async delete(id: string, condition: WriteCondition = {}): Promise<{ floor: number }> {
+    return this.#db.transaction(async (tx) => {
+      await lockTenant(tx, id, condition);
+      await tx.query('DELETE FROM tenants WHERE id = $1', [id]);
+      // A version from the same sequence: higher than any the tenant ever had, lower than any
+      // a re-created tenant of the same id will get.
+      const [{ floor }] = await tx.query<{ floor: string }>(`SELECT nextval('tenant_version_seq') AS floor`);
+      if (this.#outbox) await insertOutbox(tx, id, null, Number(floor));
+      return { floor: Number(floor) };
+    });
+  }
+
+  async count(): Promise<number> {
+    const [{ n }] = await this.#db.query<{ n: number }>('SELECT count(*)::integer AS n FROM tenants');
+    return Number(n);
+  }
+
+  async ping(): Promise<void> {
+    await this.#db.query('SELECT 1');
+  }
+
+  async pendingInvalidations(): Promise<number> {
+    const [{ n }] = await this.#db.query<{ n: number }>('SELECT count(*)::integer AS n FROM invalidation_outbox');
+    return Number(n);
+  }
+
+  /**
+   * Hands up to `limit` outbox rows, oldest first, to `publish` one at a time, and deletes those
+   * it published. Under an advisory lock: one drainer at a time across control planes, so a
+   * tenant's invalidations reach Redis in version order. Returns how many were published and
+   * the error that stopped publishing, if any ('busy' when another drainer holds the lock).
+   */
+  async drainInvalidations(
+    limit: number,
+    publish: (invalidation: PendingInvalidation) => Promise<void>,
+  ): Promise<{ published: number; error?: unknown } | 'busy'> {
+    return this.#db.transaction(async (tx) => {
+      const [{ locked }] = await tx.query<{ locked: boolean }>('SELECT pg_try_advisory_xact_lock($1, $2) AS locked', [
+        ADVISORY_LOCK_CLASS,
+        OUTBOX_LOCK_ID,
+      ]);
+      if (!locked) return 'busy';
+      const rows = await tx.query<{ seq: string; tenant_id: string; version: string | null; floor: string }>(
+        'SELECT seq, tenant_id, version, floor FROM invalidation_outbox ORDER BY seq LIMIT $1',
+        [limit],
+      );
+      const done: number[] = [];
+      let error: unknown;
+      for (const row of rows) {
+        const invalidation = {
+          seq: Number(row.seq),
+          id: row.tenant_id,
+          version: row.version === null ? null : Number(row.version),
+          floor: Number(row.floor),
+        };
+        try {
+          await publish(invalidation);
+        } catch (cause) {
+          error = cause;
+          break;
+        }
+        done.push(invalidation.seq);
+      }
+      // Only the rows read: a row with a lower seq may commit after this read.
+      for (const seq of done) await tx.query('DELETE FROM invalidation_outbox WHERE seq = $1', [seq]);
+      return error === undefined ? { published: done.length } : { published: done.length, error };
+    });
+  }
+
+  /** Bumps the version (unless the insert took one), records the outbox row, reads the result. */
+  async #finish(tx: Queryable, id: string, bump = false): Promise<StoredTenant> {
+    if (bump) {
+      await tx.query(`UPDATE tenants SET version = nextval('tenant_version_seq'), updated_at = now() WHERE id = $1`, [id]);
+    }
+    const rows = await tx.query<TenantRow>(`${selectTenants(true)} WHERE t.id = $1`, [id]);
+    const stored = storedOf(rows[0]);
+    if (this.#outbox) await insertOutbox(tx, id, stored.version, stored.version);
+    return stored;
+  }
+}
+
+async function lockTenant(tx: Queryable, id: string, condition: WriteCondition): Promise<StoredTenant> {
+  const rows = await tx.query<TenantRow>(`${selectTenants(true)} WHERE t.id = $1 FOR UPDATE OF t`, [id]);
+  if (rows.length === 0) throw notFound(`tenant "${id}" not found`);
+  const current = storedOf(rows[0]);
+  if (condition.ifMatch !== undefined && !condition.ifMatch.includes(current.version)) {
+    throw withDetails(new VersionConflictError(id, current.version, condition.ifMatch.join(', ') || 'none'), {
+      version: current.version,
+    });
+  }
+  return current;
+}
+
+async function insertRole(tx: Queryable, tenantId: string, role: TenantRole): Promise<void> {
+  await tx.query('INSERT INTO tenant_roles (tenant_id, name, scram_secret, backend_user) VALUES ($1, $2, $3, $4)', [
+    tenantId,
+    role.name,
+    role.scramSecret,
+    role.backendUser ?? null,
+  ]);
+}
+
+async function insertOutbox(tx: Queryable, id: string, version: number | null, floor: number): Promise<void> {
+  await tx.query('INSERT INTO invalidation_outbox (tenant_id, version, floor) VALUES ($1, $2, $3)', [id, version, floor]);
+}
+
+function recordOf(tenant: Tenant): RecordFields {
+  const { status, backend, authMode, userRewrite, allowedCidrs, limits } = tenant;
+  return { status, backend, authMode, userRewrite, allowedCidrs, limits };
+}
+
+function storedOf(row: TenantRow): StoredTenant {
+  const { status, backend, authMode, userRewrite, allowedCidrs, limits } = row.record;
+  return {
+    tenant: { id: row.id, status, backend, authMode, userRewrite, roles: row.roles, allowedCidrs, limits },
+    version: Number(row.version),
+    createdAt: isoTime(row.created_at),
+    updatedAt: isoTime(row.updated_at),
+  };
+}
+
+function isoTime(value: Date | string): string {
+  return (value instanceof Date ? value : new Date(value)).toISOString();
+}

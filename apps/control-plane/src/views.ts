@@ -1,0 +1,20 @@
+// What a stored tenant looks like to each reader: administrators never see a role's secret;
+// gateways get the whole record with secrets (the routing view).
+import type { TenantRoute } from '@tenantgate/tenancy';
+import type { StoredTenant } from './store.ts';
+
+export interface AdminRoleView {
+  name: string;
+  backendUser?: string;
+}
+
+export type TenantView = Omit<TenantRoute, 'roles'> & { roles: AdminRoleView[] };
+
+export function adminView({ tenant, version, createdAt, updatedAt }: StoredTenant): TenantView {
+  const roles = tenant.roles.map(({ name, backendUser }) => (backendUser === undefined ? { name } : { name, backendUser }));
+  return { ...tenant, roles, version, createdAt, updatedAt };
+}
+
+export function routeView({ tenant, version, createdAt, updatedAt }: StoredTenant): TenantRoute {
+  return { ...tenant, version, createdAt, updatedAt };
+}
