@@ -1,0 +1,164 @@
+// The local stack of `npm start` and `npm run demo`: the control plane (embedded PGlite unless
+// DATABASE_URL) and the gateway (in-process cache unless REDIS_URL) as child processes, with
+// development certificates and tokens made on first run under the git-ignored `.data/`.
+// Their JSON logs go to `.data/logs/`; Ctrl-C stops both.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join, relative } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { DEV_DOMAIN, ensureDevCertificates, type DevCertificates } from './dev-certs.ts';
+
+export const ROOT = fileURLToPath(new URL('..', import.meta.url));
+export const DATA_DIR = join(ROOT, '.data');
+
+export interface DevStack {
+  readonly certs: DevCertificates;
+  readonly adminToken: string;
+  readonly controlPlaneUrl: string;
+  readonly gatewayHost: string;
+  readonly gatewayPort: number;
+  readonly adminUrl: string | undefined;
+  /** A path relative to the repository, for the commands printed. */
+  readonly rel: (path: string) => string;
+  stop(): Promise<void>;
+}
+
+interface Tokens {
+  readonly admin: string;
+  readonly gateway: string;
+}
+
+/** Tokens made once and kept, so a restarted stack accepts the commands printed before. */
+async function devTokens(): Promise<Tokens> {
+  const file = join(DATA_DIR, 'tokens.json');
+  try {
+    return JSON.parse(await readFile(file, 'utf8')) as Tokens;
+  } catch {
+    const tokens = { admin: `dev-admin-${randomBytes(12).toString('hex')}`, gateway: `dev-gateway-${randomBytes(12).toString('hex')}` };
+    await writeFile(file, JSON.stringify(tokens, null, 2), { mode: 0o600 });
+    return tokens;
+  }
+}
+
+/** Starts the control plane, then the gateway; resolves once both listen. */
+export async function startDevStack(): Promise<DevStack> {
+  await mkdir(join(DATA_DIR, 'logs'), { recursive: true });
+  const certs = await ensureDevCertificates(DATA_DIR);
+  const tokens = await devTokens();
+  const env = process.env;
+  const controlPlaneListen = env.CONTROL_PLANE_LISTEN ?? '127.0.0.1:8080';
+  const gatewayListen = env.GATEWAY_LISTEN ?? '127.0.0.1:6432';
+  const adminListen = env.GATEWAY_ADMIN_LISTEN ?? '127.0.0.1:9187';
+  const controlPlaneUrl = `http://${controlPlaneListen}`;
+  const children: ChildProcess[] = [];
+  const stop = () => stopAll(children);
+  try {
+    children.push(
+      await startService('control-plane', 'apps/control-plane/src/main.ts', 'control plane ready', {
+        CONTROL_PLANE_LISTEN: controlPlaneListen,
+        CONTROL_PLANE_DATA_DIR: env.CONTROL_PLANE_DATA_DIR ?? join(DATA_DIR, 'control-plane'),
+        CONTROL_PLANE_ADMIN_TOKENS: tokens.admin,
+        CONTROL_PLANE_GATEWAY_TOKENS: tokens.gateway,
+      }),
+    );
+    children.push(
+      await startService('gateway', 'apps/gateway/src/main.ts', 'gateway listening', {
+        GATEWAY_LISTEN: gatewayListen,
+        GATEWAY_ADMIN_LISTEN: adminListen,
+        GATEWAY_TLS_CERT: certs.edgeCertFile,
+        GATEWAY_TLS_KEY: certs.edgeKeyFile,
+        GATEWAY_SNI_SUFFIXES: `.${DEV_DOMAIN}`,
+        GATEWAY_CONTROL_PLANE_URL: controlPlaneUrl,
+        GATEWAY_CONTROL_PLANE_TOKEN: tokens.gateway,
+        GATEWAY_BACKEND_CA: certs.caFile,
+        GATEWAY_BACKEND_CLIENT_CERT: certs.gatewayClientCertFile,
+        GATEWAY_BACKEND_CLIENT_KEY: certs.gatewayClientKeyFile,
+      }),
+    );
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  const [gatewayHost = '127.0.0.1', gatewayPort = '6432'] = splitListen(gatewayListen);
+  return {
+    certs,
+    adminToken: tokens.admin,
+    controlPlaneUrl,
+    gatewayHost,
+    gatewayPort: Number(gatewayPort),
+    adminUrl: adminListen === '' || adminListen === 'off' ? undefined : `http://${adminListen}`,
+    rel: (path) => relative(process.cwd(), path) || '.',
+    stop,
+  };
+}
+
+function splitListen(listen: string): string[] {
+  const at = listen.lastIndexOf(':');
+  return [listen.slice(0, at).replace(/^\[|\]$/g, '') || '127.0.0.1', listen.slice(at + 1)];
+}
+
+/**
+ * One of our services as a child process; its log lines go to `.data/logs/<name>.log`. Rejects
+ * with its last lines when it exits before logging `readyMessage`.
+ */
+async function startService(name: string, script: string, readyMessage: string, env: Record<string, string>): Promise<ChildProcess> {
+  const log = createWriteStream(join(DATA_DIR, 'logs', `${name}.log`), { flags: 'a' });
+  const child = spawn(process.execPath, ['--conditions=@tenantgate/source', join(ROOT, script)], {
+    cwd: ROOT,
+    // Variables the user set win over the development defaults.
+    env: { ...env, ...process.env, LOG_LEVEL: process.env.LOG_LEVEL ?? 'info' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  child.stderr?.pipe(log);
+  const last: string[] = [];
+  let stderr = '';
+  child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  return new Promise((resolve, reject) => {
+    const lines = createInterface({ input: child.stdout! });
+    lines.on('line', (line) => {
+      log.write(`${line}\n`);
+      last.push(line);
+      if (last.length > 5) last.shift();
+      if (line.includes(`"msg":"${readyMessage}"`)) resolve(child);
+    });
+    child.once('exit', (code) => {
+      reject(new Error(`${name} exited with code ${code} before it was ready:\n${stderr}${last.join('\n')}`));
+    });
+  });
+}
+
+async function stopAll(children: ChildProcess[]): Promise<void> {
+  // The gateway first, so it drains while the control plane can still answer.
+  for (const child of children.reverse()) {
+    if (child.exitCode !== null || child.signalCode !== null) continue;
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    child.kill('SIGTERM');
+    await exited;
+  }
+}
+
+/** Stops the stack on Ctrl-C or SIGTERM, once. */
+export function stopOnSignal(stop: () => Promise<void>): void {
+  let stopping = false;
+  const onSignal = () => {
+    if (stopping) return;
+    stopping = true;
+    process.stdout.write('\nstopping...\n');
+    void stop().then(() => process.exit(0));
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+}
+
+/** A request to the control plane with the admin token; the body as JSON text. */
+export async function controlPlaneRequest(stack: DevStack, method: string, path: string, body?: unknown): Promise<{ status: number; text: string }> {
+  const response = await fetch(`${stack.controlPlaneUrl}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${stack.adminToken}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
+  return { status: response.status, text: await response.text() };
+}
