@@ -1,20 +1,35 @@
 // Benchmark runner: runs every benchmark (or those whose id is given on the command line) and
 // prints one markdown table each. To add one, export an async function returning rows of
-// plain values and list it in `benchmarks`.
+// plain values (or rows with notes to print under them) and list it in `benchmarks`.
 //
-//   npm run bench [-- wire-decode ...]
+//   npm run bench [-- wire-decode gateway ...]
+import { optionsFromEnvironment, runGatewayBench } from './gateway.ts';
+import { comparisonRows, reportNotes } from './gateway-report.ts';
 import { benchWireDecode } from './wire-decode.ts';
 
 export type BenchRow = Record<string, string | number>;
 
+/** Rows and the markdown to print under their table (how to repeat the run, its conditions). */
+export interface BenchReport {
+  rows: BenchRow[];
+  notes: string;
+}
+
 export interface Benchmark {
   id: string;
   title: string;
-  run: () => Promise<BenchRow[]>;
+  run: () => Promise<BenchRow[] | BenchReport>;
+}
+
+async function benchGateway(): Promise<BenchReport> {
+  const progress = (text: string) => console.error(`bench gateway: ${text}`);
+  const result = await runGatewayBench({ ...optionsFromEnvironment(), progress });
+  return { rows: comparisonRows(result), notes: reportNotes(result) };
 }
 
 export const benchmarks: Benchmark[] = [
   { id: 'wire-decode', title: 'libs/wire framing of a 100 MB server stream', run: benchWireDecode },
+  { id: 'gateway', title: 'Gateway against direct PostgreSQL and PgBouncer', run: benchGateway },
 ];
 
 /** Columns are the keys of the rows, in first-seen order; numbers are right-aligned. */
@@ -35,8 +50,9 @@ async function main(selected: readonly string[]): Promise<void> {
   const chosen = selected.length === 0 ? benchmarks : benchmarks.filter((bench) => selected.includes(bench.id));
   if (chosen.length === 0) throw new Error(`unknown benchmark; known: ${benchmarks.map((b) => b.id).join(', ')}`);
   for (const bench of chosen) {
-    const rows = await bench.run();
-    console.log(`## ${bench.title}\n\n${markdownTable(rows)}\n`);
+    const result = await bench.run();
+    const { rows, notes } = Array.isArray(result) ? { rows: result, notes: '' } : result;
+    console.log(`## ${bench.title}\n\n${markdownTable(rows)}\n${notes === '' ? '' : `\n${notes}\n`}`);
   }
 }
 

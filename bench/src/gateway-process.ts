@@ -1,0 +1,101 @@
+// The gateway as `npm run gateway` runs it: its own Node process configured by GATEWAY_*
+// variables, with a static tenants file of one tenant whose backend is the bench PostgreSQL over
+// mutual TLS. The backend checks the gateway by SCRAM with the keys recovered from the client's
+// proof, so the tenant's role carries the backend's own secret (copied from pg_authid).
+import type { ChildProcess } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { getFreePort } from '@tenantgate/testing';
+import { startServer, stopServer, waitForPort, type Cleanup } from './processes.ts';
+
+const MAIN = fileURLToPath(new URL('../../apps/gateway/src/main.ts', import.meta.url));
+
+export const SNI_SUFFIX = '.db.example.test';
+
+export interface GatewayProcessOptions {
+  /** Directory for the tenants file and the log. */
+  readonly dir: string;
+  readonly tenant: string;
+  readonly role: { readonly name: string; readonly scramSecret: string };
+  readonly backend: { readonly host: string; readonly port: number };
+  /** Paths of PEM files. */
+  readonly files: { readonly edgeCert: string; readonly edgeKey: string; readonly ca: string; readonly clientCert: string; readonly clientKey: string };
+  /** The gateway's LOG_LEVEL; `info` (its default) logs every session's start and end, as PgBouncer does. */
+  readonly logLevel: string;
+  /** NODE_OPTIONS for the gateway process (`--cpu-prof --cpu-prof-dir=...` to profile it); empty for none. */
+  readonly nodeOptions: string;
+}
+
+export interface GatewayProcess {
+  readonly child: ChildProcess;
+  readonly pid: number;
+  readonly port: number;
+  readonly logFile: string;
+}
+
+/** Starts the gateway and registers its stop (SIGTERM: drain for a second, exit) with `cleanup`. */
+export async function startGatewayProcess(options: GatewayProcessOptions, cleanup: Cleanup): Promise<GatewayProcess> {
+  const tenantsFile = join(options.dir, 'tenants.json');
+  await writeFile(tenantsFile, JSON.stringify({ tenants: [tenantRecord(options)] }, null, 2));
+  const logFile = join(options.dir, 'gateway.log');
+  await writeFile(logFile, '');
+  // A port picked here rather than read from the `gateway listening` line: that line is not
+  // written at LOG_LEVEL=warn, which a run may choose to take logging out of the comparison.
+  const port = await getFreePort();
+  const child = startServer(process.execPath, ['--conditions=@tenantgate/source', MAIN], {
+    cwd: options.dir,
+    env: gatewayEnvironment(options, tenantsFile, port),
+    logFile,
+  });
+  cleanup.add(() => stopServer(child, 'SIGTERM'));
+  await waitForPort(child, port, logFile, 'the gateway');
+  return { child, pid: child.pid!, port, logFile };
+}
+
+function tenantRecord(options: GatewayProcessOptions): object {
+  return {
+    id: options.tenant,
+    backend: { host: options.backend.host, port: options.backend.port },
+    roles: [{ name: options.role.name, scramSecret: options.role.scramSecret }],
+    // Well above anything the bench opens: the limits are not what is measured.
+    limits: { maxConnections: 1_000_000, connectsPerSecond: 1_000_000 },
+  };
+}
+
+function gatewayEnvironment(options: GatewayProcessOptions, tenantsFile: string, port: number): NodeJS.ProcessEnv {
+  const { files } = options;
+  return {
+    PATH: process.env.PATH ?? '',
+    GATEWAY_LISTEN: `127.0.0.1:${port}`,
+    // One process: its RSS is what the idle-session figure reads.
+    GATEWAY_WORKERS: '1',
+    GATEWAY_ADMIN_LISTEN: 'off',
+    GATEWAY_TLS_CERT: files.edgeCert,
+    GATEWAY_TLS_KEY: files.edgeKey,
+    GATEWAY_SNI_SUFFIXES: SNI_SUFFIX,
+    GATEWAY_TENANTS_FILE: tenantsFile,
+    GATEWAY_BACKEND_CA: files.ca,
+    GATEWAY_BACKEND_CLIENT_CERT: files.clientCert,
+    GATEWAY_BACKEND_CLIENT_KEY: files.clientKey,
+    GATEWAY_DRAIN_SECONDS: '1',
+    LOG_LEVEL: options.logLevel,
+    ...(options.nodeOptions === '' ? {} : { NODE_OPTIONS: options.nodeOptions }),
+  };
+}
+
+const PROBLEM_LEVELS = new Set<unknown>(['warn', 'error', 'fatal', 40, 50, 60]);
+
+/** Log lines at warn or above (level names, or pino's numbers 40+): what went wrong during the run, if anything. */
+export function gatewayProblems(log: string): string[] {
+  return log.split('\n').filter((line) => PROBLEM_LEVELS.has(levelOf(line)));
+}
+
+function levelOf(line: string): unknown {
+  try {
+    return (JSON.parse(line) as { level?: unknown }).level;
+  } catch {
+    // Not a JSON line (a crash's stack trace): worth reporting as is.
+    return line.trim() === '' ? undefined : 'error';
+  }
+}

@@ -1,0 +1,104 @@
+// The workloads of the gateway comparison and DESIGN.md's target for each ("Performance
+// targets"): what is run on which path, and which ratio must meet what.
+import type { PostgresServer } from '@tenantgate/testing';
+import { copyIn, copyOut, type CopyData } from './copy.ts';
+import type { ClientPath, PathName } from './gateway-stack.ts';
+import { idleSessionMemory } from './idle-sessions.ts';
+import { pgbench } from './pgbench.ts';
+
+export interface RunSettings {
+  /** Seconds per pgbench run. */
+  readonly seconds: number;
+  readonly idleSessions: number;
+}
+
+export interface WorkloadContext {
+  readonly settings: RunSettings;
+  readonly postgres: PostgresServer;
+  readonly copyData: CopyData;
+  readonly dir: string;
+  /** Observations worth a line under the table (sessions left open, ...). */
+  note(text: string): void;
+}
+
+/** Gateway against `of` (its figure divided by theirs), or the gateway's own figure. */
+export interface Target {
+  readonly of: 'direct' | 'PgBouncer' | 'absolute';
+  readonly atLeast?: number;
+  readonly atMost?: number;
+  /** As DESIGN.md writes it. */
+  readonly text: string;
+}
+
+export interface Workload {
+  readonly id: string;
+  /** The first column: what was run and the unit of the figures. */
+  label(settings: RunSettings): string;
+  /** In the order they run. */
+  readonly paths: readonly PathName[];
+  /** Fraction digits the figures are shown with. */
+  readonly digits: number;
+  readonly target: Target;
+  /** Run once whatever BENCH_ROUNDS says. */
+  readonly once?: boolean;
+  measure(context: WorkloadContext, path: ClientPath): Promise<number>;
+}
+
+const ALL: readonly PathName[] = ['direct', 'PgBouncer', 'gateway'];
+
+/** The pgbench arguments of a workload, as printed in the table. */
+export function pgbenchArgs(options: string, seconds: number): string[] {
+  return ['-n', ...options.split(' '), '-T', String(seconds)];
+}
+
+function pgbenchWorkload(id: string, options: string, figure: 'tps' | 'latencyMs', unit: string, digits: number, target: Target): Workload {
+  return {
+    id,
+    label: (settings) => `\`pgbench ${pgbenchArgs(options, settings.seconds).join(' ')}\` ${unit}`,
+    paths: ALL,
+    digits,
+    target,
+    measure: async (context, path) => (await pgbench(path.env, pgbenchArgs(options, context.settings.seconds), context.settings.seconds))[figure],
+  };
+}
+
+export const WORKLOADS: readonly Workload[] = [
+  pgbenchWorkload('select-tps', '-S -c 8 -j 2', 'tps', 'TPS', 0, { of: 'PgBouncer', atLeast: 1.1, text: '≥ 1.1 × PgBouncer' }),
+  // With -C every transaction opens its own connection: TPS is new connections per second.
+  pgbenchWorkload('connect-rate', '-S -C -c 8 -j 2', 'tps', 'connections/s', 1, { of: 'direct', atLeast: 0.9, text: '≥ 0.9 × direct' }),
+  pgbenchWorkload('latency', '-S -c 1', 'latencyMs', 'latency ms', 3, { of: 'direct', atMost: 1.3, text: '≤ 1.3 × direct' }),
+  {
+    id: 'copy-out',
+    label: () => 'COPY out through psql, MB/s',
+    paths: ALL,
+    digits: 0,
+    target: { of: 'direct', atLeast: 0.7, text: '≥ 0.7 × direct' },
+    measure: (context, path) => copyOut(path.env, context.copyData),
+  },
+  {
+    id: 'copy-in',
+    label: () => 'COPY in through psql, MB/s',
+    paths: ALL,
+    digits: 0,
+    target: { of: 'direct', atLeast: 0.7, text: '≥ 0.7 × direct' },
+    measure: (context, path) => copyIn(path.env, context.copyData, context.postgres),
+  },
+  {
+    id: 'idle-memory',
+    label: (settings) => `memory per idle TLS session (${settings.idleSessions.toLocaleString('en-US')} open), KiB`,
+    // PgBouncer last, and once: it keeps its server connections pooled, holding PostgreSQL's slots.
+    paths: ['gateway', 'PgBouncer'],
+    digits: 1,
+    target: { of: 'absolute', atMost: 64, text: '≤ 64 KB' },
+    once: true,
+    measure: async (context, path) => {
+      const figures = await idleSessionMemory(path, context.postgres, context.settings.idleSessions, context.dir);
+      const mib = (kib: number) => (kib / 1024).toFixed(1);
+      context.note(`${path.name} RSS: ${mib(figures.rssKiB.before)} MiB before, ${mib(figures.rssKiB.with)} MiB with ${context.settings.idleSessions} idle sessions.`);
+      if (figures.leftOpen !== undefined && figures.leftOpen > 0) {
+        context.note(`${path.name}: ${figures.leftOpen} backend sessions still open 10 s after the ${context.settings.idleSessions} idle clients left.`);
+      }
+      return figures.kibPerSession;
+    },
+  },
+];
