@@ -167,7 +167,7 @@ test('real clients through the gateway', async (t) => {
 
   await t.test(
     "a session's own NOTIFY carries the pid its BackendKeyData announced (how libpq apps skip their own notifications)",
-    { todo: 'the gateway issues a random processId in BackendKeyData, but NotificationResponse carries the real backend pid' },
+    {},
     async (t) => {
       const client = await connectPg(t, gateway, pki, { servername: tenantHost('acme') });
       await client.query('listen self_events');

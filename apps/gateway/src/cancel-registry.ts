@@ -1,6 +1,8 @@
 // Cancel routing (DESIGN.md "Cancel routing", steps 2 and 4). The gateway gives every client its
-// own BackendKeyData: a random process id and a random secret key of the length the client's
-// protocol uses (4 bytes under 3.0, 32 under 3.2, as PostgreSQL 18 issues). The key maps to the
+// own BackendKeyData: the backend's process id (NotificationResponse and pg_backend_pid() show
+// it, and libpq applications compare it with PQbackendPID() to skip their own notifications) with
+// a random secret key of the length the client's protocol uses (4 bytes under 3.0, 32 under 3.2,
+// as PostgreSQL 18 issues); the pair names the session, since two backends may share a pid. The key maps to the
 // backend that holds the session, and to that backend's own key, whose length may differ: a
 // CancelRequest from the client is answered by opening mTLS to the backend and sending the
 // backend's CancelRequest there. Like PostgreSQL, nothing is ever said to the canceller: unknown
@@ -10,7 +12,7 @@
 // (entries with a TTL refreshed while the session lives) can be plugged in for fleet-wide routing
 // without changing this file.
 // @see https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-CANCELING-REQUESTS
-import { randomBytes, randomInt, timingSafeEqual } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import type { SecureContext } from 'node:tls';
 import { serializeCancelRequest } from '@tenantgate/wire';
 import { openBackend, type OpenedBackend } from './backend-connect.ts';
@@ -53,41 +55,47 @@ export interface CancelEntry extends CancelKey {
 }
 
 /**
- * Where keys live. Process ids are unique among live entries; a store refuses a duplicate so the
- * registry can draw another before the key reaches a client. A shared store (Redis: `SET NX` with
- * a TTL it refreshes for its own live entries) makes a key known to every gateway of the fleet.
- * Every method may be asynchronous; the registry never assumes otherwise.
+ * Where keys live, by the whole key (process id and secret). Keys are unique among live entries;
+ * a store refuses a duplicate so the registry can draw another secret before the key reaches a
+ * client. A shared store (Redis: `SET NX` with a TTL it refreshes for its own live entries) makes
+ * a key known to every gateway of the fleet. Every method may be asynchronous; the registry never
+ * assumes otherwise.
  */
 export interface CancelKeyStore {
-  /** Adds the entry; false (and nothing stored) when its process id is taken. */
+  /** Adds the entry; false (and nothing stored) when its key is taken. */
   add(entry: CancelEntry): Promise<boolean>;
-  get(processId: number): Promise<CancelEntry | undefined>;
-  /** Removes the entry of this process id if it still holds this secret key. */
+  get(key: CancelKey): Promise<CancelEntry | undefined>;
+  /** Removes the entry of this key. */
   delete(key: CancelKey): Promise<void>;
   close(): Promise<void>;
 }
 
+/** The map key of a cancel key: the process id and the secret, which together name one session. */
+export function cancelKeyId(key: CancelKey): string {
+  return `${key.processId}:${key.secretKey.toString('hex')}`;
+}
+
 /** The keys of this process's sessions. */
 export class MemoryCancelKeyStore implements CancelKeyStore {
-  readonly #entries = new Map<number, CancelEntry>();
+  readonly #entries = new Map<string, CancelEntry>();
 
   get size(): number {
     return this.#entries.size;
   }
 
   async add(entry: CancelEntry): Promise<boolean> {
-    if (this.#entries.has(entry.processId)) return false;
-    this.#entries.set(entry.processId, entry);
+    const id = cancelKeyId(entry);
+    if (this.#entries.has(id)) return false;
+    this.#entries.set(id, entry);
     return true;
   }
 
-  async get(processId: number): Promise<CancelEntry | undefined> {
-    return this.#entries.get(processId);
+  async get(key: CancelKey): Promise<CancelEntry | undefined> {
+    return this.#entries.get(cancelKeyId(key));
   }
 
   async delete(key: CancelKey): Promise<void> {
-    const entry = this.#entries.get(key.processId);
-    if (entry !== undefined && entry.secretKey.equals(key.secretKey)) this.#entries.delete(key.processId);
+    this.#entries.delete(cancelKeyId(key));
   }
 
   async close(): Promise<void> {
@@ -189,9 +197,8 @@ export interface CancelOutcome {
 }
 
 const CANCEL_CLOSE_TIMEOUT_MS = 1000;
-/** Attempts at a free process id; with a million live sessions, one fails once in 2,000 draws. */
+/** Attempts at a free secret for a process id; a taken one (2^-32 under protocol 3.0) is drawn again. */
 const MAX_DRAWS = 16;
-const MAX_PROCESS_ID = 2 ** 31 - 1;
 const RESULT_LABELS = Object.fromEntries(Object.values(CancelResult).map((result) => [result, { result }])) as Record<
   CancelResult,
   { result: CancelResult }
@@ -209,27 +216,27 @@ export class CancelRegistry {
   }
 
   /**
-   * Issues the gateway's key for a session: a random process id in 1..2^31-1 not held by a live
-   * session, and a random secret key of the client's length. Send it in place of the backend's
-   * BackendKeyData, and unregister it when the session ends.
+   * Issues the gateway's key for a session: the backend's process id and a random secret key of
+   * the client's length, drawn again in the unlikely case that pair is held by a live session.
+   * Send it in place of the backend's BackendKeyData, and unregister it when the session ends.
    */
   async register(session: CancelSession): Promise<CancelKey> {
-    const secretKey = randomBytes(cancelKeyLength(session.clientMinorVersion));
+    const processId = session.target.processId;
     for (let draw = 0; draw < MAX_DRAWS; draw++) {
-      const processId = randomInt(1, MAX_PROCESS_ID + 1);
+      const secretKey = randomBytes(cancelKeyLength(session.clientMinorVersion));
       if (await this.#store.add({ processId, secretKey, target: session.target })) return { processId, secretKey };
     }
-    throw new Error(`cancel registry: no free process id in ${MAX_DRAWS} draws`);
+    throw new Error(`cancel registry: no free secret key in ${MAX_DRAWS} draws`);
   }
 
   async unregister(key: CancelKey): Promise<void> {
     await this.#store.delete(key);
   }
 
-  /** The session a client's key names, or undefined. The key is compared in constant time. */
+  /** The session a client's key names, or undefined. */
   async lookup(processId: number, secretKey: Buffer): Promise<CancelTarget | undefined> {
-    const entry = await this.#store.get(processId);
-    return entry !== undefined && sameKey(entry.secretKey, secretKey) ? entry.target : undefined;
+    const entry = await this.#store.get({ processId, secretKey });
+    return entry?.target;
   }
 
   /**
@@ -263,15 +270,6 @@ export class CancelRegistry {
       return { result: CancelResult.Error, tenantId: target.tenantId, error: error as Error };
     }
   }
-}
-
-/** Constant time for keys of one length; the length itself is public (it follows the protocol version). */
-function sameKey(expected: Buffer, given: Buffer): boolean {
-  if (expected.length !== given.length) {
-    timingSafeEqual(given, given);
-    return false;
-  }
-  return timingSafeEqual(expected, given);
 }
 
 /** SSLRequest, 'S', mTLS (openBackend), then the backend's own CancelRequest and a close. */

@@ -29,7 +29,7 @@ test('a local key is answered without asking the primary', async () => {
   const channel = new Channel();
   const store = new ClusterCancelKeyStore(channel);
   assert.equal(await store.add(entry), true);
-  assert.deepEqual(await store.get(42), entry);
+  assert.deepEqual(await store.get(entry), entry);
   assert.deepEqual(channel.sent, []);
   await store.close();
 });
@@ -37,11 +37,12 @@ test('a local key is answered without asking the primary', async () => {
 test("another worker's key comes back through the primary", async () => {
   const channel = new Channel();
   const store = new ClusterCancelKeyStore(channel);
-  const found = store.get(42);
+  const found = store.get(entry);
   await new Promise((resolve) => setImmediate(resolve));
   const [lookup] = channel.sent as ClusterRequest[];
   assert.equal(lookup?.type, ClusterMessage.Lookup);
   assert.equal(lookup?.processId, 42);
+  assert.equal(lookup?.secretKey, entry.secretKey.toString('base64'));
   channel.deliver({ type: ClusterMessage.Result, id: lookup!.id, entry: toWire(entry) });
   assert.deepEqual(await found, entry);
   await store.close();
@@ -49,7 +50,7 @@ test("another worker's key comes back through the primary", async () => {
 
 test('no answer in time is an unknown key, as PostgreSQL drops those', async () => {
   const store = new ClusterCancelKeyStore(new Channel(), 10);
-  assert.equal(await store.get(42), undefined);
+  assert.equal(await store.get(entry), undefined);
   await store.close();
 });
 
@@ -57,8 +58,8 @@ test("the primary's question is answered from this worker's keys", async () => {
   const channel = new Channel();
   const store = new ClusterCancelKeyStore(channel);
   await store.add(entry);
-  channel.deliver({ type: ClusterMessage.Find, id: 5, processId: 42 });
-  channel.deliver({ type: ClusterMessage.Find, id: 6, processId: 43 });
+  channel.deliver({ type: ClusterMessage.Find, id: 5, processId: 42, secretKey: entry.secretKey.toString('base64') });
+  channel.deliver({ type: ClusterMessage.Find, id: 6, processId: 42, secretKey: Buffer.alloc(4).toString('base64') });
   await new Promise((resolve) => setImmediate(resolve));
   assert.deepEqual(channel.sent, [
     { type: ClusterMessage.Found, id: 5, entry: toWire(entry) },

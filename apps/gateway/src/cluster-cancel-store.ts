@@ -12,9 +12,9 @@ export const CLUSTER_LOOKUP_TIMEOUT_MS = 1000;
 
 /** IPC messages, tagged so they never mix with prom-client's metric requests on the same channel. */
 export const ClusterMessage = {
-  /** worker → primary: who holds this process id? */
+  /** worker → primary: who holds this key? */
   Lookup: 'tenantgate:cancel-lookup',
-  /** primary → worker: do you hold this process id? */
+  /** primary → worker: do you hold this key? */
   Find: 'tenantgate:cancel-find',
   /** worker → primary: the answer to Find. */
   Found: 'tenantgate:cancel-found',
@@ -34,6 +34,8 @@ export interface ClusterRequest {
   readonly type: string;
   readonly id: number;
   readonly processId: number;
+  /** base64 */
+  readonly secretKey: string;
 }
 
 export interface ClusterReply {
@@ -91,8 +93,8 @@ export class ClusterCancelKeyStore implements CancelKeyStore {
     return this.#local.delete(key);
   }
 
-  async get(processId: number): Promise<CancelEntry | undefined> {
-    const local = await this.#local.get(processId);
+  async get(key: CancelKey): Promise<CancelEntry | undefined> {
+    const local = await this.#local.get(key);
     if (local !== undefined) return local;
     const id = this.#nextId++;
     return new Promise((resolve) => {
@@ -103,7 +105,7 @@ export class ClusterCancelKeyStore implements CancelKeyStore {
         resolve(entry);
       };
       this.#waiting.set(id, settle);
-      this.#channel.send({ type: ClusterMessage.Lookup, id, processId });
+      this.#channel.send({ type: ClusterMessage.Lookup, id, processId: key.processId, secretKey: key.secretKey.toString('base64') });
     });
   }
 
@@ -117,7 +119,8 @@ export class ClusterCancelKeyStore implements CancelKeyStore {
     if (isClusterMessage(message, ClusterMessage.Result)) {
       this.#waiting.get(message.id)?.(message.entry === null ? undefined : fromWire(message.entry));
     } else if (isClusterMessage(message, ClusterMessage.Find)) {
-      void this.#local.get(message.processId).then((entry) => {
+      const key = { processId: message.processId, secretKey: Buffer.from(String(message.secretKey), 'base64') };
+      void this.#local.get(key).then((entry) => {
         this.#channel.send({ type: ClusterMessage.Found, id: message.id, entry: entry === undefined ? null : toWire(entry) });
       });
     }

@@ -8,7 +8,7 @@ import { once } from 'node:events';
 import { AggregatorRegistry } from 'prom-client';
 import type { AdminServer } from './admin.ts';
 import { adminProxyProtocol, startAdminServer } from './admin.ts';
-import { ClusterMessage, isClusterMessage, type ClusterReply } from './cluster-cancel-store.ts';
+import { ClusterMessage, isClusterMessage, type ClusterReply, type ClusterRequest } from './cluster-cancel-store.ts';
 import type { GatewayConfig } from './config.ts';
 import type { Logger } from './logger.ts';
 
@@ -103,17 +103,18 @@ class Primary {
 
   readonly #onMessage = (worker: Worker, message: unknown): void => {
     if (isClusterMessage(message, ClusterMessage.Listening)) this.#listening.add(worker);
-    else if (isClusterMessage(message, ClusterMessage.Lookup)) this.#lookup(worker, message.id, message.processId);
+    else if (isClusterMessage(message, ClusterMessage.Lookup)) this.#lookup(worker, message);
     else if (isClusterMessage(message, ClusterMessage.Found)) this.#found(message);
   };
 
   /** Asks every other live worker; the first entry found answers, or null when all said no. */
-  #lookup(from: Worker, id: number, processId: number): void {
+  #lookup(from: Worker, request: ClusterRequest): void {
     const others = Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined && w !== from && w.isConnected());
-    if (others.length === 0) return this.#reply(from, id, null);
+    if (others.length === 0) return this.#reply(from, request.id, null);
     const key = this.#nextLookup++;
-    this.#lookups.set(key, { from, id, waiting: others.length });
-    for (const worker of others) worker.send({ type: ClusterMessage.Find, id: key, processId });
+    this.#lookups.set(key, { from, id: request.id, waiting: others.length });
+    const find: ClusterRequest = { type: ClusterMessage.Find, id: key, processId: request.processId, secretKey: request.secretKey };
+    for (const worker of others) worker.send(find);
   }
 
   #found(message: ClusterReply): void {
