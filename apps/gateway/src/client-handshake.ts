@@ -21,6 +21,7 @@ import {
 import { ConnectionOutcome, Phase, type GatewayMetrics } from './metrics.ts';
 import { Refusal, SqlState, closeGracefully, sendRefusal } from './refusal.ts';
 import { normalizeServerName } from './server-name.ts';
+import { clientAddressOf } from './proxy-protocol.ts';
 import type { TenantIdentifier, TenantSource } from './tenant-id.ts';
 import type { CertificateTable, ServerCertificate, TlsContexts } from './tls-contexts.ts';
 
@@ -150,7 +151,8 @@ class ClientHandshake {
     this.#options = options;
     this.#resolve = resolve;
     this.#reject = reject;
-    this.#clientAddress = socket.remoteAddress ?? '';
+    // One client, one text: cancel rate limits and logs must not see `::ffff:10.0.0.1` and `10.0.0.1` apart.
+    this.#clientAddress = clientAddressOf(socket.remoteAddress ?? '');
     this.#clientPort = socket.remotePort ?? 0;
   }
 

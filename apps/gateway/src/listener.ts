@@ -17,6 +17,7 @@ import type { GatewayConfig, ListenAddress, ProxyProtocolMode } from './config.t
 import { connectionLogger, type Logger } from './logger.ts';
 import { ConnectionOutcome, type GatewayMetrics } from './metrics.ts';
 import {
+  clientAddressOf,
   ProxyHeaderError,
   ProxyHeaderFailure,
   readProxyHeader,
@@ -128,7 +129,7 @@ function accept(socket: Socket, options: ListenerOptions, handshakeOptions: Hand
     socket.destroy();
     return;
   }
-  const peer = { address: socket.remoteAddress, port: socket.remotePort ?? 0 };
+  const peer = { address: clientAddressOf(socket.remoteAddress), port: socket.remotePort ?? 0 };
   const connection = newConnection(options.logger, ++lastConnectionId, peer, process.hrtime.bigint());
   if (pending.size >= options.config.maxPendingConnections) return refuseOverload(socket, options, connection);
   const release = () => pending.delete(socket);

@@ -9,6 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import fc from 'fast-check';
 import { serializeSSLRequest } from '@tenantgate/wire';
 import {
+  clientAddressOf,
   MAX_V1_HEADER_LENGTH,
   MAX_V2_HEADER_LENGTH,
   PROXY_V2_SIGNATURE,
@@ -413,3 +414,9 @@ function canonical(address: string): string {
   const text = new SocketAddress({ address, family: 'ipv6' }).address;
   return /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(text)?.[1] ?? text;
 }
+
+test('a socket address of an IPv4 client on a dual-stack listener reads as plain IPv4', () => {
+  assert.equal(clientAddressOf('::ffff:10.0.0.1'), '10.0.0.1');
+  assert.equal(clientAddressOf('10.0.0.1'), '10.0.0.1');
+  assert.equal(clientAddressOf('2001:db8::1'), '2001:db8::1');
+});

@@ -304,6 +304,11 @@ function canonicalIPv6(text: string): string {
   return MAPPED_IPV4.exec(canonical)?.[1] ?? canonical;
 }
 
+/** A socket's remoteAddress as the client's address: an IPv4 client on a dual-stack listener as plain IPv4. */
+export function clientAddressOf(remoteAddress: string): string {
+  return MAPPED_IPV4.exec(remoteAddress)?.[1] ?? remoteAddress;
+}
+
 function tryCanonicalIPv6(text: string): string | undefined {
   try {
     return canonicalIPv6(text);
