@@ -12,7 +12,8 @@ import { fileURLToPath } from 'node:url';
 import { DEV_DOMAIN, ensureDevCertificates, type DevCertificates } from './dev-certs.ts';
 
 export const ROOT = fileURLToPath(new URL('..', import.meta.url));
-export const DATA_DIR = join(ROOT, '.data');
+/** `.data/` in the repository, or TENANTGATE_DATA_DIR (the tests of these tools use their own). */
+export const DATA_DIR = process.env.TENANTGATE_DATA_DIR ?? join(ROOT, '.data');
 
 export interface DevStack {
   readonly certs: DevCertificates;
@@ -21,8 +22,9 @@ export interface DevStack {
   readonly gatewayHost: string;
   readonly gatewayPort: number;
   readonly adminUrl: string | undefined;
-  /** A path relative to the repository, for the commands printed. */
+  /** A path relative to the working directory, for the commands printed. */
   readonly rel: (path: string) => string;
+  readonly dataDir: string;
   stop(): Promise<void>;
 }
 
@@ -91,6 +93,7 @@ export async function startDevStack(): Promise<DevStack> {
     gatewayPort: Number(gatewayPort),
     adminUrl: adminListen === '' || adminListen === 'off' ? undefined : `http://${adminListen}`,
     rel: (path) => relative(process.cwd(), path) || '.',
+    dataDir: DATA_DIR,
     stop,
   };
 }

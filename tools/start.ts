@@ -1,5 +1,6 @@
 // `npm start`: the local stack (control plane with an embedded PGlite store, the gateway with an
 // in-process cache) and how to create a tenant with curl and connect with psql.
+import { join } from 'node:path';
 import { DEV_DOMAIN, GATEWAY_CLIENT_CN } from './dev-certs.ts';
 import { startDevStack, stopOnSignal } from './dev-stack.ts';
 
@@ -15,7 +16,7 @@ console.log(`
 tenantgate is running (Ctrl-C stops it)
   control plane  ${stack.controlPlaneUrl}   API docs: ${stack.controlPlaneUrl}/docs
   gateway        ${stack.gatewayHost}:${stack.gatewayPort} for <tenant>.${DEV_DOMAIN}${stack.adminUrl === undefined ? '' : `   metrics: ${stack.adminUrl}/metrics`}
-  logs           ${stack.rel('.data/logs')}/   certificates: ${stack.rel(stack.certs.dir)}/
+  logs           ${stack.rel(join(stack.dataDir, 'logs'))}/   certificates: ${stack.rel(stack.certs.dir)}/
 
 Create a tenant whose backend is a PostgreSQL with TLS on 127.0.0.1:5432 that trusts ${ca}
 for client certificates and lets the gateway in by its certificate (CN "${GATEWAY_CLIENT_CN}",
