@@ -297,10 +297,10 @@ for (const kind of ['pglite', 'postgres'] as const satisfies readonly StoreKind[
       expect(await api('POST', '/v1/tenants', { raw: '{"id":', headers: { 'content-type': 'application/json' } }), 400, ErrorCode.MalformedBody);
       expect(await api('GET', '/v1/routes/BAD!', { token: null }), 401, ErrorCode.Unauthorized);
       expect(await api('GET', '/v1/tenants/dupe', { token: GATEWAY_TOKEN }), 403, ErrorCode.Forbidden);
-      expect(await api('GET', '/v1/tenants/ghost'), 404, ErrorCode.NotFound);
-      expect(await api('GET', '/v1/routes/ghost', { token: GATEWAY_TOKEN }), 404, ErrorCode.NotFound);
+      expect(await api('GET', '/v1/tenants/ghost'), 404, ErrorCode.TenantNotFound);
+      expect(await api('GET', '/v1/routes/ghost', { token: GATEWAY_TOKEN }), 404, ErrorCode.TenantNotFound);
       expect(await api('GET', '/v2/whatever'), 404, ErrorCode.NotFound);
-      expect(await api('DELETE', '/v1/tenants/ghost'), 404, ErrorCode.NotFound);
+      expect(await api('DELETE', '/v1/tenants/ghost'), 404, ErrorCode.TenantNotFound);
       const duplicate = tenantBody('dupe', { roles: [{ name: 'sneaky', password: 'pw' }], status: 'suspended' });
       expect(await api('POST', '/v1/tenants', { json: duplicate }), 409, ErrorCode.TenantExists);
       const large = JSON.stringify(tenantBody('large', { userRewrite: { template: 'x'.repeat(2 * 1024 * 1024) } }));

@@ -3,7 +3,7 @@
 // itself (body parsing, schema validation) and by libs/tenancy are translated here, in one
 // place, so no response ever carries another shape, a stack trace or an internal message.
 import createError from '@fastify/error';
-import { TenantValidationError, type ValidationIssue } from '@tenantgate/tenancy';
+import { TENANT_NOT_FOUND_CODE, TenantValidationError, type ValidationIssue } from '@tenantgate/tenancy';
 
 export const ErrorCode = {
   Validation: 'TG_ERR_VALIDATION',
@@ -12,6 +12,8 @@ export const ErrorCode = {
   Unauthorized: 'TG_ERR_UNAUTHORIZED',
   Forbidden: 'TG_ERR_FORBIDDEN',
   NotFound: 'TG_ERR_NOT_FOUND',
+  /** A tenant that does not exist; gateways cache it as unknown (route-cache.ts). */
+  TenantNotFound: TENANT_NOT_FOUND_CODE,
   TenantExists: 'TG_ERR_TENANT_EXISTS',
   VersionConflict: 'TG_ERR_VERSION_CONFLICT',
   BodyTooLarge: 'TG_ERR_BODY_TOO_LARGE',
@@ -31,6 +33,7 @@ export const UnauthorizedError = createError(
 );
 export const ForbiddenError = createError(ErrorCode.Forbidden, 'this token may only read routes (GET /v1/routes/:id)', 403);
 export const NotFoundError = createError(ErrorCode.NotFound, '%s', 404);
+export const TenantNotFoundError = createError(ErrorCode.TenantNotFound, 'tenant "%s" not found', 404);
 export const TenantExistsError = createError(ErrorCode.TenantExists, 'tenant "%s" already exists', 409);
 export const VersionConflictError = createError(
   ErrorCode.VersionConflict,
@@ -69,6 +72,10 @@ export function withDetails<E extends Error>(error: E, details: Record<string, u
 
 export function notFound(what: string): Error {
   return new NotFoundError(what);
+}
+
+export function tenantNotFound(id: string): Error {
+  return new TenantNotFoundError(id);
 }
 
 export function validationError(part: RequestPart, issues: readonly ValidationIssue[]): Error {

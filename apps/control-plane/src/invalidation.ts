@@ -8,6 +8,16 @@ import type { FastifyBaseLogger } from 'fastify';
 import { encodeInvalidation, INVALIDATION_CHANNEL, routeFloorKey, routeKey } from '@tenantgate/tenancy';
 import type { PendingInvalidation, TenantStore } from './store.ts';
 
+/** How soon to look again when another control plane holds the outbox lock. */
+const BUSY_RETRY_MS = 200;
+
+/** KEYS[1] floor key, ARGV[1] version: the floor becomes the larger of the two. */
+const RAISE_FLOOR_SCRIPT = `
+local current = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tonumber(ARGV[1]) > current then redis.call('SET', KEYS[1], ARGV[1]) end
+return 1
+`;
+
 export interface InvalidationPublisherOptions {
   readonly store: TenantStore;
   readonly redis: Redis;
@@ -85,8 +95,8 @@ export class InvalidationPublisher {
       const result = await this.#options.store
         .drainInvalidations(BATCH_SIZE, (invalidation) => this.#publish(invalidation))
         .catch((error: unknown) => ({ published: 0, error }));
-      // Another control plane is draining; the poll looks again later.
-      if (result === 'busy') return;
+      // Another control plane is draining; look again shortly (it may not have seen our rows).
+      if (result === 'busy') return this.#retrySoon();
       if (result.published > 0) this.#options.onPublished?.(result.published);
       if ('error' in result) return this.#failed(result.error);
       if (this.#failures > 0) this.#options.logger.info({ failedAttempts: this.#failures }, 'invalidations are reaching redis again');
@@ -95,10 +105,20 @@ export class InvalidationPublisher {
     }
   }
 
+  /** A retry after the lock holder has likely finished, without counting as a failure. */
+  #retrySoon(): void {
+    if (this.#closed || this.#retryTimer !== undefined) return;
+    this.#retryTimer = setTimeout(() => {
+      this.#retryTimer = undefined;
+      this.kick();
+    }, BUSY_RETRY_MS).unref();
+  }
+
   async #publish({ id, version, floor }: PendingInvalidation): Promise<void> {
     const results = await this.#options.redis
       .multi()
-      .set(routeFloorKey(id), String(floor))
+      // The floor only rises: a version drawn out of order must not let an older route back in.
+      .eval(RAISE_FLOOR_SCRIPT, 1, routeFloorKey(id), String(floor))
       .del(routeKey(id))
       .publish(INVALIDATION_CHANNEL, encodeInvalidation({ id, version }))
       .exec();

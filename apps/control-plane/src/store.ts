@@ -4,7 +4,7 @@
 import type { Tenant, TenantRole } from '@tenantgate/tenancy';
 import type { Database, Queryable } from './db/database.ts';
 import { ADVISORY_LOCK_CLASS } from './db/migrations.ts';
-import { notFound, TenantExistsError, VersionConflictError, withDetails } from './errors.ts';
+import { notFound, tenantNotFound, TenantExistsError, VersionConflictError, withDetails } from './errors.ts';
 
 /** A tenant as stored: the record (roles with their SCRAM secrets) and its bookkeeping. */
 export interface StoredTenant {
@@ -222,7 +222,7 @@ export class TenantStore {
 
 async function lockTenant(tx: Queryable, id: string, condition: WriteCondition): Promise<StoredTenant> {
   const rows = await tx.query<TenantRow>(`${selectTenants(true)} WHERE t.id = $1 FOR UPDATE OF t`, [id]);
-  if (rows.length === 0) throw notFound(`tenant "${id}" not found`);
+  if (rows.length === 0) throw tenantNotFound(id);
   const current = storedOf(rows[0]);
   if (condition.ifMatch !== undefined && !condition.ifMatch.includes(current.version)) {
     throw withDetails(new VersionConflictError(id, current.version, condition.ifMatch.join(', ') || 'none'), {

@@ -80,6 +80,9 @@ test('404 with the error body is an unknown tenant; a bare 404 is an error', asy
   await assert.rejects(c.fetchRoute('acme', never), (error) => error instanceof ControlPlaneStatusError && error.statusCode === 404);
   const plainJson404 = await server(t, (_req, res) => json(res, 404, { message: 'Route GET:/v1/routes/acme not found' }));
   await assert.rejects(client(t, plainJson404.url).cp.fetchRoute('acme', never), (error) => error instanceof ControlPlaneStatusError && error.statusCode === 404);
+  // The control plane's own 404 for a path it does not serve (a wrong base path) is not "no such tenant".
+  const wrongPath = await server(t, (_req, res) => json(res, 404, { code: 'TG_ERR_NOT_FOUND', message: 'no route GET /x/v1/routes/acme', details: {} }));
+  await assert.rejects(client(t, wrongPath.url).cp.fetchRoute('acme', never), (error) => error instanceof ControlPlaneStatusError && error.statusCode === 404);
 });
 
 test('an HTTP status is an answer: 401, 403, 500 and 503 are not retried', async (t) => {

@@ -10,6 +10,7 @@ import { fullJitterDelay, type BackoffPolicy } from './backoff.ts';
 import { ControlPlaneError, ControlPlaneResponseError, ControlPlaneStatusError, ControlPlaneTransportError } from './errors.ts';
 import type { Notifier } from './observer.ts';
 import { foundAnswer, UNKNOWN_TENANT, type RouteAnswer } from './route-answer.ts';
+import { TENANT_NOT_FOUND_CODE } from './route-cache.ts';
 import { checkTenantRoute } from './route-validation.ts';
 import { isTransportFailure } from './transport-failure.ts';
 
@@ -116,7 +117,7 @@ async function readAnswer(tenantId: string, statusCode: number, body: Body): Pro
     case 404:
       // A 404 without the control plane's error body comes from something else (a proxy, a load
       // balancer's default answer); taking it for "no such tenant" would refuse every tenant.
-      if (isErrorBody(await body.text())) return UNKNOWN_TENANT;
+      if (isUnknownTenantBody(await body.text())) return UNKNOWN_TENANT;
       throw new ControlPlaneStatusError(404, 'answered 404 without the error body of an unknown tenant');
     default:
       await body.dump();
@@ -133,10 +134,10 @@ function parseJson(text: string): unknown {
 }
 
 /** The control plane's error shape, `{ code, message, details }`: a string `code` is enough. */
-function isErrorBody(text: string): boolean {
+function isUnknownTenantBody(text: string): boolean {
   try {
     const value: unknown = JSON.parse(text);
-    return typeof value === 'object' && value !== null && typeof (value as { code?: unknown }).code === 'string';
+    return typeof value === 'object' && value !== null && (value as { code?: unknown }).code === TENANT_NOT_FOUND_CODE;
   } catch {
     return false;
   }

@@ -10,6 +10,13 @@
 // sequence across all tenants, so a deleted and re-created tenant never reuses a version.
 
 export const ROUTE_KEY_PREFIX = 'tenantgate:route:';
+
+/**
+ * The `code` of the control plane's 404 body for a tenant that does not exist. Any other 404 (a
+ * wrong base path, a proxy's page) is a failure, never "no such tenant": that would be cached
+ * and refuse every tenant.
+ */
+export const TENANT_NOT_FOUND_CODE = 'TG_ERR_TENANT_NOT_FOUND';
 export const ROUTE_FLOOR_KEY_PREFIX = 'tenantgate:route-floor:';
 export const INVALIDATION_CHANNEL = 'tenantgate:invalidate';
 

@@ -2,7 +2,7 @@
 // Gateway and admin tokens may read it.
 import type { FastifyPluginAsync } from 'fastify';
 import { etagOf } from '../etag.ts';
-import { notFound } from '../errors.ts';
+import { tenantNotFound } from '../errors.ts';
 import { errorResponses, ref, SchemaId, tenantIdParams } from '../schemas.ts';
 import { routeView } from '../views.ts';
 
@@ -20,7 +20,7 @@ const routes: FastifyPluginAsync = async (app) => {
     },
     async (request, reply) => {
       const stored = await app.store.get(request.params.id, { secrets: true });
-      if (stored === undefined) throw notFound(`tenant "${request.params.id}" not found`);
+      if (stored === undefined) throw tenantNotFound(request.params.id);
       void reply.header('etag', etagOf(stored.version));
       return routeView(stored);
     },

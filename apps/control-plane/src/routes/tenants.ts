@@ -11,7 +11,7 @@ import {
 } from '@tenantgate/tenancy';
 import { decodeCursor, encodeCursor } from '../cursor.ts';
 import { etagOf, parseIfMatch } from '../etag.ts';
-import { notFound, validationError } from '../errors.ts';
+import { tenantNotFound, validationError } from '../errors.ts';
 import { mergePatch } from '../merge-patch.ts';
 import { hashPassword } from '../passwords.ts';
 import {
@@ -109,7 +109,7 @@ const tenants: FastifyPluginAsync = async (app) => {
     },
     async (request, reply) => {
       const stored = await app.store.get(request.params.id, { secrets: false });
-      if (stored === undefined) throw notFound(`tenant "${request.params.id}" not found`);
+      if (stored === undefined) throw tenantNotFound(request.params.id);
       return sendTenant(reply, stored);
     },
   );
