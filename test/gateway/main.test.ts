@@ -106,3 +106,21 @@ async function listeningPort(child: ChildProcess): Promise<number> {
   }
   throw new Error('the gateway exited before listening');
 }
+
+test('a failed start exits with status 1 even with a Redis connection open', async () => {
+  const { code, stdout } = await output(
+    gateway({
+      GATEWAY_LISTEN: '127.0.0.1:0',
+      GATEWAY_ADMIN_LISTEN: 'off',
+      GATEWAY_TLS_CERT: join(dir, 'missing.crt'),
+      GATEWAY_TLS_KEY: join(dir, 'missing.key'),
+      GATEWAY_SNI_SUFFIXES: '.db.example.test',
+      GATEWAY_CONTROL_PLANE_URL: 'http://127.0.0.1:9',
+      GATEWAY_CONTROL_PLANE_TOKEN: 'a-gateway-token-for-tests',
+      // Nothing listens there: the resolver keeps reconnecting in the background.
+      REDIS_URL: 'redis://127.0.0.1:9',
+    }),
+  );
+  assert.equal(code, 1);
+  assert.match(stdout, /"msg":"the gateway could not start"/);
+});

@@ -181,3 +181,24 @@ async function waitForActiveSleep(): Promise<void> {
   }
   throw new Error('the query never started');
 }
+
+test('workers that cannot start stop the gateway with status 1 instead of restarting forever', async () => {
+  const failing = spawn(process.execPath, ['--conditions=@tenantgate/source', MAIN], {
+    env: {
+      PATH: process.env.PATH ?? '',
+      GATEWAY_WORKERS: '2',
+      GATEWAY_LISTEN: `127.0.0.1:${await freePort()}`,
+      GATEWAY_ADMIN_LISTEN: 'off',
+      GATEWAY_TLS_CERT: pki.edge.chainPem,
+      GATEWAY_TLS_KEY: pki.edge.keyPem,
+      GATEWAY_SNI_SUFFIXES: '.db.example.test',
+      GATEWAY_TENANTS_FILE: join(dir, 'no-such-tenants.json'),
+    },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  let stdout = '';
+  failing.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  const [code] = await once(failing, 'exit');
+  assert.equal(code, 1);
+  assert.match(stdout, /"msg":"a worker could not start; stopping the gateway"/);
+});

@@ -23,8 +23,13 @@ const EXIT_GRACE_MS = 5000;
 interface PendingLookup {
   readonly from: Worker;
   readonly id: number;
-  waiting: number;
+  /** Workers asked that have not answered; one that exits counts as a no. */
+  readonly waiting: Set<Worker>;
+  readonly timer: NodeJS.Timeout;
 }
+
+/** The primary answers "unknown" after this long, whatever workers still owe an answer. */
+const LOOKUP_TIMEOUT_MS = 900;
 
 /** Runs the primary until every worker has exited after SIGTERM/SIGINT. */
 export async function runPrimary(config: GatewayConfig, logger: Logger): Promise<void> {
@@ -40,6 +45,8 @@ class Primary {
   readonly #listening = new Set<Worker>();
   #admin: AdminServer | undefined;
   #stopping = false;
+  /** Until a worker has listened once, a worker that exits is a failed start, not a crash. */
+  #everListening = false;
   #restartDelayMs = RESTART_DELAY_MS;
   #nextLookup = 0;
 
@@ -49,9 +56,10 @@ class Primary {
   }
 
   async start(): Promise<void> {
-    cluster.on('message', this.#onMessage);
-    cluster.on('exit', this.#onExit);
-    for (let i = 0; i < this.#config.workers; i++) startedAt.set(cluster.fork(), Date.now());
+    // Signals first, the admin port next: a failure there leaves no worker behind.
+    process.on('SIGHUP', () => this.#signalWorkers('SIGHUP'));
+    process.once('SIGTERM', () => void this.#stop('SIGTERM'));
+    process.once('SIGINT', () => void this.#stop('SIGINT'));
     if (this.#config.adminListen !== undefined) {
       this.#admin = await startAdminServer({
         listen: this.#config.adminListen,
@@ -62,14 +70,16 @@ class Primary {
         proxyProtocol: adminProxyProtocol(this.#config.proxyProtocol),
       });
     }
+    cluster.on('message', this.#onMessage);
+    cluster.on('exit', this.#onExit);
+    for (let i = 0; i < this.#config.workers; i++) startedAt.set(cluster.fork(), Date.now());
     this.#log.info({ workers: this.#config.workers, admin: this.#admin?.address }, 'gateway primary started');
-    process.on('SIGHUP', () => this.#signalWorkers('SIGHUP'));
-    process.once('SIGTERM', () => void this.#stop('SIGTERM'));
-    process.once('SIGINT', () => void this.#stop('SIGINT'));
   }
 
+  /** SIGHUP only to workers that listen: one still starting has no handler yet and would die of it. */
   #signalWorkers(signal: NodeJS.Signals): void {
-    for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill(signal);
+    const targets = signal === 'SIGHUP' ? [...this.#listening] : Object.values(cluster.workers ?? {});
+    for (const worker of targets) worker?.process.kill(signal);
   }
 
   async #stop(signal: NodeJS.Signals): Promise<void> {
@@ -92,6 +102,13 @@ class Primary {
     this.#listening.delete(worker);
     this.#abandonLookups(worker);
     if (this.#stopping) return;
+    if (!this.#everListening) {
+      // Every worker runs the same configuration: one that cannot start, none can.
+      this.#log.fatal({ pid: worker.process.pid, code, signal }, 'a worker could not start; stopping the gateway');
+      process.exitCode = 1;
+      void this.#stop('SIGTERM');
+      return;
+    }
     const lived = Date.now() - (startedAt.get(worker) ?? Date.now());
     if (lived > HEALTHY_AFTER_MS) this.#restartDelayMs = RESTART_DELAY_MS;
     this.#log.error({ pid: worker.process.pid, code, signal, restartInMs: this.#restartDelayMs }, 'worker exited; starting another');
@@ -102,35 +119,50 @@ class Primary {
   };
 
   readonly #onMessage = (worker: Worker, message: unknown): void => {
-    if (isClusterMessage(message, ClusterMessage.Listening)) this.#listening.add(worker);
+    if (isClusterMessage(message, ClusterMessage.Listening)) {
+      this.#listening.add(worker);
+      this.#everListening = true;
+    }
     else if (isClusterMessage(message, ClusterMessage.Lookup)) this.#lookup(worker, message);
-    else if (isClusterMessage(message, ClusterMessage.Found)) this.#found(message);
+    else if (isClusterMessage(message, ClusterMessage.Found)) this.#found(worker, message);
   };
 
   /** Asks every other live worker; the first entry found answers, or null when all said no. */
+  /** Asks every other listening worker (only those hold sessions); the first entry found answers. */
   #lookup(from: Worker, request: ClusterRequest): void {
-    const others = Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined && w !== from && w.isConnected());
+    const others = [...this.#listening].filter((w) => w !== from && w.isConnected());
     if (others.length === 0) return this.#reply(from, request.id, null);
     const key = this.#nextLookup++;
-    this.#lookups.set(key, { from, id: request.id, waiting: others.length });
+    const timer = setTimeout(() => this.#settle(key, null), LOOKUP_TIMEOUT_MS).unref();
+    this.#lookups.set(key, { from, id: request.id, waiting: new Set(others), timer });
     const find: ClusterRequest = { type: ClusterMessage.Find, id: key, processId: request.processId, secretKey: request.secretKey };
     for (const worker of others) worker.send(find);
   }
 
-  #found(message: ClusterReply): void {
+  #found(worker: Worker, message: ClusterReply): void {
     const pending = this.#lookups.get(message.id);
     if (pending === undefined) return; // answered already
-    pending.waiting--;
-    if (message.entry !== null || pending.waiting === 0) {
-      this.#lookups.delete(message.id);
-      this.#reply(pending.from, pending.id, message.entry);
-    }
+    pending.waiting.delete(worker);
+    if (message.entry !== null || pending.waiting.size === 0) this.#settle(message.id, message.entry);
   }
 
-  /** A worker that died cannot answer: count it as a no. Its own lookups go unanswered (it is gone). */
+  #settle(key: number, entry: ClusterReply['entry']): void {
+    const pending = this.#lookups.get(key);
+    if (pending === undefined) return;
+    this.#lookups.delete(key);
+    clearTimeout(pending.timer);
+    this.#reply(pending.from, pending.id, entry);
+  }
+
+  /** A dead worker's own lookups go unanswered (it is gone); where it owed an answer, it counts as a no. */
   #abandonLookups(dead: Worker): void {
     for (const [key, pending] of this.#lookups) {
-      if (pending.from === dead) this.#lookups.delete(key);
+      if (pending.from === dead) {
+        clearTimeout(pending.timer);
+        this.#lookups.delete(key);
+      } else if (pending.waiting.delete(dead) && pending.waiting.size === 0) {
+        this.#settle(key, null);
+      }
     }
   }
 

@@ -32,8 +32,9 @@ async function main(): Promise<void> {
     else await serve(config, cluster.isWorker ? logger.child({ worker: cluster.worker?.id }) : logger);
   } catch (error) {
     logger.fatal({ err: error }, 'the gateway could not start');
-    logger.flush();
-    process.exitCode = 1;
+    // Exit now: an open Redis connection or a worker's IPC channel would keep a failed process
+    // alive, and its primary would never learn to replace it. pino flushes at exit.
+    process.exit(1);
   }
 }
 
