@@ -103,7 +103,7 @@ const TABLE = [
     name: 'REDIS_URL',
     schema: { type: 'string' },
     expects: 'a redis:// or rediss:// URL',
-    description: 'Shared route cache, invalidations and cancel keys; unset: in-process cache only.',
+    description: 'Route cache shared by the gateways, and the control plane\'s invalidations; unset: in-process cache only. Cached routes hold role secrets: use rediss:// and ACLs.',
     // The URL may carry the Redis password.
     secret: true,
   },

@@ -120,6 +120,11 @@ async function readBackendDefaults(config: GatewayConfig): Promise<Partial<Backe
 async function openTenantSource(config: GatewayConfig, metrics: GatewayMetrics, logger: Logger): Promise<TenantSource> {
   const source = config.tenantSource;
   if (source.kind === 'file') return TenantsFileSource.open(source.path);
+  // Routes carry role secrets: say so when they would cross a network in the clear.
+  const { protocol, hostname } = new URL(source.url);
+  if (protocol === 'http:' && !['127.0.0.1', 'localhost', '[::1]'].includes(hostname)) {
+    logger.warn({ controlPlane: source.url }, 'GATEWAY_CONTROL_PLANE_URL is plain http: routes, role secrets included, travel unencrypted');
+  }
   return new ControlPlaneSource({
     controlPlaneUrl: source.url,
     controlPlaneToken: source.token,
