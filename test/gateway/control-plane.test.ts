@@ -11,7 +11,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
 import pg from 'pg';
-import { buildApp, createRedisClient, openPgliteDatabase, type Database } from '@tenantgate/control-plane';
+import { buildApp, createRedisClient, type Database } from '@tenantgate/control-plane';
+import { createStoreHome, type StoreHome } from '../control-plane/harness.ts';
 import { ControlPlaneSource, createGateway, createLogger, createMetrics, type Gateway } from '@tenantgate/gateway';
 import { serializeStartupMessage } from '@tenantgate/wire';
 import { createTestPki, runPsql, startPostgres, startRedis, type PostgresServer, type RedisServer, type TestPki } from '@tenantgate/testing';
@@ -25,6 +26,7 @@ let backendA: PostgresServer;
 let backendB: PostgresServer;
 let redis: RedisServer;
 let database: Database;
+let store: StoreHome;
 let controlPlane: Awaited<ReturnType<typeof startControlPlane>>;
 let controlPlanePort = 0;
 let gateway: Gateway;
@@ -43,52 +45,6 @@ async function startControlPlane() {
     },
   };
 }
-
-before(async () => {
-  pki = await createTestPki();
-  const gatewayClient = await pki.client('app');
-  const tls = { serverCert: pki.backend.chainPem, serverKey: pki.backend.keyPem, clientCa: pki.ca.certPem };
-  [backendA, backendB, redis] = await Promise.all([
-    startPostgres({ ...tls, hba: ['hostssl all all 127.0.0.1/32 cert'], roles: [{ name: 'app' }], settings: { max_connections: 40 } }),
-    startPostgres({ ...tls, hba: ['hostssl all all 127.0.0.1/32 cert'], roles: [{ name: 'app' }] }),
-    startRedis(),
-  ]);
-  await backendA.sql("create table marker as select 'backend-a' as name; grant select on marker to app");
-  await backendB.sql("create table marker as select 'backend-b' as name; grant select on marker to app");
-  dir = await mkdtemp(join(tmpdir(), 'tg-cp-gateway-'));
-  await writeFile(join(dir, 'ca.pem'), pki.ca.certPem);
-  database = await openPgliteDatabase(join(dir, 'store'));
-  controlPlane = await startControlPlane();
-  const metrics = createMetrics();
-  const logger = createLogger({ level: 'silent' });
-  const tenants = new ControlPlaneSource({ controlPlaneUrl: controlPlane.url, controlPlaneToken: GATEWAY, redisUrl: redis.url, metrics, logger });
-  await tenants.ready(AbortSignal.timeout(10_000));
-  gateway = await createGateway({
-    settings: {
-      listen: { host: '127.0.0.1', port: 0 },
-      sniSuffixes: ['.db.example.test'],
-      allowPlaintext: false,
-      handshakeTimeoutMs: 10_000,
-      maxPendingConnections: 1000,
-      authTimeoutMs: 10_000,
-      backendConnectTimeoutMs: 5000,
-      secretsDir: undefined,
-    },
-    certificates: [{ suffixes: ['.db.example.test'], certPem: pki.edge.chainPem, keyPem: pki.edge.keyPem }],
-    backendDefaults: { caPem: pki.ca.certPem, clientCertificate: { certPem: gatewayClient.chainPem, keyPem: gatewayClient.keyPem } },
-    tenants,
-    logger,
-    metrics,
-  });
-});
-
-after(async () => {
-  await gateway?.close();
-  await controlPlane?.close().catch(() => {});
-  await database?.close();
-  await Promise.all([backendA?.stop(), backendB?.stop(), redis?.stop()]);
-  if (dir !== undefined) await rm(dir, { recursive: true, force: true });
-});
 
 async function api(method: string, path: string, body?: unknown): Promise<{ status: number; body: Record<string, unknown> }> {
   const response = await fetch(`${controlPlane.url}${path}`, {
@@ -171,7 +127,56 @@ async function untilAuthentication(tenant: string): Promise<string> {
   }
 }
 
-describe('the gateway with the control plane and Redis', () => {
+// The same suite with the control plane's two stores: embedded PGlite and a real PostgreSQL.
+for (const kind of ['pglite', 'postgres'] as const) describe(`the gateway with the control plane (${kind} store) and Redis`, () => {
+  before(async () => {
+      store = await createStoreHome(kind);
+    pki = await createTestPki();
+    const gatewayClient = await pki.client('app');
+    const tls = { serverCert: pki.backend.chainPem, serverKey: pki.backend.keyPem, clientCa: pki.ca.certPem };
+    [backendA, backendB, redis] = await Promise.all([
+      startPostgres({ ...tls, hba: ['hostssl all all 127.0.0.1/32 cert'], roles: [{ name: 'app' }], settings: { max_connections: 40 } }),
+      startPostgres({ ...tls, hba: ['hostssl all all 127.0.0.1/32 cert'], roles: [{ name: 'app' }] }),
+      startRedis(),
+    ]);
+    await backendA.sql("create table marker as select 'backend-a' as name; grant select on marker to app");
+    await backendB.sql("create table marker as select 'backend-b' as name; grant select on marker to app");
+    dir = await mkdtemp(join(tmpdir(), 'tg-cp-gateway-'));
+    await writeFile(join(dir, 'ca.pem'), pki.ca.certPem);
+    database = await store.open();
+    controlPlanePort = 0;
+    controlPlane = await startControlPlane();
+    const metrics = createMetrics();
+    const logger = createLogger({ level: 'silent' });
+    const tenants = new ControlPlaneSource({ controlPlaneUrl: controlPlane.url, controlPlaneToken: GATEWAY, redisUrl: redis.url, metrics, logger });
+    await tenants.ready(AbortSignal.timeout(10_000));
+    gateway = await createGateway({
+      settings: {
+        listen: { host: '127.0.0.1', port: 0 },
+        sniSuffixes: ['.db.example.test'],
+        allowPlaintext: false,
+        handshakeTimeoutMs: 10_000,
+        maxPendingConnections: 1000,
+        authTimeoutMs: 10_000,
+        backendConnectTimeoutMs: 5000,
+        secretsDir: undefined,
+      },
+      certificates: [{ suffixes: ['.db.example.test'], certPem: pki.edge.chainPem, keyPem: pki.edge.keyPem }],
+      backendDefaults: { caPem: pki.ca.certPem, clientCertificate: { certPem: gatewayClient.chainPem, keyPem: gatewayClient.keyPem } },
+      tenants,
+      logger,
+      metrics,
+    });
+  });
+
+  after(async () => {
+    await gateway?.close();
+    await controlPlane?.close().catch(() => {});
+    await database?.close();
+    await Promise.all([backendA?.stop(), backendB?.stop(), redis?.stop(), store?.remove()]);
+    if (dir !== undefined) await rm(dir, { recursive: true, force: true });
+  });
+
   test('a tenant provisioned after a failed attempt is reachable at once: the invalidation drops the negative entry', async () => {
     assert.equal((await connectError('fresh')).code, '08004');
     await create('fresh', backendA);

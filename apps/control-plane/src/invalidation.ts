@@ -47,6 +47,11 @@ export class InvalidationPublisher {
   #pollTimer: NodeJS.Timeout | undefined;
   #closed = false;
 
+  /** Drains started and the number of the last one ended, for flush(). */
+  #started = 0;
+  #completed = 0;
+  #waiters: { readonly target: number; readonly done: () => void }[] = [];
+
   constructor(options: InvalidationPublisherOptions) {
     this.#options = options;
   }
@@ -73,10 +78,41 @@ export class InvalidationPublisher {
       return;
     }
     if (this.#retryTimer !== undefined) return;
+    const number = ++this.#started;
     this.#draining = this.#drain().finally(() => {
       this.#draining = undefined;
+      this.#completed = number;
+      this.#wake();
       if (this.#again) this.kick();
     });
+  }
+
+  /**
+   * Kicks, then waits until a drain that began after this call has ended (published, found the
+   * outbox empty, or failed), or `timeoutMs`. Returns at once while Redis is being retried.
+   */
+  async flush(timeoutMs: number): Promise<void> {
+    const running = this.#draining !== undefined;
+    this.kick();
+    if (this.#closed || (!running && this.#draining === undefined)) return;
+    // A running drain may have read the outbox before our row: the next one takes it.
+    const target = running ? this.#started + 1 : this.#started;
+    if (this.#completed >= target) return;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(done, timeoutMs).unref();
+      function done(): void {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.#waiters.push({ target, done });
+    });
+  }
+
+  #wake(): void {
+    const ready = this.#waiters.filter((w) => w.target <= this.#completed || this.#closed);
+    if (ready.length === 0) return;
+    this.#waiters = this.#waiters.filter((w) => !ready.includes(w));
+    for (const waiter of ready) waiter.done();
   }
 
   /** Stops retrying and waits for a drain in progress; rows left stay in the outbox. */
@@ -87,6 +123,7 @@ export class InvalidationPublisher {
     this.#options.redis.off('ready', this.#onReady);
     this.#options.redis.off('error', this.#onError);
     await this.#draining;
+    this.#wake();
   }
 
   async #drain(): Promise<void> {

@@ -14,8 +14,12 @@ export const RedisState = {
 export type RedisState = (typeof RedisState)[keyof typeof RedisState];
 
 export interface Invalidations {
-  /** A write was committed: publish what the outbox holds. */
-  kick(): void;
+  /**
+   * A write was committed: publish what the outbox holds, and wait (a bounded time) until it
+   * reached Redis, so gateways drop the old route before the client hears of the change. With
+   * Redis down it returns at once: the outbox keeps the rows and the publisher retries.
+   */
+  publish(): Promise<void>;
   /** Whether Redis answers (PING within the time given). */
   redisState(timeoutMs: number): Promise<RedisState>;
 }
@@ -34,10 +38,13 @@ export interface InvalidationPluginOptions {
   readonly pollIntervalMs?: number;
 }
 
+/** Longest a write's response waits for its invalidation to reach Redis. */
+const PUBLISH_WAIT_MS = 1000;
+
 const invalidation: FastifyPluginAsync<InvalidationPluginOptions> = async (app, options) => {
   const { redis } = options;
   if (redis === undefined) {
-    app.decorate('invalidations', { kick: () => {}, redisState: async () => RedisState.NotConfigured });
+    app.decorate('invalidations', { publish: async () => {}, redisState: async () => RedisState.NotConfigured });
     return;
   }
   const publisher = new InvalidationPublisher({
@@ -51,7 +58,7 @@ const invalidation: FastifyPluginAsync<InvalidationPluginOptions> = async (app, 
     pollIntervalMs: options.pollIntervalMs,
   });
   app.decorate('invalidations', {
-    kick: () => publisher.kick(),
+    publish: () => publisher.flush(PUBLISH_WAIT_MS),
     redisState: (timeoutMs: number) => pingRedis(redis, timeoutMs),
   });
   app.addHook('onReady', async () => publisher.start());

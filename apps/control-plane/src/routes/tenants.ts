@@ -69,7 +69,7 @@ const tenants: FastifyPluginAsync = async (app) => {
     async (request, reply) => {
       const tenant = await materializeTenant(request.body, hashPassword);
       const stored = await app.store.create(tenant);
-      app.invalidations.kick();
+      await app.invalidations.publish();
       void reply.header('location', `/v1/tenants/${tenant.id}`);
       return sendTenant(reply.code(201), stored);
     },
@@ -128,7 +128,7 @@ const tenants: FastifyPluginAsync = async (app) => {
     },
     async (request, reply) => {
       const stored = await app.store.update(request.params.id, (current) => patched(current, request.body), writeCondition(request));
-      app.invalidations.kick();
+      await app.invalidations.publish();
       return sendTenant(reply, stored);
     },
   );
@@ -146,7 +146,7 @@ const tenants: FastifyPluginAsync = async (app) => {
     },
     async (request, reply) => {
       await app.store.delete(request.params.id, writeCondition(request));
-      app.invalidations.kick();
+      await app.invalidations.publish();
       return reply.code(204).send();
     },
   );
@@ -170,7 +170,7 @@ const tenants: FastifyPluginAsync = async (app) => {
     async (request, reply) => {
       const role = await roleOf(request.params.role, request.body);
       const { stored, created } = await app.store.putRole(request.params.id, role, writeCondition(request));
-      app.invalidations.kick();
+      await app.invalidations.publish();
       return sendTenant(reply.code(created ? 201 : 200), stored);
     },
   );
@@ -188,7 +188,7 @@ const tenants: FastifyPluginAsync = async (app) => {
     },
     async (request, reply) => {
       const stored = await app.store.deleteRole(request.params.id, request.params.role, writeCondition(request));
-      app.invalidations.kick();
+      await app.invalidations.publish();
       return sendTenant(reply, stored);
     },
   );
