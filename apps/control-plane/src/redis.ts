@@ -10,11 +10,16 @@ export interface RedisClientOptions {
 
 export function createRedisClient(url: string, options: RedisClientOptions = {}): Redis {
   const maxDelay = options.maxReconnectDelayMs ?? 2000;
-  return new Redis(url, {
+  const client = new Redis(url, {
     enableOfflineQueue: false,
     maxRetriesPerRequest: 0,
     commandTimeout: 2000,
     connectTimeout: 2000,
     retryStrategy: (attempt) => Math.min(attempt * 100, maxDelay),
   });
+  // An 'error' with no listener throws. The publisher listens while it runs and /readyz pings;
+  // this one covers the rest of the client's life (a reconnect's ready check failing before the
+  // publisher starts or after it stopped, during shutdown), which must never end the process.
+  client.on('error', () => {});
+  return client;
 }
