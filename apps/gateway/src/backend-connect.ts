@@ -70,6 +70,13 @@ const SSL_ACCEPTED = 0x53; // S
 const DEFAULT_KEEPALIVE_DELAY_MS = 30_000;
 
 /**
+ * ALPN `postgresql` in wire format (length, name), as a DataView: from a string list Node copies
+ * it into a slice of its shared 64 KiB Buffer pool for every socket, and a slice that lives as long
+ * as the session keeps the whole pool alive; from a DataView it copies to a buffer of its own.
+ */
+const ALPN_POSTGRESQL = new DataView(Uint8Array.from([10, ...Buffer.from('postgresql', 'latin1')]).buffer);
+
+/**
  * TCP connect, SSLRequest, TLS with verify-full. Resolves with a connection ready for
  * {@link startBackendSession}; rejects with a BackendError and leaves no socket behind.
  */
@@ -174,7 +181,7 @@ function handshake(tcp: Socket, options: OpenBackendOptions, serverName: string,
     rejectUnauthorized: true,
     checkServerIdentity: backendIdentityCheck(serverName),
     // libpq 17 sends it too; PostgreSQL 17 refuses any other ALPN, older servers ignore it.
-    ALPNProtocols: ['postgresql'],
+    ALPNProtocols: ALPN_POSTGRESQL,
   });
   guardBetweenPhases(socket);
   const phase = BackendPhase.Tls;

@@ -4,7 +4,7 @@
 // @see https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-START-UP
 // @see PostgreSQL src/backend/tcop/backend_startup.c (ProcessSSLStartup, ProcessStartupPacket)
 import type { Socket } from 'node:net';
-import { TLSSocket } from 'node:tls';
+import { TLSSocket, type TLSSocketOptions } from 'node:tls';
 import {
   FrameDecoder,
   FramePhase,
@@ -109,7 +109,12 @@ export class HandshakeError extends Error {
 const TLS_HANDSHAKE_RECORD = 0x16;
 /** IANA-registered ALPN id; PostgreSQL 17 requires it on direct TLS and refuses any other. */
 export const ALPN_PROTOCOL = 'postgresql';
-const ALPN_PROTOCOLS = [ALPN_PROTOCOL];
+/**
+ * The same list in wire format (length, name), as a DataView: from a string list or a Buffer, Node
+ * copies it into a slice of its shared 64 KiB Buffer pool for every socket, and a slice that lives
+ * as long as the session keeps the whole pool alive; from a DataView it copies to a buffer of its own.
+ */
+const ALPN_PROTOCOLS = new DataView(Uint8Array.from([ALPN_PROTOCOL.length, ...Buffer.from(ALPN_PROTOCOL, 'latin1')]).buffer);
 const ANSWER_SSL_YES = Buffer.from('S');
 const ANSWER_NO = Buffer.from('N');
 /** The wire library's words for a StartupMessage without `user` (PostgreSQL: 28000, not 08P01). */
@@ -141,7 +146,11 @@ class ClientHandshake {
   #sslRefused = false;
   #gssRefused = false;
   #directTls = false;
-  #certificate: ServerCertificate | undefined;
+  /**
+   * The certificate the client was shown: set by the SNI callback, which the TLSSocket keeps for
+   * the whole session, so it holds this small object rather than the handshake.
+   */
+  #shown: { certificate: ServerCertificate | undefined } = { certificate: undefined };
   #stopTlsTimer: (() => number) | undefined;
   #timer: NodeJS.Timeout | undefined;
 
@@ -292,22 +301,18 @@ class ClientHandshake {
     this.#raw.pause();
     if (readAhead !== undefined) this.#raw.unshift(readAhead);
     const table = this.#options.contexts!.current;
-    this.#certificate = table.fallback;
+    const shown = { certificate: table.fallback };
+    this.#shown = shown;
     const tlsSocket = new TLSSocket(this.#raw, {
       isServer: true,
       secureContext: table.fallback.context,
-      SNICallback: (serverName, callback) => callback(null, this.#selectCertificate(table, serverName).context),
+      SNICallback: sniCallback(shown, table),
       ALPNProtocols: ALPN_PROTOCOLS,
     });
     this.#socket = tlsSocket;
     this.#listen(tlsSocket);
     tlsSocket.once('secure', () => this.#onSecure(tlsSocket));
     this.#stopTlsTimer = this.#options.metrics?.phaseDuration.startTimer({ phase: Phase.Tls });
-  }
-
-  #selectCertificate(table: CertificateTable, serverName: string): ServerCertificate {
-    this.#certificate = table.select(serverName);
-    return this.#certificate;
   }
 
   #onSecure(tlsSocket: TLSSocket): void {
@@ -376,7 +381,7 @@ class ClientHandshake {
       tls,
       directTls: this.#directTls,
       ...found,
-      serverCertificate: tls ? this.#certificate : undefined,
+      serverCertificate: tls ? this.#shown.certificate : undefined,
       ...this.#client(),
     });
   }
@@ -423,6 +428,17 @@ class ClientHandshake {
 
   readonly #onClose = (): void => {
     this.#abort(ConnectionOutcome.ClientClosed, `the client closed the connection (${this.#state})`);
+  };
+}
+
+/**
+ * Made outside the class: a closure made in a method shares that method's scope, `this` included,
+ * and the TLSSocket keeps its SNI callback as long as the session lasts.
+ */
+function sniCallback(shown: { certificate: ServerCertificate }, table: CertificateTable): TLSSocketOptions['SNICallback'] {
+  return (serverName, callback) => {
+    shown.certificate = table.select(serverName);
+    callback(null, shown.certificate.context);
   };
 }
 

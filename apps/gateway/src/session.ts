@@ -56,13 +56,21 @@ export interface SessionContext {
 export async function serveClient(client: ClientStartup, connection: Connection, ctx: SessionContext): Promise<void> {
   const { socket } = client;
   const aborted = new AbortController();
-  socket.on('error', (error) => aborted.abort(error));
-  socket.once('close', () => aborted.abort(new Error('the client closed the connection')));
+  const onError = (error: Error): void => aborted.abort(error);
+  const onClose = (): void => aborted.abort(new Error('the client closed the connection'));
+  socket.on('error', onError);
+  socket.once('close', onClose);
   try {
     await run(client, connection, ctx, AbortSignal.any([aborted.signal, ctx.shutdown]));
   } catch (error) {
     fail(client, connection, ctx, error);
+    return;
   }
+  // Spliced: the splice listens to the socket now, and nothing waits on the signal any more.
+  // An idle session then holds neither the controller nor these closures, and its close builds
+  // no Error that nobody reads.
+  socket.off('error', onError);
+  socket.off('close', onClose);
 }
 
 async function run(client: ClientStartup, connection: Connection, ctx: SessionContext, signal: AbortSignal): Promise<void> {

@@ -1,8 +1,14 @@
 // The splice (DESIGN.md steps 11 and 12): once a session is handed over, bytes go both ways as
 // they arrive. Each chunk is written on as it came (no copy, nothing allocated per chunk or per
-// message), the writes of one read burst are corked and leave together, and a write that returns
-// false pauses the other side until 'drain', so a slow reader holds the gateway's buffers to a
-// few high-water marks.
+// message), and a write that returns false pauses the other side until 'drain', so a slow reader
+// holds the gateway's buffers to a few high-water marks.
+//
+// Writes are not corked per read burst: a TLS socket delivers each decrypted record in a tick of
+// its own (the tick queue runs between two 'data' events), so a cork released on the next tick
+// never held more than one chunk and only cost a tick and a buffered write each. Batching comes
+// from the stream instead: a TLS write completes asynchronously, and chunks written meanwhile are
+// buffered and leave together in one writev. Only the hand-over bytes, written in one go at the
+// start, are corked.
 //
 // The backend→client stream runs through a MessageTracker, which follows message boundaries and
 // the last ReadyForQuery status without framing anything: drain (SIGTERM) tells an idle client
@@ -114,8 +120,6 @@ export class Splice {
    * query the backend has not answered yet: the session is not idle, whatever the tracker says.
    */
   #toBackendAtIdle = -1;
-  #clientCorked = false;
-  #backendCorked = false;
   #clientClosed = false;
   #backendClosed = false;
   /** Made on the first bytes and re-armed with refresh(): an idle session has no timer running. */
@@ -195,9 +199,14 @@ export class Splice {
     // A ReadyForQuery the tracker did not see (the hand-over sent it) puts it in that state.
     if (options.transactionStatus !== undefined) this.#track(READY[options.transactionStatus]);
     // Backend bytes first: client bytes already read are unanswered queries, which must keep the
-    // session from counting as idle even when the backend bytes end with ReadyForQuery I.
+    // session from counting as idle even when the backend bytes end with ReadyForQuery I. Each
+    // side's initial bytes leave in one write.
+    this.#client.cork();
+    this.#backend.cork();
     for (const chunk of options.initialToClient ?? []) if (chunk.length > 0) this.#onBackendData(chunk);
     for (const chunk of options.initialToBackend ?? []) if (chunk.length > 0) this.#onClientData(chunk);
+    this.#client.uncork();
+    this.#backend.uncork();
     // A socket that closed before the splice emits no 'close' for us; count it as closed.
     if (this.#client.closed || this.#client.destroyed) process.nextTick(this.#onClientClose);
     if (this.#backend.closed || this.#backend.destroyed) process.nextTick(this.#onBackendClose);
@@ -212,11 +221,6 @@ export class Splice {
   readonly #onClientData = (chunk: Buffer): void => {
     if (!this.#forwarding) return;
     this.#toBackend += chunk.length;
-    if (!this.#backendCorked) {
-      this.#backendCorked = true;
-      this.#backend.cork();
-      process.nextTick(this.#uncorkBackend);
-    }
     if (!this.#backend.write(chunk)) this.#client.pause();
     this.#count(chunk.length);
   };
@@ -224,11 +228,6 @@ export class Splice {
   readonly #onBackendData = (chunk: Buffer): void => {
     if (!this.#forwarding || !this.#track(chunk)) return;
     this.#toClient += chunk.length;
-    if (!this.#clientCorked) {
-      this.#clientCorked = true;
-      this.#client.cork();
-      process.nextTick(this.#uncorkClient);
-    }
     if (!this.#client.write(chunk)) this.#backend.pause();
     this.#count(chunk.length);
     if (this.#state === SpliceState.Draining && this.idle) this.#drain();
@@ -245,16 +244,6 @@ export class Splice {
     if (this.#tracker.idle) this.#toBackendAtIdle = this.#toBackend;
     return true;
   }
-
-  readonly #uncorkClient = (): void => {
-    this.#clientCorked = false;
-    this.#client.uncork();
-  };
-
-  readonly #uncorkBackend = (): void => {
-    this.#backendCorked = false;
-    this.#backend.uncork();
-  };
 
   readonly #onClientDrain = (): void => {
     if (this.#forwarding) this.#backend.resume();

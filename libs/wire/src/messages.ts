@@ -361,7 +361,11 @@ export function parseParameterStatus(frame: Buffer): ParameterStatus {
 export function parseBackendKeyData(frame: Buffer, minorVersion?: number): BackendKeyData {
   const reader = readFrame(frame, BackendMessageType.BackendKeyData, 'BackendKeyData');
   const processId = reader.int32();
-  const secretKey = Buffer.from(reader.rest());
+  // A copy of its own, not Buffer.from's slice of the shared 64 KiB pool: the key lives as long as
+  // the session (a proxy keeps it for cancels), and a long-lived slice keeps its whole pool alive.
+  const rest = reader.rest();
+  const secretKey = Buffer.alloc(rest.length);
+  rest.copy(secretKey);
   checkCancelKeyLength(secretKey.length, minorVersion, 'BackendKeyData');
   return { kind: 'BackendKeyData', processId, secretKey };
 }
