@@ -9,7 +9,7 @@ import {
   type TenantResolverOptions,
 } from '@tenantgate/tenancy';
 import type { Logger } from './logger.ts';
-import { CacheResult, CacheTier, controlPlaneStatus, type GatewayMetrics } from './metrics.ts';
+import { controlPlaneStatus, type GatewayMetrics } from './metrics.ts';
 import { TenantDirectoryUnreachableError, type TenantLookup, type TenantSource } from './tenant-source.ts';
 
 export interface ControlPlaneSourceOptions {
@@ -67,7 +67,7 @@ function describe(error: Error): string {
 function observer(metrics: ControlPlaneSourceOptions['metrics'], log: Logger): TenantResolverObserver {
   return {
     cacheRequest(tier, result) {
-      metrics.cacheRequests.inc({ tier: tier as CacheTier, result: result as CacheResult });
+      metrics.cacheRequests.inc({ tier, result });
     },
     controlPlaneRequest(event) {
       const status = event.status === 'error' ? controlPlaneStatus(undefined) : controlPlaneStatus(event.status);

@@ -7,6 +7,7 @@
 // to the logs and traces, which carry the tenant id on every line and span. Label values are the
 // closed sets below, and the handle types only accept them, so cardinality is fixed at compile time.
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { CacheResult, CacheTier } from '@tenantgate/tenancy';
 
 export const METRIC_PREFIX = 'tenantgate_';
 
@@ -54,20 +55,8 @@ export const Phase = {
 } as const;
 export type Phase = (typeof Phase)[keyof typeof Phase];
 
-export const CacheTier = { Memory: 'memory', Redis: 'redis', ControlPlane: 'control_plane' } as const;
-export type CacheTier = (typeof CacheTier)[keyof typeof CacheTier];
-
-export const CacheResult = {
-  Hit: 'hit',
-  Miss: 'miss',
-  /** A cached "no such tenant". */
-  NegativeHit: 'negative_hit',
-  /** An expired entry served because the control plane failed (stale-if-error). */
-  Stale: 'stale',
-  /** The tier itself failed (Redis unreachable); the next tier answered. */
-  Error: 'error',
-} as const;
-export type CacheResult = (typeof CacheResult)[keyof typeof CacheResult];
+// The resolver reports cache lookups in these words; the metric's labels are the same values.
+export { CacheResult, CacheTier };
 
 export const Direction = { ClientToBackend: 'client_to_backend', BackendToClient: 'backend_to_client' } as const;
 export type Direction = (typeof Direction)[keyof typeof Direction];
