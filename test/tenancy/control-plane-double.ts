@@ -2,12 +2,14 @@
 // injection only: a node:http server on port 0 of 127.0.0.1 that serves routes from a map,
 // counts requests, and can be told to fail the next requests (an HTTP status, a reset socket, no
 // answer at all, or an answer held until the test releases it), or to stop listening.
-// `applyWrite` does to Redis what the control plane does after each committed write.
+// `applyWrite` does to Redis what the control plane does after each committed write, with the
+// control plane's own dropCachedRoute.
 import { once } from 'node:events';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Redis } from 'ioredis';
-import { encodeInvalidation, INVALIDATION_CHANNEL, routeFloorKey, routeKey, type TenantRoute } from '@tenantgate/tenancy';
+import { dropCachedRoute } from '@tenantgate/control-plane';
+import { encodeInvalidation, INVALIDATION_CHANNEL, type TenantRoute } from '@tenantgate/tenancy';
 
 export const GATEWAY_TOKEN = 'gateway-token-for-tests';
 
@@ -163,7 +165,7 @@ export async function applyWrite(
   tenantId: string,
   write: { version: number; deleted?: boolean; publish?: boolean },
 ): Promise<void> {
-  const multi = redis.multi().set(routeFloorKey(tenantId), String(write.version)).del(routeKey(tenantId));
+  const multi = dropCachedRoute(redis.multi(), tenantId, write.version);
   if (write.publish ?? true) multi.publish(INVALIDATION_CHANNEL, encodeInvalidation({ id: tenantId, version: write.deleted ? null : write.version }));
   await multi.exec();
 }

@@ -21,6 +21,7 @@ export { createPostgresDatabase, type PostgresDatabaseOptions } from './db/postg
 export { openPgliteDatabase } from './db/pglite.ts';
 export { migrate, MIGRATIONS, type Migration, type MigrationResult } from './db/migrations.ts';
 export { createRedisClient, type RedisClientOptions } from './redis.ts';
+export { dropCachedRoute } from './invalidation.ts';
 export { ErrorCode } from './errors.ts';
 export { MetricName } from './metrics.ts';
 export { SCRAM_ITERATIONS } from './passwords.ts';

@@ -3,7 +3,7 @@
 // publish the invalidation. Rows leave the outbox only once Redis took them, so while Redis is
 // down nothing is lost: the publisher backs off and retries, and drains the backlog in order
 // when Redis is back. A slow poll also picks up rows another control plane left behind.
-import type { Redis } from 'ioredis';
+import type { ChainableCommander, Redis } from 'ioredis';
 import type { FastifyBaseLogger } from 'fastify';
 import { encodeInvalidation, INVALIDATION_CHANNEL, routeFloorKey, routeKey } from '@tenantgate/tenancy';
 import type { PendingInvalidation, TenantStore } from './store.ts';
@@ -12,11 +12,20 @@ import type { PendingInvalidation, TenantStore } from './store.ts';
 const BUSY_RETRY_MS = 200;
 
 /** KEYS[1] floor key, ARGV[1] version: the floor becomes the larger of the two. */
-const RAISE_FLOOR_SCRIPT = `
+export const RAISE_FLOOR_SCRIPT = `
 local current = tonumber(redis.call('GET', KEYS[1]) or '0')
 if tonumber(ARGV[1]) > current then redis.call('SET', KEYS[1], ARGV[1]) end
 return 1
 `;
+
+/**
+ * The cache side of one committed write (route-cache.ts), added to a MULTI: raise the tenant's
+ * floor and drop its cached route. The floor only rises: a version drawn out of order must not
+ * let an older route back in.
+ */
+export function dropCachedRoute(multi: ChainableCommander, id: string, floor: number): ChainableCommander {
+  return multi.eval(RAISE_FLOOR_SCRIPT, 1, routeFloorKey(id), String(floor)).del(routeKey(id));
+}
 
 export interface InvalidationPublisherOptions {
   readonly store: TenantStore;
@@ -152,11 +161,7 @@ export class InvalidationPublisher {
   }
 
   async #publish({ id, version, floor }: PendingInvalidation): Promise<void> {
-    const results = await this.#options.redis
-      .multi()
-      // The floor only rises: a version drawn out of order must not let an older route back in.
-      .eval(RAISE_FLOOR_SCRIPT, 1, routeFloorKey(id), String(floor))
-      .del(routeKey(id))
+    const results = await dropCachedRoute(this.#options.redis.multi(), id, floor)
       .publish(INVALIDATION_CHANNEL, encodeInvalidation({ id, version }))
       .exec();
     if (results === null) throw new Error('the redis transaction was aborted');
