@@ -13,7 +13,8 @@ import { connect as tlsConnect } from 'node:tls';
 import pg from 'pg';
 import { buildApp, createRedisClient, type Database } from '@tenantgate/control-plane';
 import { createStoreHome, type StoreHome } from '../control-plane/harness.ts';
-import { ControlPlaneSource, createGateway, createLogger, createMetrics, type Gateway } from '@tenantgate/gateway';
+import { createTestGateway } from './harness.ts';
+import { ControlPlaneSource, createLogger, createMetrics, type Gateway } from '@tenantgate/gateway';
 import { serializeStartupMessage } from '@tenantgate/wire';
 import { createTestPki, runPsql, startPostgres, startRedis, type PostgresServer, type RedisServer, type TestPki } from '@tenantgate/testing';
 
@@ -132,7 +133,6 @@ for (const kind of ['pglite', 'postgres'] as const) describe(`the gateway with t
   before(async () => {
       store = await createStoreHome(kind);
     pki = await createTestPki();
-    const gatewayClient = await pki.client('app');
     const tls = { serverCert: pki.backend.chainPem, serverKey: pki.backend.keyPem, clientCa: pki.ca.certPem };
     [backendA, backendB, redis] = await Promise.all([
       startPostgres({ ...tls, hba: ['hostssl all all 127.0.0.1/32 cert'], roles: [{ name: 'app' }], settings: { max_connections: 40 } }),
@@ -150,23 +150,8 @@ for (const kind of ['pglite', 'postgres'] as const) describe(`the gateway with t
     const logger = createLogger({ level: 'silent' });
     const tenants = new ControlPlaneSource({ controlPlaneUrl: controlPlane.url, controlPlaneToken: GATEWAY, redisUrl: redis.url, metrics, logger });
     await tenants.ready(AbortSignal.timeout(10_000));
-    gateway = await createGateway({
-      settings: {
-        listen: { host: '127.0.0.1', port: 0 },
-        sniSuffixes: ['.db.example.test'],
-        allowPlaintext: false,
-        handshakeTimeoutMs: 10_000,
-        maxPendingConnections: 1000,
-        authTimeoutMs: 10_000,
-        backendConnectTimeoutMs: 5000,
-        secretsDir: undefined,
-      },
-      certificates: [{ suffixes: ['.db.example.test'], certPem: pki.edge.chainPem, keyPem: pki.edge.keyPem }],
-      backendDefaults: { caPem: pki.ca.certPem, clientCertificate: { certPem: gatewayClient.chainPem, keyPem: gatewayClient.keyPem } },
-      tenants,
-      logger,
-      metrics,
-    });
+    gateway = await createTestGateway(pki, tenants, { metrics });
+
   });
 
   after(async () => {

@@ -9,7 +9,8 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
-import { createGateway, createLogger, createMetrics, TenantsFileSource, type Gateway } from '@tenantgate/gateway';
+import { TenantsFileSource, type Gateway } from '@tenantgate/gateway';
+import { createTestGateway } from './harness.ts';
 import { serializeCancelRequest } from '@tenantgate/wire';
 import { createTestPki, runPsql, startPostgres, type PostgresServer, type TestPki } from '@tenantgate/testing';
 
@@ -23,7 +24,6 @@ let dir: string;
 
 before(async () => {
   pki = await createTestPki();
-  const gatewayClient = await pki.client('app');
   const tls = { serverCert: pki.backend.chainPem, serverKey: pki.backend.keyPem, clientCa: pki.ca.certPem };
   [certBackend, scramBackend] = await Promise.all([
     startPostgres({ ...tls, hba: ['hostssl all all 127.0.0.1/32 cert'], roles: [{ name: 'app' }] }),
@@ -46,23 +46,7 @@ before(async () => {
       ],
     }),
   );
-  gateway = await createGateway({
-    settings: {
-      listen: { host: '127.0.0.1', port: 0 },
-      sniSuffixes: ['.db.example.test'],
-      allowPlaintext: false,
-      handshakeTimeoutMs: 5000,
-      maxPendingConnections: 100,
-      authTimeoutMs: 5000,
-      backendConnectTimeoutMs: 5000,
-      secretsDir: undefined,
-    },
-    certificates: [{ suffixes: ['.db.example.test'], certPem: pki.edge.chainPem, keyPem: pki.edge.keyPem }],
-    backendDefaults: { caPem: pki.ca.certPem, clientCertificate: { certPem: gatewayClient.chainPem, keyPem: gatewayClient.keyPem } },
-    tenants: await TenantsFileSource.open(tenantsFile),
-    logger: createLogger({ level: 'silent' }),
-    metrics: createMetrics(),
-  });
+  gateway = await createTestGateway(pki, await TenantsFileSource.open(tenantsFile));
 });
 
 after(async () => {

@@ -12,7 +12,7 @@ import type { TestContext } from 'node:test';
 import { connect as connectTls, type ConnectionOptions, type TLSSocket } from 'node:tls';
 import pg from 'pg';
 import postgres from 'postgres';
-import { createGateway, createLogger, createMetrics, TenantsFileSource, type Gateway, type GatewaySettings } from '@tenantgate/gateway';
+import { createGateway, createLogger, createMetrics, TenantsFileSource, type Gateway, type GatewayMetrics, type GatewaySettings, type TenantSource } from '@tenantgate/gateway';
 import type { TenantInput } from '@tenantgate/tenancy';
 import {
   conninfo,
@@ -70,17 +70,33 @@ export interface GatewayFixtureOptions {
 
 /** The gateway on 127.0.0.1:0 with a static tenants file; closed after the test. */
 export async function startGateway(t: TestContext, options: GatewayFixtureOptions): Promise<Gateway> {
-  const { pki, dir } = options;
-  const gatewayClient = await pki.client('app');
-  const tenantsFile = join(dir, 'tenants.json');
+  const tenantsFile = join(options.dir, 'tenants.json');
   await writeFile(tenantsFile, JSON.stringify({ tenants: options.tenants.map((tenant) => ({ limits: NO_LIMITS, ...tenant })) }));
-  const gateway = await createGateway({
+  const gateway = await createTestGateway(options.pki, await TenantsFileSource.open(tenantsFile), { settings: options.settings });
+  t.after(() => gateway.close());
+  return gateway;
+}
+
+export interface TestGatewayOptions {
+  readonly settings?: Partial<GatewaySettings> | undefined;
+  /** CN of the gateway's client certificate for backends (pg_hba `cert` logs it in as that role); default `app`. */
+  readonly clientName?: string;
+  readonly metrics?: GatewayMetrics;
+}
+
+/**
+ * The gateway every end-to-end test runs: 127.0.0.1:0, the edge certificate for `*.db.example.test`,
+ * a client certificate from the test CA for backends, silent logs. The caller closes it.
+ */
+export async function createTestGateway(pki: TestPki, tenants: TenantSource, options: TestGatewayOptions = {}): Promise<Gateway> {
+  const gatewayClient = await pki.client(options.clientName ?? 'app');
+  return createGateway({
     settings: {
       listen: { host: '127.0.0.1', port: 0 },
       sniSuffixes: [SUFFIX],
       allowPlaintext: false,
       handshakeTimeoutMs: 10_000,
-      maxPendingConnections: 100,
+      maxPendingConnections: 1000,
       authTimeoutMs: 10_000,
       backendConnectTimeoutMs: 10_000,
       secretsDir: undefined,
@@ -88,12 +104,10 @@ export async function startGateway(t: TestContext, options: GatewayFixtureOption
     },
     certificates: [{ suffixes: [SUFFIX], certPem: pki.edge.chainPem, keyPem: pki.edge.keyPem }],
     backendDefaults: { caPem: pki.ca.certPem, clientCertificate: { certPem: gatewayClient.chainPem, keyPem: gatewayClient.keyPem } },
-    tenants: await TenantsFileSource.open(tenantsFile),
+    tenants,
     logger: createLogger({ level: 'silent' }),
-    metrics: createMetrics(),
+    metrics: options.metrics ?? createMetrics(),
   });
-  t.after(() => gateway.close());
-  return gateway;
 }
 
 // ---------------------------------------------------------------------------------------------

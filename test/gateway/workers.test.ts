@@ -6,14 +6,14 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { connect, createServer, type AddressInfo } from 'node:net';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { serializeCancelRequest } from '@tenantgate/wire';
-import { createTestPki, startPostgres, type PostgresServer, type TestPki } from '@tenantgate/testing';
+import { createTestPki, getFreePort, startPostgres, type PostgresServer, type TestPki } from '@tenantgate/testing';
 
 const MAIN = fileURLToPath(new URL('../../apps/gateway/src/main.ts', import.meta.url));
 let pki: TestPki;
@@ -23,14 +23,6 @@ let child: ChildProcess;
 let port: number;
 let adminPort: number;
 const lines: Record<string, unknown>[] = [];
-
-async function freePort(): Promise<number> {
-  const server = createServer().listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port: free } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return free;
-}
 
 /** Resolves with the first log line that matches, from any process of the gateway. */
 function logLine(match: (line: Record<string, unknown>) => boolean): Promise<Record<string, unknown>> {
@@ -59,7 +51,7 @@ before(async () => {
   const client = await pki.client('app');
   const tenantsFile = join(dir, 'tenants.json');
   await writeFile(tenantsFile, JSON.stringify({ tenants: [{ id: 'acme', backend: { host: '127.0.0.1', port: backend.port }, roles: [{ name: 'app', password: 'pw' }] }] }));
-  [port, adminPort] = [await freePort(), await freePort()];
+  [port, adminPort] = [await getFreePort(), await getFreePort()];
   child = spawn(process.execPath, ['--conditions=@tenantgate/source', MAIN], {
     env: {
       PATH: process.env.PATH ?? '',
@@ -187,7 +179,7 @@ test('workers that cannot start stop the gateway with status 1 instead of restar
     env: {
       PATH: process.env.PATH ?? '',
       GATEWAY_WORKERS: '2',
-      GATEWAY_LISTEN: `127.0.0.1:${await freePort()}`,
+      GATEWAY_LISTEN: `127.0.0.1:${await getFreePort()}`,
       GATEWAY_ADMIN_LISTEN: 'off',
       GATEWAY_TLS_CERT: pki.edge.chainPem,
       GATEWAY_TLS_KEY: pki.edge.keyPem,

@@ -6,23 +6,14 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { requirePsql } from '@tenantgate/testing';
+import { getFreePort, requirePsql } from '@tenantgate/testing';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const dir = await mkdtemp(join(tmpdir(), 'tg-demo-'));
 after(() => rm(dir, { recursive: true, force: true }));
-
-async function freePort(): Promise<number> {
-  const server = createServer().listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 /** Runs a tool the way `npm run` does, on free ports and a data directory of its own. */
 async function startTool(script: string, dataDir: string): Promise<{ child: ChildProcess; output: () => string; ready: Promise<void> }> {
@@ -31,9 +22,9 @@ async function startTool(script: string, dataDir: string): Promise<{ child: Chil
     env: {
       PATH: process.env.PATH ?? '',
       TENANTGATE_DATA_DIR: dataDir,
-      CONTROL_PLANE_LISTEN: `127.0.0.1:${await freePort()}`,
-      GATEWAY_LISTEN: `127.0.0.1:${await freePort()}`,
-      GATEWAY_ADMIN_LISTEN: `127.0.0.1:${await freePort()}`,
+      CONTROL_PLANE_LISTEN: `127.0.0.1:${await getFreePort()}`,
+      GATEWAY_LISTEN: `127.0.0.1:${await getFreePort()}`,
+      GATEWAY_ADMIN_LISTEN: `127.0.0.1:${await getFreePort()}`,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
