@@ -167,7 +167,6 @@ test('real clients through the gateway', async (t) => {
 
   await t.test(
     "a session's own NOTIFY carries the pid its BackendKeyData announced (how libpq apps skip their own notifications)",
-    {},
     async (t) => {
       const client = await connectPg(t, gateway, pki, { servername: tenantHost('acme') });
       await client.query('listen self_events');

@@ -203,7 +203,6 @@ test('malformed and hostile clients', async (t) => {
 
   await t.test(
     'a 10,000-byte StartupMessage without a database: a clear refusal, not an internal error',
-    {},
     (t) =>
       thenServes(gateway, async () => {
         const socket = await upgradeToTls(t, gateway, pki, tenantHost('acme'));
