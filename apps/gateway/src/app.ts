@@ -1,20 +1,20 @@
 // The gateway, built from its parts with everything injected (main.ts reads the environment and
 // files, listens on the admin port and handles signals; tests build this directly).
 import { randomBytes } from 'node:crypto';
-import { Admission } from './admission.ts';
-import { BackendTlsContexts, TlsSessionCache, type BackendTlsDefaults } from './backend-tls.ts';
-import { CancelRegistry, type CancelKeyStore, type CancelTarget } from './cancel-registry.ts';
-import type { GatewayConfig } from './config.ts';
-import { startListener, type Listener } from './listener.ts';
-import type { Logger } from './logger.ts';
-import type { GatewayMetrics } from './metrics.ts';
+import { Admission } from './session/admission.ts';
+import { BackendTlsContexts, TlsSessionCache, type BackendTlsDefaults } from './backend/tls.ts';
+import { CancelRegistry, type CancelKeyStore, type CancelTarget } from './cancel/registry.ts';
+import type { GatewayConfig } from './config/config.ts';
+import { startListener, type Listener } from './edge/listener.ts';
+import type { Logger } from './telemetry/logger.ts';
+import type { GatewayMetrics } from './telemetry/metrics.ts';
 import { Refusal } from './refusal.ts';
-import { ClientCertificateStore, scramMockKey } from './secrets.ts';
-import { backendContext, serveClient, type SessionContext } from './session.ts';
-import type { Splice } from './splice.ts';
-import type { TenantSource } from './tenant-source.ts';
-import type { CertificateInput } from './tls-contexts.ts';
-import { TlsContexts } from './tls-contexts.ts';
+import { ClientCertificateStore, scramMockKey } from './backend/client-certificates.ts';
+import { backendContext, serveClient, type SessionContext } from './session/session.ts';
+import type { Splice } from './session/splice.ts';
+import type { TenantSource } from './tenants/directory.ts';
+import type { CertificateInput } from './edge/tls-contexts.ts';
+import { TlsContexts } from './edge/tls-contexts.ts';
 
 export type GatewaySettings = Pick<
   GatewayConfig,

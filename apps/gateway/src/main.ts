@@ -6,19 +6,19 @@
 import cluster from 'node:cluster';
 import { AggregatorRegistry } from 'prom-client';
 import { createGateway, type Gateway } from './app.ts';
-import { adminProxyProtocol, startAdminServer, type AdminServer } from './admin.ts';
-import { ConfigError, helpText, loadConfig, type GatewayConfig } from './config.ts';
-import { createLogger, type Logger } from './logger.ts';
-import { createMetrics } from './metrics.ts';
-import { readPem } from './secrets.ts';
-import type { CertificateInput } from './tls-contexts.ts';
-import { TenantsFileSource } from './tenants-file.ts';
-import { ControlPlaneSource } from './control-plane-source.ts';
-import type { TenantSource } from './tenant-source.ts';
-import type { GatewayMetrics } from './metrics.ts';
-import type { BackendTlsDefaults } from './backend-tls.ts';
-import { ClusterCancelKeyStore, ClusterMessage, type WorkerChannel } from './cluster-cancel-store.ts';
-import { runPrimary } from './cluster.ts';
+import { adminProxyProtocol, startAdminServer, type AdminServer } from './ops/admin.ts';
+import { ConfigError, helpText, loadConfig, type GatewayConfig } from './config/config.ts';
+import { createLogger, type Logger } from './telemetry/logger.ts';
+import { createMetrics } from './telemetry/metrics.ts';
+import { readPem } from './backend/client-certificates.ts';
+import type { CertificateInput } from './edge/tls-contexts.ts';
+import { TenantsFileSource } from './tenants/tenants-file.ts';
+import { ControlPlaneSource } from './tenants/control-plane.ts';
+import type { TenantSource } from './tenants/directory.ts';
+import type { GatewayMetrics } from './telemetry/metrics.ts';
+import type { BackendTlsDefaults } from './backend/tls.ts';
+import { ClusterCancelKeyStore, ClusterMessage, type WorkerChannel } from './cancel/cluster-store.ts';
+import { runPrimary } from './ops/workers.ts';
 
 async function main(): Promise<void> {
   if (process.argv.includes('--help') || process.argv.includes('-h')) {

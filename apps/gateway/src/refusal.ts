@@ -4,7 +4,7 @@
 // @see https://www.postgresql.org/docs/current/errcodes-appendix.html
 import type { Socket } from 'node:net';
 import { buildErrorResponse } from '@tenantgate/wire';
-import { REFUSAL_SQLSTATES, type GatewayMetrics, type RefusalSqlState } from './metrics.ts';
+import { REFUSAL_SQLSTATES, type GatewayMetrics, type RefusalSqlState } from './telemetry/metrics.ts';
 
 /** The SQLSTATEs the client-facing phases use (PostgreSQL's names in the comments). */
 export const SqlState = {

@@ -16,12 +16,12 @@ import {
   type NoticeFields,
 } from '@tenantgate/wire';
 import type { TestPki } from '@tenantgate/testing';
-import type { ClientCancel, ClientStartup } from '../client-handshake.ts';
-import { startListener, type Listener, type ListenerConfig } from '../listener.ts';
-import { createLogger } from '../logger.ts';
-import { createMetrics, type GatewayMetrics } from '../metrics.ts';
+import type { ClientCancel, ClientStartup } from '../edge/handshake.ts';
+import { startListener, type Listener, type ListenerConfig } from '../edge/listener.ts';
+import { createLogger } from '../telemetry/logger.ts';
+import { createMetrics, type GatewayMetrics } from '../telemetry/metrics.ts';
 import { closeGracefully } from '../refusal.ts';
-import { TlsContexts, type CertificateInput } from '../tls-contexts.ts';
+import { TlsContexts, type CertificateInput } from '../edge/tls-contexts.ts';
 
 export const SUFFIX = '.db.example.test';
 

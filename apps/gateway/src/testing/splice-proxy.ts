@@ -18,10 +18,10 @@ import {
   serializeReadyForQuery,
   type StartupMessage,
 } from '@tenantgate/wire';
-import { openBackend, startBackendSession, type BackendSession } from '../backend-connect.ts';
-import { BackendTlsContexts, type BackendTlsIdentity } from '../backend-tls.ts';
-import type { GatewayMetrics } from '../metrics.ts';
-import { splice, type Splice, type SpliceCloseReason } from '../splice.ts';
+import { openBackend, startBackendSession, type BackendSession } from '../backend/connect.ts';
+import { BackendTlsContexts, type BackendTlsIdentity } from '../backend/tls.ts';
+import type { GatewayMetrics } from '../telemetry/metrics.ts';
+import { splice, type Splice, type SpliceCloseReason } from '../session/splice.ts';
 
 export interface ProxiedSession {
   readonly splice: Splice;

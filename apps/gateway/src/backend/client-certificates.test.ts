@@ -1,0 +1,44 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createTestPki } from '@tenantgate/testing';
+import { ClientCertificateStore, SecretsError, readPem, scramMockKey } from './client-certificates.ts';
+
+test('readPem takes PEM text as is and reads paths, naming the file on failure', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'tg-secrets-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  await writeFile(join(dir, 'a.pem'), 'PEM-A');
+  assert.equal(await readPem({ kind: 'pem', pem: 'PEM-X' }, 'x'), 'PEM-X');
+  assert.equal(await readPem({ kind: 'path', path: join(dir, 'a.pem') }, 'x'), 'PEM-A');
+  await assert.rejects(readPem({ kind: 'path', path: join(dir, 'missing.pem') }, 'the edge key'), (error: Error) => {
+    assert.ok(error instanceof SecretsError);
+    assert.match(error.message, /the edge key.*missing\.pem/);
+    return true;
+  });
+});
+
+test('client certificates are read once per name, and a missing one can appear later', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'tg-secrets-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const store = new ClientCertificateStore(dir);
+  await assert.rejects(store.get('acme'), SecretsError);
+  await writeFile(join(dir, 'acme.crt'), 'CERT');
+  await writeFile(join(dir, 'acme.key'), 'KEY');
+  assert.deepEqual(await store.get('acme'), { certPem: 'CERT', keyPem: 'KEY' });
+  await writeFile(join(dir, 'acme.crt'), 'CERT2');
+  assert.deepEqual(await store.get('acme'), { certPem: 'CERT', keyPem: 'KEY' }, 'cached until clear()');
+  store.clear();
+  assert.deepEqual(await store.get('acme'), { certPem: 'CERT2', keyPem: 'KEY' });
+  await assert.rejects(store.get('../acme'), /not a plain file name/);
+  await assert.rejects(new ClientCertificateStore(undefined).get('acme'), /GATEWAY_SECRETS_DIR/);
+});
+
+test('the SCRAM mock key is stable for one edge key and differs between keys', async () => {
+  const pki = await createTestPki();
+  const other = await pki.ca.issueServerCertificate({ dnsNames: ['x.test'] });
+  assert.deepEqual(scramMockKey(pki.edge.keyPem), scramMockKey(pki.edge.keyPem));
+  assert.equal(scramMockKey(pki.edge.keyPem).length, 32);
+  assert.notDeepEqual(scramMockKey(pki.edge.keyPem), scramMockKey(other.keyPem));
+});

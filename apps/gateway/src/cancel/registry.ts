@@ -1,0 +1,315 @@
+// Cancel routing (DESIGN.md "Cancel routing", steps 2 and 4). The gateway gives every client its
+// own BackendKeyData: the backend's process id (NotificationResponse and pg_backend_pid() show
+// it, and libpq applications compare it with PQbackendPID() to skip their own notifications) with
+// a random secret key of the length the client's protocol uses (4 bytes under 3.0, 32 under 3.2,
+// as PostgreSQL 18 issues); the pair names the session, since two backends may share a pid. The key maps to the
+// backend that holds the session, and to that backend's own key, whose length may differ: a
+// CancelRequest from the client is answered by opening mTLS to the backend and sending the
+// backend's CancelRequest there. Like PostgreSQL, nothing is ever said to the canceller: unknown
+// keys are dropped, and attempts are rate-limited per client address.
+//
+// Keys live in a CancelKeyStore. MemoryCancelKeyStore serves one process; a store backed by Redis
+// (entries with a TTL refreshed while the session lives) can be plugged in for fleet-wide routing
+// without changing this file.
+// @see https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-CANCELING-REQUESTS
+import { randomBytes } from 'node:crypto';
+import type { SecureContext } from 'node:tls';
+import { serializeCancelRequest } from '@tenantgate/wire';
+import { openBackend, type OpenedBackend } from '../backend/connect.ts';
+import { takeIdleWatch } from '../backend/idle.ts';
+import type { TlsSessionCache } from '../backend/tls.ts';
+import type { ClientCancel } from '../edge/handshake.ts';
+import { CancelResult, type GatewayMetrics } from '../telemetry/metrics.ts';
+
+/** Key lengths the gateway issues: protocol 3.0 allows only 4 bytes; 3.2 gets 32, like PostgreSQL 18. */
+export const CANCEL_KEY_LENGTH_V3_0 = 4;
+export const CANCEL_KEY_LENGTH_V3_2 = 32;
+
+/** The length of the key the gateway issues to a client speaking protocol 3.`minorVersion`. */
+export function cancelKeyLength(minorVersion: number): number {
+  return minorVersion >= 2 ? CANCEL_KEY_LENGTH_V3_2 : CANCEL_KEY_LENGTH_V3_0;
+}
+
+/** Where a session runs, and the backend's own key for it. Plain data, so a shared store can keep it. */
+export interface CancelTarget {
+  /** Names the TLS identity (CA, client certificate) to reach the backend with; see CancelForwardOptions. */
+  readonly tenantId: string;
+  readonly host: string;
+  readonly port: number;
+  /** The name the backend's certificate must carry; default `host`. */
+  readonly serverName?: string;
+  /** The backend's BackendKeyData. */
+  readonly processId: number;
+  /** 4 bytes from a 3.0 backend; 4..256 from 3.2 (PostgreSQL 18 sends 32). */
+  readonly secretKey: Buffer;
+}
+
+/** The BackendKeyData the gateway sends its client. */
+export interface CancelKey {
+  readonly processId: number;
+  readonly secretKey: Buffer;
+}
+
+export interface CancelEntry extends CancelKey {
+  readonly target: CancelTarget;
+}
+
+/**
+ * Where keys live, by the whole key (process id and secret). Keys are unique among live entries;
+ * a store refuses a duplicate so the registry can draw another secret before the key reaches a
+ * client. A shared store (Redis: `SET NX` with a TTL it refreshes for its own live entries) makes
+ * a key known to every gateway of the fleet. Every method may be asynchronous; the registry never
+ * assumes otherwise.
+ */
+export interface CancelKeyStore {
+  /** Adds the entry; false (and nothing stored) when its key is taken. */
+  add(entry: CancelEntry): Promise<boolean>;
+  get(key: CancelKey): Promise<CancelEntry | undefined>;
+  /** Removes the entry of this key. */
+  delete(key: CancelKey): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** The map key of a cancel key: the process id and the secret, which together name one session. */
+export function cancelKeyId(key: CancelKey): string {
+  return `${key.processId}:${key.secretKey.toString('hex')}`;
+}
+
+/** The keys of this process's sessions. */
+export class MemoryCancelKeyStore implements CancelKeyStore {
+  readonly #entries = new Map<string, CancelEntry>();
+
+  get size(): number {
+    return this.#entries.size;
+  }
+
+  async add(entry: CancelEntry): Promise<boolean> {
+    const id = cancelKeyId(entry);
+    if (this.#entries.has(id)) return false;
+    this.#entries.set(id, entry);
+    return true;
+  }
+
+  async get(key: CancelKey): Promise<CancelEntry | undefined> {
+    return this.#entries.get(cancelKeyId(key));
+  }
+
+  async delete(key: CancelKey): Promise<void> {
+    this.#entries.delete(cancelKeyId(key));
+  }
+
+  async close(): Promise<void> {
+    this.#entries.clear();
+  }
+}
+
+export interface CancelRateLimit {
+  /** Tokens added per second and address (default 10). */
+  readonly perSecond: number;
+  /** Bucket size: attempts allowed at once (default 20). */
+  readonly burst: number;
+  /** Addresses tracked; the least recently seen is forgotten first (default 10,000). */
+  readonly maxClients: number;
+}
+
+export const DEFAULT_CANCEL_RATE_LIMIT: CancelRateLimit = { perSecond: 10, burst: 20, maxClients: 10_000 };
+
+interface Bucket {
+  tokens: number;
+  at: number;
+}
+
+/**
+ * A token bucket per client address, in a bounded map kept in least-recently-seen order. A
+ * forgotten address starts again with a full bucket: with the default bound, forgetting one
+ * takes 10,000 other addresses in between.
+ */
+export class CancelRateLimiter {
+  readonly #limit: CancelRateLimit;
+  readonly #now: () => number;
+  readonly #buckets = new Map<string, Bucket>();
+
+  constructor(limit: Partial<CancelRateLimit> = {}, now: () => number = Date.now) {
+    this.#limit = { ...DEFAULT_CANCEL_RATE_LIMIT, ...limit };
+    const { perSecond, burst, maxClients } = this.#limit;
+    if (!(perSecond > 0) || !(burst >= 1) || !Number.isInteger(maxClients) || maxClients < 1) {
+      throw new RangeError(`cancel rate limit: bad perSecond ${perSecond}, burst ${burst} or maxClients ${maxClients}`);
+    }
+    this.#now = now;
+  }
+
+  get size(): number {
+    return this.#buckets.size;
+  }
+
+  /** Takes one token for `address`; false when its bucket is empty. */
+  take(address: string): boolean {
+    const now = this.#now();
+    const { perSecond, burst, maxClients } = this.#limit;
+    const bucket = this.#buckets.get(address) ?? { tokens: burst, at: now };
+    this.#buckets.delete(address);
+    this.#buckets.set(address, bucket);
+    if (this.#buckets.size > maxClients) this.#buckets.delete(this.#buckets.keys().next().value as string);
+    bucket.tokens = Math.min(burst, bucket.tokens + (Math.max(0, now - bucket.at) * perSecond) / 1000);
+    bucket.at = now;
+    if (bucket.tokens < 1) return false;
+    bucket.tokens -= 1;
+    return true;
+  }
+}
+
+export interface CancelRegistryOptions {
+  /** Default: a MemoryCancelKeyStore. */
+  readonly store?: CancelKeyStore;
+  readonly metrics?: Pick<GatewayMetrics, 'cancelRequests'>;
+  readonly rateLimit?: Partial<CancelRateLimit>;
+  /** Clock for the rate limit (milliseconds); tests inject one. */
+  readonly now?: () => number;
+}
+
+export interface CancelSession {
+  readonly target: CancelTarget;
+  /** The client's protocol minor version, which sets the length of the key it gets. */
+  readonly clientMinorVersion: number;
+}
+
+/** What forward() needs to reach a backend: openBackend's options, less what the target gives. */
+export interface CancelForwardOptions {
+  /** The context for the target's tenant (from BackendTlsContexts: built once per identity). */
+  readonly secureContext: (target: CancelTarget) => SecureContext | Promise<SecureContext>;
+  readonly connectTimeoutMs: number;
+  readonly tlsTimeoutMs?: number;
+  readonly sessionCache?: TlsSessionCache;
+  /** How long the backend has to close after the CancelRequest before it is destroyed (default 1 s). */
+  readonly closeTimeoutMs?: number;
+  readonly signal?: AbortSignal;
+}
+
+/** A client's CancelRequest (ClientCancel from the handshake fits). */
+export type CancelRequestInput = Pick<ClientCancel, 'processId' | 'secretKey' | 'clientAddress'>;
+
+export interface CancelOutcome {
+  readonly result: CancelResult;
+  /** The session's tenant, when the key was known. */
+  readonly tenantId?: string;
+  /** Why a known key could not be forwarded (result `error`): for the caller's log line. */
+  readonly error?: Error;
+}
+
+const CANCEL_CLOSE_TIMEOUT_MS = 1000;
+/** Attempts at a free secret for a process id; a taken one (2^-32 under protocol 3.0) is drawn again. */
+const MAX_DRAWS = 16;
+const RESULT_LABELS = Object.fromEntries(Object.values(CancelResult).map((result) => [result, { result }])) as Record<
+  CancelResult,
+  { result: CancelResult }
+>;
+
+export class CancelRegistry {
+  readonly #store: CancelKeyStore;
+  readonly #limiter: CancelRateLimiter;
+  readonly #metrics: CancelRegistryOptions['metrics'];
+
+  constructor(options: CancelRegistryOptions = {}) {
+    this.#store = options.store ?? new MemoryCancelKeyStore();
+    this.#limiter = new CancelRateLimiter(options.rateLimit, options.now);
+    this.#metrics = options.metrics;
+  }
+
+  /**
+   * Issues the gateway's key for a session: the backend's process id and a random secret key of
+   * the client's length, drawn again in the unlikely case that pair is held by a live session.
+   * Send it in place of the backend's BackendKeyData, and unregister it when the session ends.
+   */
+  async register(session: CancelSession): Promise<CancelKey> {
+    const processId = session.target.processId;
+    for (let draw = 0; draw < MAX_DRAWS; draw++) {
+      const secretKey = randomBytes(cancelKeyLength(session.clientMinorVersion));
+      if (await this.#store.add({ processId, secretKey, target: session.target })) return { processId, secretKey };
+    }
+    throw new Error(`cancel registry: no free secret key in ${MAX_DRAWS} draws`);
+  }
+
+  async unregister(key: CancelKey): Promise<void> {
+    await this.#store.delete(key);
+  }
+
+  /** The session a client's key names, or undefined. */
+  async lookup(processId: number, secretKey: Buffer): Promise<CancelTarget | undefined> {
+    const entry = await this.#store.get({ processId, secretKey });
+    return entry?.target;
+  }
+
+  /**
+   * Answers a client's CancelRequest: rate limit, lookup, then the backend's own CancelRequest over
+   * a new mTLS connection, which is closed once the backend has read it. Never throws; the caller
+   * logs the outcome and tells the client nothing.
+   */
+  async forward(request: CancelRequestInput, options: CancelForwardOptions): Promise<CancelOutcome> {
+    const outcome = await this.#forward(request, options);
+    this.#metrics?.cancelRequests.inc(RESULT_LABELS[outcome.result]);
+    return outcome;
+  }
+
+  async close(): Promise<void> {
+    await this.#store.close();
+  }
+
+  async #forward(request: CancelRequestInput, options: CancelForwardOptions): Promise<CancelOutcome> {
+    if (!this.#limiter.take(request.clientAddress)) return { result: CancelResult.RateLimited };
+    let target: CancelTarget | undefined;
+    try {
+      target = await this.lookup(request.processId, request.secretKey);
+    } catch (error) {
+      return { result: CancelResult.Error, error: error as Error };
+    }
+    if (target === undefined) return { result: CancelResult.UnknownKey };
+    try {
+      await sendCancel(target, options);
+      return { result: CancelResult.Forwarded, tenantId: target.tenantId };
+    } catch (error) {
+      return { result: CancelResult.Error, tenantId: target.tenantId, error: error as Error };
+    }
+  }
+}
+
+/** SSLRequest, 'S', mTLS (openBackend), then the backend's own CancelRequest and a close. */
+async function sendCancel(target: CancelTarget, options: CancelForwardOptions): Promise<void> {
+  const packet = serializeCancelRequest(target.processId, target.secretKey);
+  const opened = await openBackend({
+    host: target.host,
+    port: target.port,
+    serverName: target.serverName,
+    secureContext: await options.secureContext(target),
+    sessionCache: options.sessionCache,
+    connectTimeoutMs: options.connectTimeoutMs,
+    tlsTimeoutMs: options.tlsTimeoutMs,
+    signal: options.signal,
+  });
+  await writeAndClose(opened, packet, options.closeTimeoutMs ?? CANCEL_CLOSE_TIMEOUT_MS);
+}
+
+/**
+ * Writes the packet and half-closes. PostgreSQL reads the request, signals the session and closes
+ * without a word; waiting for that close means the request was read. A backend that keeps the
+ * connection open is destroyed after `timeoutMs`: the request went out all the same.
+ */
+function writeAndClose(opened: OpenedBackend, packet: Buffer, timeoutMs: number): Promise<void> {
+  const { socket } = opened;
+  takeIdleWatch(socket);
+  return new Promise<void>((resolve, reject) => {
+    let sent = false;
+    let failure: Error | undefined;
+    const timer = setTimeout(() => socket.destroy(), timeoutMs);
+    socket.on('error', (error: Error) => (failure ??= error));
+    socket.once('close', () => {
+      clearTimeout(timer);
+      if (sent) resolve();
+      else reject(failure ?? new Error('the backend closed before the CancelRequest was sent'));
+    });
+    socket.on('data', () => {
+      // PostgreSQL answers a CancelRequest with nothing; anything else is dropped.
+    });
+    socket.once('finish', () => (sent = true));
+    socket.end(packet);
+  });
+}

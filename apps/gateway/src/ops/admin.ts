@@ -1,0 +1,185 @@
+// The admin HTTP server: Prometheus metrics, liveness and readiness, on a listener of its own so
+// that no Postgres client ever reaches it and a slow scraper cannot hold up the data path.
+// GET /metrics  prom-client text format
+// GET /healthz  200 while the process runs
+// GET /readyz   200 while readiness() says so, else 503 (the NLB health check; 503 during drain)
+// Behind a load balancer that sends PROXY protocol headers, its health checks carry one here too.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { once } from 'node:events';
+import type { AddressInfo, Socket } from 'node:net';
+import type { ListenAddress, ProxyProtocolMode } from '../config/config.ts';
+import type { Logger } from '../telemetry/logger.ts';
+import { ProxyHeaderError, ProxyHeaderFailure, readProxyHeader, type ProxyHeaderMode } from '../edge/proxy-protocol.ts';
+
+/** What /metrics serves: a prom-client Registry, or an adapter over a cluster aggregator. */
+export interface MetricsSource {
+  readonly contentType: string;
+  metrics(): Promise<string>;
+}
+
+export interface AdminServerOptions {
+  readonly listen: ListenAddress;
+  readonly metrics: MetricsSource;
+  /** Asked on every /readyz; throwing, or answering late, means not ready. */
+  readonly readiness: () => boolean | Promise<boolean>;
+  readonly logger: Logger;
+  /** How long readiness() may take; READINESS_TIMEOUT_MS when absent. */
+  readonly readinessTimeoutMs?: number;
+  /**
+   * A PROXY protocol header (v2 or v1) before the HTTP request; `off` when absent. Behind an NLB
+   * with proxy protocol on, give `optional`: its health checks carry a header, while local
+   * scrapes and the container health check do not.
+   */
+  readonly proxyProtocol?: ProxyProtocolMode;
+}
+
+export interface AdminServer {
+  /** The bound address (the real port when `listen.port` was 0). */
+  readonly address: ListenAddress;
+  /** Stops listening and drops open connections, keep-alive ones included. Idempotent. */
+  close(): Promise<void>;
+}
+
+/** A readiness check that hangs must not hang the health check: it is answered as not ready. */
+export const READINESS_TIMEOUT_MS = 2000;
+
+const TEXT = 'text/plain; charset=utf-8';
+// Scrapers and load balancer health checks need a handful of sockets; more is a misbehaving peer.
+const MAX_CONNECTIONS = 64;
+/** As headersTimeout: the PROXY header comes just before the request, in the same segment as a rule. */
+const PROXY_HEADER_TIMEOUT_MS = 5_000;
+
+interface Reply {
+  readonly status: number;
+  readonly contentType: string;
+  readonly body: string;
+}
+
+type Route = (options: AdminServerOptions) => Reply | Promise<Reply>;
+
+const ROUTES: ReadonlyMap<string, Route> = new Map<string, Route>([
+  ['/metrics', async ({ metrics }) => ({ status: 200, contentType: metrics.contentType, body: await metrics.metrics() })],
+  ['/healthz', () => ({ status: 200, contentType: TEXT, body: 'ok\n' })],
+  ['/readyz', async (options) => ((await isReady(options)) ? text(200, 'ready\n') : text(503, 'not ready\n'))],
+]);
+
+export async function startAdminServer(options: AdminServerOptions): Promise<AdminServer> {
+  const server = createServer({ requestTimeout: 10_000, headersTimeout: 5_000, keepAliveTimeout: 5_000 }, (req, res) =>
+    handle(req, res, options),
+  );
+  server.maxConnections = MAX_CONNECTIONS;
+  const proxyProtocol = options.proxyProtocol ?? 'off';
+  const readingHeaders = proxyProtocol === 'off' ? new Set<Socket>() : readProxyHeaders(server, proxyProtocol, options.logger);
+  server.listen({ host: options.listen.host, port: options.listen.port });
+  await once(server, 'listening');
+  const { address, port } = server.address() as AddressInfo;
+  options.logger.info({ address, port, proxyProtocol }, 'admin server listening');
+  let closing: Promise<void> | undefined;
+  return { address: { host: address, port }, close: () => (closing ??= close(server, readingHeaders)) };
+}
+
+/**
+ * Puts a PROXY header read in front of the HTTP parser. http.Server attaches its parser to a
+ * socket in its own 'connection' listener; that listener is taken off and called once the header
+ * is gone, on the bytes after it. The server itself still listens, so its connection limit,
+ * header and request timeouts and closeAllConnections all keep working. Returns the sockets
+ * whose header is still being read.
+ */
+function readProxyHeaders(server: Server, mode: ProxyHeaderMode, logger: Logger): Set<Socket> {
+  const serveHttp = server.listeners('connection') as ((socket: Socket) => void)[];
+  server.removeAllListeners('connection');
+  const reading = new Set<Socket>();
+  server.on('connection', (socket: Socket) => {
+    reading.add(socket);
+    readProxyHeader(socket, { mode, timeoutMs: PROXY_HEADER_TIMEOUT_MS }).then(
+      () => {
+        reading.delete(socket);
+        for (const listener of serveHttp) listener.call(server, socket);
+        // The header reader left the socket paused with the request pushed back: the parser reads it now.
+        socket.resume();
+      },
+      (err: unknown) => {
+        reading.delete(socket);
+        logHeaderFailure(err, socket, logger);
+      },
+    );
+  });
+  return reading;
+}
+
+/** The one log line of an admin connection closed for its PROXY header (it got no HTTP reply). */
+function logHeaderFailure(err: unknown, socket: Socket, logger: Logger): void {
+  const fields = { err, remote: `${socket.remoteAddress ?? ''}:${socket.remotePort ?? 0}` };
+  if (!(err instanceof ProxyHeaderError)) return logger.error(fields, 'admin connection failed');
+  if (err.failure === ProxyHeaderFailure.Closed) return logger.debug(fields, 'admin client left before its PROXY protocol header');
+  logger.warn(fields, 'admin connection closed: no valid PROXY protocol header');
+}
+
+function handle(req: IncomingMessage, res: ServerResponse, options: AdminServerOptions): void {
+  const path = (req.url ?? '/').split('?', 1)[0];
+  const route = ROUTES.get(path);
+  if (route === undefined) return send(res, text(404, 'not found\n'));
+  if (req.method !== 'GET' && req.method !== 'HEAD') {
+    res.setHeader('allow', 'GET, HEAD');
+    return send(res, text(405, 'method not allowed\n'));
+  }
+  Promise.resolve()
+    .then(() => route(options))
+    .then(
+      (reply) => send(res, reply),
+      (err: unknown) => {
+        options.logger.error({ err, path }, 'admin request failed');
+        send(res, text(500, 'internal error\n'));
+      },
+    );
+}
+
+async function isReady(options: AdminServerOptions): Promise<boolean> {
+  const { readiness, logger, readinessTimeoutMs = READINESS_TIMEOUT_MS } = options;
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<'timeout'>((resolve) => {
+    timer = setTimeout(resolve, readinessTimeoutMs, 'timeout');
+  });
+  try {
+    const ready = await Promise.race([Promise.resolve().then(readiness), timedOut]);
+    if (ready === 'timeout') logger.warn({ timeoutMs: readinessTimeoutMs }, 'readiness check timed out');
+    return ready === true;
+  } catch (err) {
+    logger.warn({ err }, 'readiness check failed');
+    return false;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function text(status: number, body: string): Reply {
+  return { status, contentType: TEXT, body };
+}
+
+/** Node leaves the body out of HEAD responses by itself; the headers stay those of GET. */
+function send(res: ServerResponse, { status, contentType, body }: Reply): void {
+  res.writeHead(status, {
+    'content-type': contentType,
+    'content-length': Buffer.byteLength(body),
+    'cache-control': 'no-store',
+  });
+  res.end(body);
+}
+
+async function close(server: Server, readingHeaders: ReadonlySet<Socket>): Promise<void> {
+  const closed = once(server, 'close');
+  server.close();
+  server.closeAllConnections();
+  // Not yet the HTTP server's to close: still reading their PROXY header.
+  for (const socket of readingHeaders) socket.destroy();
+  await closed;
+}
+
+/**
+ * The admin port's mode for the Postgres port's: behind a load balancer that sends PROXY headers,
+ * its health checks carry one too, while local scrapes and container health checks do not, so
+ * the admin port takes a header when one comes.
+ */
+export function adminProxyProtocol(postgresPort: ProxyProtocolMode): 'off' | 'optional' {
+  return postgresPort === 'off' ? 'off' : 'optional';
+}

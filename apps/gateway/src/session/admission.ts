@@ -1,0 +1,134 @@
+// Admission (DESIGN.md data path step 7): may this client open a session of this tenant now?
+// Checks, in order: the tenant's status, the client address against its CIDR allow-list, the
+// per-tenant connect rate and the per-tenant connection cap. Each refusal has its own SQLSTATE
+// and a message for the person holding the connection string.
+import type { BlockList } from 'node:net';
+import { cidrAllowList, isAddressAllowed, type Tenant } from '@tenantgate/tenancy';
+import { Refusal } from '../refusal.ts';
+
+/** A ticket for one admitted session; release it exactly once when the session ends. */
+export interface AdmissionTicket {
+  release(): void;
+}
+
+interface TenantCounters {
+  active: number;
+  /** Token bucket for connects per second: tokens left and when they were last refilled. */
+  tokens: number;
+  refilledAt: number;
+  /** The allow-list is rebuilt only when the tenant's list changes. */
+  cidrs: readonly string[];
+  allowList: BlockList;
+}
+
+/** Tenants tracked before idle ones are swept. */
+const SWEEP_THRESHOLD = 10_000;
+
+export interface AdmissionOptions {
+  /** Milliseconds since some origin; injectable so tests need no clock. */
+  readonly now?: () => number;
+}
+
+export class Admission {
+  readonly #tenants = new Map<string, TenantCounters>();
+  readonly #now: () => number;
+
+  constructor(options: AdmissionOptions = {}) {
+    this.#now = options.now ?? (() => performance.now());
+  }
+
+  /** Admits or throws a Refusal. */
+  admit(tenant: Tenant, clientAddress: string): AdmissionTicket {
+    checkStatus(tenant);
+    const counters = this.#countersOf(tenant);
+    if (!isAddressAllowed(counters.allowList, clientAddress)) {
+      throw new Refusal('28000', `connections from this address are not allowed for tenant "${tenant.id}"`, {
+        hint: "Ask the tenant's administrator to add your address to the allowed list.",
+      });
+    }
+    this.#takeConnectToken(tenant, counters);
+    if (counters.active >= tenant.limits.maxConnections) {
+      throw new Refusal('53300', `too many connections for tenant "${tenant.id}"`, {
+        detail: `The limit is ${tenant.limits.maxConnections} concurrent connections.`,
+        hint: 'Close idle connections or use a connection pool.',
+      });
+    }
+    counters.active++;
+    return this.#ticket(counters);
+  }
+
+  /** Sessions currently admitted for a tenant. */
+  activeSessions(tenantId: string): number {
+    return this.#tenants.get(tenantId)?.active ?? 0;
+  }
+
+  #countersOf(tenant: Tenant): TenantCounters {
+    let counters = this.#tenants.get(tenant.id);
+    if (counters === undefined) {
+      if (this.#tenants.size >= SWEEP_THRESHOLD) this.#sweep();
+      const burst = tenant.limits.connectsPerSecond;
+      counters = { active: 0, tokens: burst, refilledAt: this.#now(), cidrs: tenant.allowedCidrs, allowList: cidrAllowList(tenant.allowedCidrs) };
+      this.#tenants.set(tenant.id, counters);
+    } else if (counters.cidrs !== tenant.allowedCidrs && !sameList(counters.cidrs, tenant.allowedCidrs)) {
+      counters.cidrs = tenant.allowedCidrs;
+      counters.allowList = cidrAllowList(tenant.allowedCidrs);
+    }
+    return counters;
+  }
+
+  /**
+   * Forgets tenants with no session whose bucket has refilled: what they held is what a new
+   * entry would start with, so no limit is lost and the map does not grow with every tenant.
+   */
+  #sweep(): void {
+    const now = this.#now();
+    for (const [id, counters] of this.#tenants) {
+      if (counters.active === 0 && now - counters.refilledAt >= 1000) this.#tenants.delete(id);
+    }
+  }
+
+  /** A token bucket whose size and refill rate are the tenant's connectsPerSecond. */
+  #takeConnectToken(tenant: Tenant, counters: TenantCounters): void {
+    const rate = tenant.limits.connectsPerSecond;
+    const now = this.#now();
+    counters.tokens = Math.min(rate, counters.tokens + ((now - counters.refilledAt) / 1000) * rate);
+    counters.refilledAt = now;
+    if (counters.tokens < 1) {
+      throw new Refusal('53300', `too many new connections per second for tenant "${tenant.id}"`, {
+        detail: `The limit is ${rate} new connections per second.`,
+        hint: 'Retry with backoff, or keep connections open in a pool.',
+      });
+    }
+    counters.tokens -= 1;
+  }
+
+  #ticket(counters: TenantCounters): AdmissionTicket {
+    let released = false;
+    return {
+      release: () => {
+        if (released) return;
+        released = true;
+        counters.active--;
+      },
+    };
+  }
+}
+
+function checkStatus(tenant: Tenant): void {
+  switch (tenant.status) {
+    case 'active':
+      return;
+    case 'suspended':
+      throw new Refusal('08004', `tenant "${tenant.id}" is suspended`, {
+        hint: "Contact the service's support to restore access.",
+      });
+    case 'maintenance':
+      throw new Refusal('57P03', `tenant "${tenant.id}" is in maintenance`, {
+        hint: 'Retry in a few minutes.',
+      });
+  }
+}
+
+function sameList(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((value, i) => value === b[i]);
+}

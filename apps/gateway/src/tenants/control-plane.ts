@@ -1,0 +1,94 @@
+// The tenant source of a fleet (DESIGN.md step 6): the resolver of libs/tenancy (memory, then
+// Redis shared by every gateway, then the control plane over HTTP) behind the gateway's
+// TenantSource interface, with its events turned into the gateway's metrics and log lines.
+import {
+  TenantDirectoryUnavailableError,
+  createTenantResolver,
+  type TenantResolver,
+  type TenantResolverObserver,
+  type TenantResolverOptions,
+} from '@tenantgate/tenancy';
+import type { Logger } from '../telemetry/logger.ts';
+import { controlPlaneStatus, type GatewayMetrics } from '../telemetry/metrics.ts';
+import { TenantDirectoryUnreachableError, type TenantLookup, type TenantSource } from './directory.ts';
+
+export interface ControlPlaneSourceOptions {
+  readonly controlPlaneUrl: string;
+  readonly controlPlaneToken: string;
+  /** Without it: memory, then the control plane. */
+  readonly redisUrl?: string;
+  readonly metrics: Pick<GatewayMetrics, 'cacheRequests' | 'controlPlaneRequestDuration'>;
+  readonly logger: Logger;
+  /** TTLs, timeouts and retries; the resolver's defaults otherwise. */
+  readonly tuning?: Partial<Omit<TenantResolverOptions, 'controlPlaneUrl' | 'controlPlaneToken' | 'redisUrl' | 'observer'>>;
+}
+
+export class ControlPlaneSource implements TenantSource {
+  readonly #resolver: TenantResolver;
+
+  constructor(options: ControlPlaneSourceOptions) {
+    this.#resolver = createTenantResolver({
+      ...options.tuning,
+      controlPlaneUrl: options.controlPlaneUrl,
+      controlPlaneToken: options.controlPlaneToken,
+      ...(options.redisUrl === undefined ? {} : { redisUrl: options.redisUrl }),
+      observer: observer(options.metrics, options.logger),
+    });
+  }
+
+  /** Waits for Redis and the invalidation subscription (at once without Redis), or the signal. */
+  ready(signal?: AbortSignal): Promise<void> {
+    return this.#resolver.ready(signal);
+  }
+
+  async resolve(tenantId: string, signal?: AbortSignal): Promise<TenantLookup> {
+    try {
+      const resolution = await this.#resolver.resolve(tenantId, signal);
+      if (resolution.kind === 'unknown') return { kind: 'unknown' };
+      return { kind: 'found', tenant: resolution.route, version: resolution.route.version };
+    } catch (error) {
+      if (error instanceof TenantDirectoryUnavailableError) {
+        throw new TenantDirectoryUnreachableError(describe(error), { cause: error });
+      }
+      throw error;
+    }
+  }
+
+  close(): Promise<void> {
+    return this.#resolver.close();
+  }
+}
+
+function describe(error: Error): string {
+  const cause = error.cause instanceof Error ? `: ${error.cause.message}` : '';
+  return `${error.message}${cause}`;
+}
+
+function observer(metrics: ControlPlaneSourceOptions['metrics'], log: Logger): TenantResolverObserver {
+  return {
+    cacheRequest(tier, result) {
+      metrics.cacheRequests.inc({ tier, result });
+    },
+    controlPlaneRequest(event) {
+      const status = event.status === 'error' ? controlPlaneStatus(undefined) : controlPlaneStatus(event.status);
+      metrics.controlPlaneRequestDuration.observe({ status }, event.durationSeconds);
+      if (event.error !== undefined) {
+        log.warn({ tenant: event.tenantId, status: event.status, attempt: event.attempt, err: event.error }, 'control plane request failed');
+      }
+    },
+    redisConnection(event) {
+      const entry = { role: event.role, state: event.state, err: event.error };
+      if (event.state === 'down') log.warn(entry, 'redis connection lost; resolving through the control plane meanwhile');
+      else log.info(entry, 'redis connection');
+    },
+    redisError(event) {
+      log.debug({ operation: event.operation, tenant: event.tenantId, err: event.error }, 'redis command failed');
+    },
+    staleServed(event) {
+      log.warn({ tenant: event.tenantId, version: event.version, ageSeconds: event.ageSeconds, err: event.error }, 'served a stale route');
+    },
+    invalidation(event) {
+      log.debug({ tenant: event.tenantId, version: event.version }, 'route invalidated');
+    },
+  };
+}
