@@ -8,13 +8,14 @@ import type { GatewayConfig } from './config/config.ts';
 import { startListener, type Listener } from './edge/listener.ts';
 import type { Logger } from './telemetry/logger.ts';
 import type { GatewayMetrics } from './telemetry/metrics.ts';
-import { Refusal } from './refusal.ts';
 import { ClientCertificateStore, scramMockKey } from './backend/client-certificates.ts';
 import { backendContext, serveClient, type SessionContext } from './session/session.ts';
 import type { Splice } from './session/splice.ts';
 import type { TenantSource } from './tenants/directory.ts';
 import type { CertificateInput } from './edge/tls-contexts.ts';
 import { TlsContexts } from './edge/tls-contexts.ts';
+import { Refusal } from './errors.ts';
+import { SqlState } from '@tenantgate/wire';
 
 export type GatewaySettings = Pick<
   GatewayConfig,
@@ -52,7 +53,7 @@ export interface Gateway {
   close(): Promise<void>;
 }
 
-const SHUTTING_DOWN = new Refusal('57P01', 'terminating connection because the gateway is shutting down', {
+const SHUTTING_DOWN = new Refusal(SqlState.AdminShutdown, 'terminating connection because the gateway is shutting down', {
   hint: 'Reconnect: another gateway will take the connection.',
 });
 const SHUTDOWN = SHUTTING_DOWN.toErrorResponse();

@@ -3,21 +3,10 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { createMetrics } from './telemetry/metrics.ts';
-import { Refusal, SqlState, sendRefusal } from './refusal.ts';
+import { sendRefusal } from './refusal.ts';
+import { Refusal } from './errors.ts';
 import { backendMessages, connectRaw, readUntilClose } from './testing/front-door.ts';
-
-test('a refusal becomes one FATAL ErrorResponse with its SQLSTATE, detail and hint', () => {
-  const refusal = new Refusal(SqlState.ConnectionRejected, 'no tenant', { detail: 'd', hint: 'h' });
-  assert.equal(refusal.code, 'TG_ERR_REFUSED');
-  assert.deepEqual(backendMessages(refusal.toErrorResponse()), [
-    {
-      kind: 'ErrorResponse',
-      fields: { severity: 'FATAL', severityNonLocalized: 'FATAL', code: '08004', message: 'no tenant', detail: 'd', hint: 'h' },
-    },
-  ]);
-  const bare = backendMessages(new Refusal('28000', 'TLS is required').toErrorResponse())[0];
-  assert.deepEqual(bare, { kind: 'ErrorResponse', fields: { severity: 'FATAL', severityNonLocalized: 'FATAL', code: '28000', message: 'TLS is required' } });
-});
+import { SqlState } from '@tenantgate/wire';
 
 async function serverSocket(t: import('node:test').TestContext): Promise<{ port: number; accepted: Promise<Socket> }> {
   const server = createServer();
@@ -33,7 +22,7 @@ test('sendRefusal writes the error, closes, and counts the SQLSTATEs of the refu
   const client = await connectRaw(port);
   const received = readUntilClose(client);
   const metrics = createMetrics();
-  sendRefusal(await accepted, new Refusal('08004', 'no tenant'), { metrics, graceMs: 100 });
+  sendRefusal(await accepted, new Refusal(SqlState.ConnectionRejected, 'no tenant'), { metrics, graceMs: 100 });
   const { bytes } = await received;
   assert.equal((backendMessages(bytes)[0] as { fields: { code: string } }).fields.code, '08004');
   const counted = await metrics.registry.getSingleMetric('tenantgate_refusals_total')!.get();
@@ -47,6 +36,6 @@ test('sendRefusal destroys the socket when the client keeps its side open', asyn
   client.on('data', () => client.write('bytes the gateway reads and drops'));
   const socket = await accepted;
   const closed = once(socket, 'close');
-  sendRefusal(socket, new Refusal('XX000', 'not counted'), { graceMs: 100 });
+  sendRefusal(socket, new Refusal(SqlState.InternalError, 'not counted'), { graceMs: 100 });
   await closed;
 });

@@ -1,4 +1,5 @@
-// Errors raised by libs/wire. Each has a stable `code`; the gateway maps them to SQLSTATEs.
+// Errors raised by libs/wire. Each has a stable `code` and the SQLSTATE a client is sent.
+import { SqlState } from './sql-state.ts';
 
 export const WireErrorCode = {
   Protocol: 'TG_ERR_PROTOCOL',
@@ -17,7 +18,7 @@ export class WireError extends Error {
 
 /** Bytes that break the Postgres protocol: bad lengths, bad codes, truncated fields (08P01). */
 export class ProtocolError extends WireError {
-  readonly sqlState = '08P01';
+  readonly sqlState = SqlState.ProtocolViolation;
   constructor(message: string, options?: ErrorOptions) {
     super(WireErrorCode.Protocol, message, options);
   }
@@ -32,7 +33,7 @@ export class ScramError extends WireError {
 
 /** A SCRAM message that breaks the grammar or the negotiation rules of RFC 5802 (08P01). */
 export class ScramProtocolError extends ScramError {
-  readonly sqlState = '08P01';
+  readonly sqlState = SqlState.ProtocolViolation;
 }
 
 /**
@@ -40,9 +41,11 @@ export class ScramProtocolError extends ScramError {
  * channel binding data that does not match this connection (28000, as PostgreSQL reports it).
  */
 export class ScramAuthError extends ScramError {
-  readonly sqlState: '28P01' | '28000';
-  constructor(message: string, sqlState: '28P01' | '28000' = '28P01', options?: ErrorOptions) {
+  readonly sqlState: ScramAuthSqlState;
+  constructor(message: string, sqlState: ScramAuthSqlState = SqlState.InvalidPassword, options?: ErrorOptions) {
     super(message, options);
     this.sqlState = sqlState;
   }
 }
+
+type ScramAuthSqlState = typeof SqlState.InvalidPassword | typeof SqlState.InvalidAuthorization;

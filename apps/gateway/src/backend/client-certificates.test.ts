@@ -4,7 +4,8 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createTestPki } from '@tenantgate/testing';
-import { ClientCertificateStore, SecretsError, readPem, scramMockKey } from './client-certificates.ts';
+import { ClientCertificateStore, readPem, scramMockKey } from './client-certificates.ts';
+import { SecretsError } from '../errors.ts';
 
 test('readPem takes PEM text as is and reads paths, naming the file on failure', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'tg-secrets-'));

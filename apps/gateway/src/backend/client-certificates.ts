@@ -7,14 +7,7 @@ import { join } from 'node:path';
 import { CERTIFICATE_REF_PATTERN } from '@tenantgate/tenancy';
 import type { PemSource } from '../config/config.ts';
 import type { ClientCertificatePem } from './tls.ts';
-
-export class SecretsError extends Error {
-  readonly code = 'TG_ERR_SECRETS';
-  constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.name = 'SecretsError';
-  }
-}
+import { SecretsError } from '../errors.ts';
 
 export async function readPem(source: PemSource, what: string): Promise<string> {
   if (source.kind === 'pem') return source.pem;

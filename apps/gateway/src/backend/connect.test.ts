@@ -7,28 +7,8 @@ import { createServer } from 'node:net';
 import { test, type TestContext } from 'node:test';
 import { createTestPki, startPostgres, type IssuedCertificate, type PostgresServer } from '@tenantgate/testing';
 import { parseScramSecret } from '@tenantgate/wire';
-import {
-  abandonBackend,
-  openBackend,
-  startBackendSession,
-  type BackendAuth,
-  type OpenBackendOptions,
-  type OpenedBackend,
-} from './connect.ts';
-import {
-  BackendAbortedError,
-  BackendAuthFailedError,
-  BackendCertificateExpiredError,
-  BackendCertificateHostnameError,
-  BackendCertificateUntrustedError,
-  BackendClientCertificateRefusedError,
-  BackendError,
-  BackendNoTlsError,
-  BackendProtocolError,
-  BackendStartupError,
-  BackendTimeoutError,
-  BackendUnreachableError,
-} from './errors.ts';
+import { abandonBackend, openBackend, startBackendSession, type BackendAuth, type OpenBackendOptions, type OpenedBackend } from './connect.ts';
+import { BackendAbortedError, BackendAuthFailedError, BackendCertificateExpiredError, BackendCertificateHostnameError, BackendCertificateUntrustedError, BackendClientCertificateRefusedError, BackendError, BackendNoTlsError, BackendProtocolError, BackendStartupError, BackendTimeoutError, BackendUnreachableError } from '../errors.ts';
 import { BackendTlsContexts, TlsSessionCache, type BackendTlsIdentity } from './tls.ts';
 import { simpleQuery, startFakeBackend, startFakeTlsBackend, terminate, waitForNoSessions } from '../testing/backend-servers.ts';
 

@@ -13,13 +13,7 @@ import { connect as connectTcp, type Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { connect as connectTls, type SecureContext, type TLSSocket } from 'node:tls';
 import { serializeSSLRequest } from '@tenantgate/wire';
-import {
-  BackendClosedError,
-  BackendNoTlsError,
-  BackendPhase,
-  BackendProtocolError,
-  BackendTlsError,
-} from './errors.ts';
+import { BackendClosedError, BackendNoTlsError, BackendPhase, BackendProtocolError, BackendTlsError } from '../errors.ts';
 import { describeError, tlsFailure, unreachableError } from './failures.ts';
 import { takeIdleWatch, watchIdle } from './idle.ts';
 import { checkTimeout, runPhase, type PhaseLimits } from './phase.ts';

@@ -2,7 +2,7 @@
 // client is authenticating meanwhile), and how a connection that ended without a word is read.
 import { performance } from 'node:perf_hooks';
 import type { TLSSocket } from 'node:tls';
-import { BackendClientCertificateRefusedError, BackendClosedError, type BackendError, type BackendPhase } from './errors.ts';
+import { BackendClientCertificateRefusedError, BackendClosedError, type BackendError, type BackendPhase } from '../errors.ts';
 import { describeError, errorCode, isClientCertificateAlert, tlsFailure } from './failures.ts';
 
 /**

@@ -26,24 +26,9 @@ import {
   tlsServerEndPoint,
 } from '@tenantgate/wire';
 import { openBackend, startBackendSession, type BackendAuth, type StartBackendSessionOptions } from './connect.ts';
-import {
-  BackendAbortedError,
-  BackendAuthUnsupportedError,
-  BackendClientCertificateRefusedError,
-  BackendClosedError,
-  BackendProtocolError,
-  BackendStartupError,
-  BackendTimeoutError,
-} from './errors.ts';
+import { BackendAbortedError, BackendAuthUnsupportedError, BackendClientCertificateRefusedError, BackendClosedError, BackendProtocolError, BackendStartupError, BackendTimeoutError } from '../errors.ts';
 import { BackendTlsContexts, TlsSessionCache } from './tls.ts';
-import {
-  ClientMessages,
-  answerReady,
-  readyMessages,
-  startFakeTlsBackend,
-  type FakeTlsBackend,
-  type OnStartup,
-} from '../testing/backend-servers.ts';
+import { ClientMessages, answerReady, readyMessages, startFakeTlsBackend, type FakeTlsBackend, type OnStartup } from '../testing/backend-servers.ts';
 
 const pki = await createTestPki();
 const gateway = await pki.client('gateway');

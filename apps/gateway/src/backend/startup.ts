@@ -24,15 +24,7 @@ import {
   type NoticeFields,
   type TransactionStatus,
 } from '@tenantgate/wire';
-import {
-  BackendAuthFailedError,
-  BackendAuthUnsupportedError,
-  BackendClosedError,
-  BackendError,
-  BackendPhase,
-  BackendProtocolError,
-  BackendStartupError,
-} from './errors.ts';
+import { BackendAuthFailedError, BackendAuthUnsupportedError, BackendClosedError, BackendError, BackendPhase, BackendProtocolError, BackendStartupError } from '../errors.ts';
 import { describeError } from './failures.ts';
 import type { OpenedBackend } from './connect.ts';
 import { silentEndError, takeIdleWatch, type IdleWatch } from './idle.ts';

@@ -2,16 +2,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { createSecureContext, type SecureContextOptions } from 'node:tls';
 import { createTestPki } from '@tenantgate/testing';
-import { BackendTlsConfigError } from './errors.ts';
-import {
-  BackendTlsContexts,
-  TlsSessionCache,
-  backendIdentityCheck,
-  backendServerName,
-  backendTlsIdentity,
-  sniName,
-  type BackendTlsIdentity,
-} from './tls.ts';
+import { BackendTlsConfigError } from '../errors.ts';
+import { BackendTlsContexts, TlsSessionCache, backendIdentityCheck, backendServerName, backendTlsIdentity, sniName, type BackendTlsIdentity } from './tls.ts';
 
 const pki = await createTestPki();
 const gateway = await pki.client('gateway');

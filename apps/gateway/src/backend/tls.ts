@@ -10,7 +10,7 @@ import {
   type SecureContext,
   type SecureContextOptions,
 } from 'node:tls';
-import { BackendPhase, BackendTlsConfigError } from './errors.ts';
+import { BackendPhase, BackendTlsConfigError } from '../errors.ts';
 
 /** TLS 1.0 and 1.1 are deprecated (RFC 8996); PostgreSQL 15's ssl_min_protocol_version is TLSv1.2 too. */
 export const BACKEND_MIN_TLS_VERSION = 'TLSv1.2';

@@ -6,18 +6,9 @@ import { test, type TestContext } from 'node:test';
 import { createTestPki, startPostgres, type PostgresServer } from '@tenantgate/testing';
 import { serializeCancelRequest } from '@tenantgate/wire';
 import { openBackend, startBackendSession } from '../backend/connect.ts';
-import { BackendUnreachableError } from '../backend/errors.ts';
+import { BackendUnreachableError } from '../errors.ts';
 import { BackendTlsContexts } from '../backend/tls.ts';
-import {
-  CANCEL_KEY_LENGTH_V3_0,
-  CANCEL_KEY_LENGTH_V3_2,
-  CancelRateLimiter,
-  CancelRegistry,
-  MemoryCancelKeyStore,
-  cancelKeyLength,
-  type CancelForwardOptions,
-  type CancelTarget,
-} from './registry.ts';
+import { CANCEL_KEY_LENGTH_V3_0, CANCEL_KEY_LENGTH_V3_2, CancelRateLimiter, CancelRegistry, MemoryCancelKeyStore, cancelKeyLength, type CancelForwardOptions, type CancelTarget } from './registry.ts';
 import { CancelResult, MetricName, createMetrics, type GatewayMetrics } from '../telemetry/metrics.ts';
 import { startCancelBackend } from '../testing/cancel-backend.ts';
 import { simpleQuery, terminate } from '../testing/backend-servers.ts';

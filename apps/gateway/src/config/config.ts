@@ -5,13 +5,7 @@
 import { availableParallelism } from 'node:os';
 import { isIPv6 } from 'node:net';
 import envSchema from 'env-schema';
-import {
-  CONFIG_VARIABLES,
-  type ConfigVariable,
-  type LOG_LEVELS,
-  type PROXY_PROTOCOL_MODES,
-  type VariableName,
-} from './variables.ts';
+import { CONFIG_VARIABLES, type ConfigVariable, type LOG_LEVELS, type PROXY_PROTOCOL_MODES, type VariableName } from './variables.ts';
 
 export { CONFIG_VARIABLES, helpText, type ConfigVariable, type VariableName } from './variables.ts';
 

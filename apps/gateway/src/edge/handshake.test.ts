@@ -7,19 +7,7 @@ import fc from 'fast-check';
 import { createTestPki } from '@tenantgate/testing';
 import { serializeCancelRequest, serializeGSSENCRequest, serializeSSLRequest } from '@tenantgate/wire';
 import { NO_USER_MESSAGE } from './handshake.ts';
-import {
-  backendMessages,
-  connectRaw,
-  edgeCertificate,
-  errorFields,
-  readBytes,
-  readUntilClose,
-  startTestFront,
-  startupMessage,
-  upgradeToTls,
-  type Received,
-  type TestFront,
-} from '../testing/front-door.ts';
+import { backendMessages, connectRaw, edgeCertificate, errorFields, readBytes, readUntilClose, startTestFront, startupMessage, upgradeToTls, type Received, type TestFront } from '../testing/front-door.ts';
 
 const pki = await createTestPki({ edgeSuffixes: ['db.example.test'] });
 const ca = pki.ca.certPem;

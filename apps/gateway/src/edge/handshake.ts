@@ -17,13 +17,15 @@ import {
   type CancelRequest,
   type StartupMessage,
   type StartupPacket,
+  SqlState,
 } from '@tenantgate/wire';
 import { ConnectionOutcome, Phase, type GatewayMetrics } from '../telemetry/metrics.ts';
-import { Refusal, SqlState, closeGracefully, sendRefusal } from '../refusal.ts';
+import { closeGracefully, sendRefusal } from '../refusal.ts';
 import { normalizeServerName } from './server-name.ts';
 import { clientAddressOf } from './proxy-protocol.ts';
 import type { TenantIdentifier, TenantSource } from './tenant-id.ts';
 import type { CertificateTable, ServerCertificate, TlsContexts } from './tls-contexts.ts';
+import { Refusal, HandshakeError } from '../errors.ts';
 
 export const HandshakeState = {
   /** Reading startup-phase packets in plaintext: SSLRequest, GSSENCRequest, CancelRequest, StartupMessage. */
@@ -88,22 +90,6 @@ export interface ClientCancel {
 }
 
 export type HandshakeResult = ClientStartup | ClientCancel;
-
-export const HANDSHAKE_ERROR_CODE = 'TG_ERR_HANDSHAKE';
-
-/** Why a handshake ended without a result; the client has been told (refusal) or closed. */
-export class HandshakeError extends Error {
-  readonly code = HANDSHAKE_ERROR_CODE;
-  readonly outcome: ConnectionOutcome;
-  /** What the client was sent; undefined when it was closed without a word. */
-  readonly refusal: Refusal | undefined;
-  constructor(outcome: ConnectionOutcome, message: string, options: ErrorOptions & { refusal?: Refusal } = {}) {
-    super(message, options.cause === undefined ? undefined : { cause: options.cause });
-    this.name = 'HandshakeError';
-    this.outcome = outcome;
-    this.refusal = options.refusal;
-  }
-}
 
 /** The first byte of a TLS record of type handshake: a ClientHello where a length should be. */
 const TLS_HANDSHAKE_RECORD = 0x16;

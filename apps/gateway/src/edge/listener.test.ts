@@ -13,16 +13,7 @@ import pg from 'pg';
 import postgres from 'postgres';
 import { createTempDir, createTestPki, removeTempDir, runPsql, type PsqlRun } from '@tenantgate/testing';
 import { serializeCancelRequest, serializeSSLRequest } from '@tenantgate/wire';
-import {
-  connectRaw,
-  errorFields,
-  readBytes,
-  readUntilClose,
-  startTestFront,
-  startupMessage,
-  upgradeToTls,
-  type TestFront,
-} from '../testing/front-door.ts';
+import { connectRaw, errorFields, readBytes, readUntilClose, startTestFront, startupMessage, upgradeToTls, type TestFront } from '../testing/front-door.ts';
 import { localV2, proxyV1, proxyV2, rawV2, tlv } from '../testing/proxy-header.ts';
 
 const pki = await createTestPki({ edgeSuffixes: ['db.example.test'] });

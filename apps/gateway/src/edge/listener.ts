@@ -4,30 +4,17 @@
 // refusal each, not a TLS handshake each. Behind a load balancer, each connection may start with
 // a PROXY protocol header (GATEWAY_PROXY_PROTOCOL): its source becomes the client's address.
 import { once } from 'node:events';
+import { SqlState } from '@tenantgate/wire';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
-import {
-  HandshakeError,
-  performHandshake,
-  type ClientCancel,
-  type ClientStartup,
-  type HandshakeOptions,
-  type HandshakeResult,
-} from './handshake.ts';
+import { performHandshake, type ClientCancel, type ClientStartup, type HandshakeOptions, type HandshakeResult } from './handshake.ts';
 import type { GatewayConfig, ListenAddress, ProxyProtocolMode } from '../config/config.ts';
 import { connectionLogger, type Logger } from '../telemetry/logger.ts';
 import { ConnectionOutcome, type GatewayMetrics } from '../telemetry/metrics.ts';
-import {
-  clientAddressOf,
-  ProxyHeaderError,
-  ProxyHeaderFailure,
-  readProxyHeader,
-  type Endpoint,
-  type ProxyHeader,
-  type ProxyHeaderMode,
-} from './proxy-protocol.ts';
-import { Refusal, SqlState, sendRefusal } from '../refusal.ts';
+import { clientAddressOf, readProxyHeader, type Endpoint, type ProxyHeader, type ProxyHeaderMode } from './proxy-protocol.ts';
+import { sendRefusal } from '../refusal.ts';
 import { TenantIdentifier } from './tenant-id.ts';
 import type { TlsContexts } from './tls-contexts.ts';
+import { HandshakeError, ProxyHeaderError, ProxyHeaderFailure, Refusal } from '../errors.ts';
 
 export type ListenerConfig = Pick<
   GatewayConfig,

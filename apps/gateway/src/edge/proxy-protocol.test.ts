@@ -8,18 +8,9 @@ import { PassThrough } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import fc from 'fast-check';
 import { serializeSSLRequest } from '@tenantgate/wire';
-import {
-  clientAddressOf,
-  MAX_V1_HEADER_LENGTH,
-  MAX_V2_HEADER_LENGTH,
-  PROXY_V2_SIGNATURE,
-  ProxyHeaderError,
-  ProxyHeaderFailure,
-  parseProxyHeader,
-  readProxyHeader,
-  type ProxyParseResult,
-} from './proxy-protocol.ts';
+import { clientAddressOf, MAX_V1_HEADER_LENGTH, MAX_V2_HEADER_LENGTH, PROXY_V2_SIGNATURE, parseProxyHeader, readProxyHeader, type ProxyParseResult } from './proxy-protocol.ts';
 import { localV2, proxyV1, proxyV2, rawV2, tlv } from '../testing/proxy-header.ts';
+import { ProxyHeaderError, ProxyHeaderFailure } from '../errors.ts';
 
 const CLIENT = { address: '203.0.113.7', port: 40123 };
 const GATEWAY = { address: '10.0.3.17', port: 5432 };

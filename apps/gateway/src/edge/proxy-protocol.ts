@@ -5,6 +5,7 @@
 // in practice, so a partial one is just parsed again with more bytes, never kept half-decoded.
 // @see https://www.haproxy.org/download/2.9/doc/proxy-protocol.txt
 import { SocketAddress, type Socket } from 'node:net';
+import { ProxyHeaderError, ProxyHeaderFailure } from '../errors.ts';
 
 /** Bytes 1..12 of every v2 header: chosen so that no common protocol starts with them (spec 2.2). */
 export const PROXY_V2_SIGNATURE = Buffer.from([0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a]);
@@ -86,30 +87,6 @@ export type ProxyParseResult =
 
 const INCOMPLETE = { kind: 'incomplete' } as const;
 const ABSENT = { kind: 'absent' } as const;
-
-export const ProxyHeaderFailure = {
-  /** It starts like a header but breaks the spec (or our length cap). */
-  Malformed: 'malformed',
-  /** Mode `required`, and the connection started with something else. */
-  Missing: 'missing',
-  Timeout: 'timeout',
-  /** The peer closed or reset the connection before the header was complete. */
-  Closed: 'closed',
-} as const;
-export type ProxyHeaderFailure = (typeof ProxyHeaderFailure)[keyof typeof ProxyHeaderFailure];
-
-export const PROXY_HEADER_ERROR_CODE = 'TG_ERR_PROXY_HEADER';
-
-/** Why a connection was closed before or while reading its PROXY header. The peer is told nothing. */
-export class ProxyHeaderError extends Error {
-  readonly code = PROXY_HEADER_ERROR_CODE;
-  readonly failure: ProxyHeaderFailure;
-  constructor(failure: ProxyHeaderFailure, message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.name = 'ProxyHeaderError';
-    this.failure = failure;
-  }
-}
 
 function malformed(message: string): ProxyHeaderError {
   return new ProxyHeaderError(ProxyHeaderFailure.Malformed, message);

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Refusal } from '../refusal.ts';
 import { TenantIdentifier, TenantSource, splitOptions, tenantFromOptions } from './tenant-id.ts';
+import { Refusal } from '../errors.ts';
 
 const tenants = new TenantIdentifier(['.db.example.com', '.eu.db.example.com']);
 

@@ -3,8 +3,9 @@
 // the startup `options` parameter. The setting is removed from `options` here, because the
 // backend would refuse it ("unrecognized configuration parameter") and because the tenant is
 // the gateway's business, not the backend's.
-import { Refusal, SqlState } from '../refusal.ts';
 import { bySpecificity, matchSuffix, normalizeServerName, normalizeSuffix } from './server-name.ts';
+import { SqlState } from '@tenantgate/wire';
+import { Refusal } from '../errors.ts';
 
 /** DNS label characters only, so an id is always usable as `<id>.db.example.com`. */
 export const TENANT_ID_PATTERN = /^[a-z0-9-]{1,63}$/;

@@ -2,7 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createTestPki } from '@tenantgate/testing';
 import { tlsServerEndPoint } from '@tenantgate/wire';
-import { TlsConfigError, TlsContexts, type CertificateInput } from './tls-contexts.ts';
+import { TlsContexts, type CertificateInput } from './tls-contexts.ts';
+import { TlsConfigError } from '../errors.ts';
 
 const pki = await createTestPki({ edgeSuffixes: ['db.example.test', 'db.other.test'] });
 const other = await pki.ca.issueServerCertificate({ dnsNames: ['*.eu.db.example.test'] });

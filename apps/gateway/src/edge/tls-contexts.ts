@@ -6,6 +6,7 @@ import { X509Certificate } from 'node:crypto';
 import { createSecureContext, type SecureContext } from 'node:tls';
 import { tlsServerEndPoint } from '@tenantgate/wire';
 import { bySpecificity, matchSuffix, normalizeServerName } from './server-name.ts';
+import { TlsConfigError } from '../errors.ts';
 
 /** One certificate as PEM text (the caller reads files) and the SNI suffixes it serves. */
 export interface CertificateInput {
@@ -36,14 +37,6 @@ export interface CertificateTable {
   readonly certificates: readonly ServerCertificate[];
   /** The certificate of the longest suffix `serverName` ends with, else {@link fallback}. */
   select(serverName: string | undefined): ServerCertificate;
-}
-
-export class TlsConfigError extends Error {
-  readonly code = 'TG_ERR_TLS_CONFIG';
-  constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.name = 'TlsConfigError';
-  }
 }
 
 /** TLS 1.0 and 1.1 are deprecated (RFC 8996); libpq 13+ defaults to ssl_min_protocol_version=TLSv1.2 too. */

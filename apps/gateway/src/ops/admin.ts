@@ -9,7 +9,8 @@ import { once } from 'node:events';
 import type { AddressInfo, Socket } from 'node:net';
 import type { ListenAddress, ProxyProtocolMode } from '../config/config.ts';
 import type { Logger } from '../telemetry/logger.ts';
-import { ProxyHeaderError, ProxyHeaderFailure, readProxyHeader, type ProxyHeaderMode } from '../edge/proxy-protocol.ts';
+import { readProxyHeader, type ProxyHeaderMode } from '../edge/proxy-protocol.ts';
+import { ProxyHeaderError, ProxyHeaderFailure } from '../errors.ts';
 
 /** What /metrics serves: a prom-client Registry, or an adapter over a cluster aggregator. */
 export interface MetricsSource {

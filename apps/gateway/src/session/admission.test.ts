@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { validateTenantInput, type Tenant } from '@tenantgate/tenancy';
 import { Admission } from './admission.ts';
-import { Refusal } from '../refusal.ts';
+import { Refusal } from '../errors.ts';
 
 function tenant(overrides: Record<string, unknown> = {}): Tenant {
   return { ...validateTenantInput({ id: 'acme', backend: { host: 'db' }, ...overrides }), roles: [] };

@@ -4,7 +4,8 @@
 // and a message for the person holding the connection string.
 import type { BlockList } from 'node:net';
 import { cidrAllowList, isAddressAllowed, type Tenant } from '@tenantgate/tenancy';
-import { Refusal } from '../refusal.ts';
+import { Refusal } from '../errors.ts';
+import { SqlState } from '@tenantgate/wire';
 
 /** A ticket for one admitted session; release it exactly once when the session ends. */
 export interface AdmissionTicket {
@@ -42,13 +43,13 @@ export class Admission {
     checkStatus(tenant);
     const counters = this.#countersOf(tenant);
     if (!isAddressAllowed(counters.allowList, clientAddress)) {
-      throw new Refusal('28000', `connections from this address are not allowed for tenant "${tenant.id}"`, {
+      throw new Refusal(SqlState.InvalidAuthorization, `connections from this address are not allowed for tenant "${tenant.id}"`, {
         hint: "Ask the tenant's administrator to add your address to the allowed list.",
       });
     }
     this.#takeConnectToken(tenant, counters);
     if (counters.active >= tenant.limits.maxConnections) {
-      throw new Refusal('53300', `too many connections for tenant "${tenant.id}"`, {
+      throw new Refusal(SqlState.TooManyConnections, `too many connections for tenant "${tenant.id}"`, {
         detail: `The limit is ${tenant.limits.maxConnections} concurrent connections.`,
         hint: 'Close idle connections or use a connection pool.',
       });
@@ -94,7 +95,7 @@ export class Admission {
     counters.tokens = Math.min(rate, counters.tokens + ((now - counters.refilledAt) / 1000) * rate);
     counters.refilledAt = now;
     if (counters.tokens < 1) {
-      throw new Refusal('53300', `too many new connections per second for tenant "${tenant.id}"`, {
+      throw new Refusal(SqlState.TooManyConnections, `too many new connections per second for tenant "${tenant.id}"`, {
         detail: `The limit is ${rate} new connections per second.`,
         hint: 'Retry with backoff, or keep connections open in a pool.',
       });
@@ -119,11 +120,11 @@ function checkStatus(tenant: Tenant): void {
     case 'active':
       return;
     case 'suspended':
-      throw new Refusal('08004', `tenant "${tenant.id}" is suspended`, {
+      throw new Refusal(SqlState.ConnectionRejected, `tenant "${tenant.id}" is suspended`, {
         hint: "Contact the service's support to restore access.",
       });
     case 'maintenance':
-      throw new Refusal('57P03', `tenant "${tenant.id}" is in maintenance`, {
+      throw new Refusal(SqlState.CannotConnectNow, `tenant "${tenant.id}" is in maintenance`, {
         hint: 'Retry in a few minutes.',
       });
   }

@@ -32,16 +32,13 @@ import {
   serializeAuthenticationSASLContinue,
   serializeAuthenticationSASLFinal,
   type ScramSecret,
+  SqlState,
 } from '@tenantgate/wire';
 import type { TenantRole } from '@tenantgate/tenancy';
 import { checkTimeout } from '../backend/phase.ts';
 import { ConnectionOutcome, type GatewayMetrics } from '../telemetry/metrics.ts';
-import { Refusal, SqlState, closeGracefully, sendRefusal } from '../refusal.ts';
-
-/** invalid_password: a wrong password or an unknown role (PostgreSQL reports both so). */
-export const INVALID_PASSWORD = '28P01';
-/** internal_error: a fault of the gateway, never the client's. */
-const INTERNAL_ERROR = 'XX000';
+import { closeGracefully, sendRefusal } from '../refusal.ts';
+import { Refusal, EdgeAuthError } from '../errors.ts';
 
 /** What the exchange waits for next; switched on in EdgeAuthentication#onFrame. */
 export const EdgeAuthState = {
@@ -118,25 +115,6 @@ export interface PasswordResult {
 
 /** The options of {@link collectPassword}: no role or secret, the backend has them. */
 export type PasswordOptions = Pick<EdgeAuthOptions, 'roleName' | 'timeoutMs' | 'signal' | 'metrics' | 'refusalGraceMs'>;
-
-export const EDGE_AUTH_ERROR_CODE = 'TG_ERR_EDGE_AUTH';
-
-/**
- * Why authentication ended without a result. The client has been sent `refusal` (when defined)
- * and the socket is closing. The message is for the gateway's log and may say what the client
- * is not told (unknown role versus wrong password); it never holds a secret.
- */
-export class EdgeAuthError extends Error {
-  readonly code = EDGE_AUTH_ERROR_CODE;
-  readonly outcome: ConnectionOutcome;
-  readonly refusal: Refusal | undefined;
-  constructor(outcome: ConnectionOutcome, message: string, options: ErrorOptions & { refusal?: Refusal } = {}) {
-    super(message, options.cause === undefined ? undefined : { cause: options.cause });
-    this.name = 'EdgeAuthError';
-    this.outcome = outcome;
-    this.refusal = options.refusal;
-  }
-}
 
 /**
  * Runs SASL authentication with a client that sent its StartupMessage: AuthenticationSASL,
@@ -329,7 +307,7 @@ class EdgeAuthentication {
     const { password } = parsePasswordMessage(frame);
     if (password.length === 0) {
       // PostgreSQL's answer to an empty password (auth.c), before any backend sees it.
-      throw new Refusal(INVALID_PASSWORD, `password authentication failed for user "${this.#options.roleName}"`);
+      throw new Refusal(SqlState.InvalidPassword, `password authentication failed for user "${this.#options.roleName}"`);
     }
     this.#settle();
     this.#socket.pause();
@@ -352,11 +330,11 @@ class EdgeAuthentication {
       return this.#refuse(new Refusal(SqlState.ProtocolViolation, error.message, { cause: error }), error.message, error);
     }
     // A fault of ours must cost one connection, never the process, and is not the client's to read.
-    this.#refuse(new Refusal(INTERNAL_ERROR, 'internal error'), 'internal error during client authentication', error, ConnectionOutcome.Error);
+    this.#refuse(new Refusal(SqlState.InternalError, 'internal error'), 'internal error during client authentication', error, ConnectionOutcome.Error);
   }
 
   #authFailure(error: ScramAuthError): string {
-    if (error.sqlState === INVALID_PASSWORD) return `password authentication failed: ${this.#failureReason}`;
+    if (error.sqlState === SqlState.InvalidPassword) return `password authentication failed: ${this.#failureReason}`;
     return error.message;
   }
 
@@ -423,8 +401,8 @@ class EdgeAuthentication {
  * only goes to the server log), and its words for channel binding failures (auth-scram.c).
  */
 function authRefusal(error: ScramAuthError, roleName: string): Refusal {
-  if (error.sqlState === INVALID_PASSWORD) {
-    return new Refusal(INVALID_PASSWORD, `password authentication failed for user "${roleName}"`);
+  if (error.sqlState === SqlState.InvalidPassword) {
+    return new Refusal(SqlState.InvalidPassword, `password authentication failed for user "${roleName}"`);
   }
   if (error.message.startsWith(NEGOTIATION_ERROR)) {
     return new Refusal(error.sqlState, NEGOTIATION_ERROR, {

@@ -4,34 +4,22 @@
 // the backend's startup messages over with the gateway's own cancel key, and splice.
 import type { SecureContext } from 'node:tls';
 import type { Tenant, TenantRole } from '@tenantgate/tenancy';
-import {
-  serializeAuthenticationOk,
-  serializeBackendKeyData,
-  serializeNoticeResponse,
-  serializeParameterStatus,
-  serializeReadyForQuery,
-} from '@tenantgate/wire';
+import { serializeAuthenticationOk, serializeBackendKeyData, serializeNoticeResponse, serializeParameterStatus, serializeReadyForQuery, SqlState } from '@tenantgate/wire';
 import type { Admission, AdmissionTicket } from './admission.ts';
-import {
-  abandonBackend,
-  openBackend,
-  startBackendSession,
-  type BackendAuth,
-  type BackendSession,
-  type OpenedBackend,
-} from '../backend/connect.ts';
-import { BackendError, BackendStartupError } from '../backend/errors.ts';
+import { abandonBackend, openBackend, startBackendSession, type BackendAuth, type BackendSession, type OpenedBackend } from '../backend/connect.ts';
+import { BackendError, BackendStartupError, GatewaySetupError } from '../errors.ts';
 import { backendTlsIdentity, type BackendTlsContexts, type BackendTlsDefaults, type TlsSessionCache } from '../backend/tls.ts';
 import type { CancelKey, CancelRegistry, CancelTarget } from '../cancel/registry.ts';
 import type { ClientStartup } from '../edge/handshake.ts';
-import { authenticateClient, collectPassword, EdgeAuthError } from './edge-auth.ts';
+import { authenticateClient, collectPassword } from './edge-auth.ts';
 import type { Connection } from '../edge/listener.ts';
 import { ConnectionOutcome, Phase, type GatewayMetrics } from '../telemetry/metrics.ts';
-import { Refusal, sendRefusal } from '../refusal.ts';
+import { sendRefusal } from '../refusal.ts';
 import type { ClientCertificateStore } from '../backend/client-certificates.ts';
 import { splice, type Splice } from './splice.ts';
 import { rewriteStartup } from './startup-rewrite.ts';
-import { TenantDirectoryUnreachableError, type TenantSource } from '../tenants/directory.ts';
+import { type TenantSource } from '../tenants/directory.ts';
+import { EdgeAuthError, Refusal, TenantDirectoryUnreachableError } from '../errors.ts';
 
 /** Everything a session needs from the gateway, shared by all of them. */
 export interface SessionContext {
@@ -243,7 +231,7 @@ function checkRewrittenLength(parameters: ReadonlyMap<string, string>): void {
   let length = 4 + 4 + 1;
   for (const [name, value] of parameters) length += Buffer.byteLength(name) + Buffer.byteLength(value) + 2;
   if (length > MAX_STARTUP_PACKET_LENGTH) {
-    throw new Refusal('08P01', 'invalid length of startup packet once the gateway adds the tenant\'s user and database', {
+    throw new Refusal(SqlState.ProtocolViolation, 'invalid length of startup packet once the gateway adds the tenant\'s user and database', {
       hint: 'Send fewer or shorter startup parameters (options, application_name).',
     });
   }
@@ -263,7 +251,7 @@ function handoverBytes(client: ClientStartup, session: BackendSession, key: Canc
 async function resolveTenant(ctx: SessionContext, tenantId: string, signal: AbortSignal): Promise<Tenant> {
   const lookup = await ctx.tenants.resolve(tenantId, signal);
   if (lookup.kind === 'unknown') {
-    throw new Refusal('08004', `tenant "${tenantId}" does not exist`, {
+    throw new Refusal(SqlState.ConnectionRejected, `tenant "${tenantId}" does not exist`, {
       hint: 'Check the host name of your connection string: <tenant>.<domain>.',
     });
   }
@@ -279,11 +267,6 @@ export async function backendContext(ctx: Pick<SessionContext, 'backendDefaults'
     throw new GatewaySetupError(`tenant "${tenant.id}" has no backend CA or client certificate, and the gateway has no default`);
   }
   return ctx.backendContexts.get(backendTlsIdentity({ caCertificate: caPem }, { caPem, clientCertificate }, clientCertificate));
-}
-
-/** The gateway's own setup cannot serve this tenant (a missing certificate file, no default CA). */
-class GatewaySetupError extends Error {
-  readonly code = 'TG_ERR_GATEWAY_SETUP';
 }
 
 /** Tells the client why (unless it already was, or is gone) and logs once. */
@@ -314,11 +297,11 @@ function fail(client: ClientStartup, connection: Connection, ctx: SessionContext
   } else if (reason instanceof TenantDirectoryUnreachableError) {
     ctx.metrics.connections.inc({ outcome: ConnectionOutcome.Refused });
     log.warn({ detail: reason.logDetail }, 'tenant directory unreachable');
-    sendRefusal(socket, new Refusal('08001', reason.message, { hint: 'Retry in a moment.' }), { metrics: ctx.metrics });
+    sendRefusal(socket, new Refusal(SqlState.UnableToConnect, reason.message, { hint: 'Retry in a moment.' }), { metrics: ctx.metrics });
   } else {
     ctx.metrics.connections.inc({ outcome: ConnectionOutcome.Error });
     log.error({ err: reason }, 'session setup failed');
-    const refusal = new Refusal('08001', 'the gateway could not connect you to the tenant database', {
+    const refusal = new Refusal(SqlState.UnableToConnect, 'the gateway could not connect you to the tenant database', {
       hint: 'Retry in a moment; if it persists, contact support.',
     });
     sendRefusal(socket, refusal, { metrics: ctx.metrics });

@@ -18,16 +18,7 @@ import {
 } from '@tenantgate/wire';
 import { MetricName, createMetrics, type GatewayMetrics } from '../telemetry/metrics.ts';
 import { SpliceCloseReason, splice, type Splice, type SpliceOptions } from './splice.ts';
-import {
-  SpliceReader,
-  SpliceWriter,
-  copyDataBlock,
-  repeatedDigest,
-  sampleMax,
-  spliceSockets,
-  waitUntilStalled,
-  type SpliceSockets,
-} from '../testing/splice-pairs.ts';
+import { SpliceReader, SpliceWriter, copyDataBlock, repeatedDigest, sampleMax, spliceSockets, waitUntilStalled, type SpliceSockets } from '../testing/splice-pairs.ts';
 import { waitForNoSessions } from '../testing/backend-servers.ts';
 import { startSpliceProxy } from '../testing/splice-proxy.ts';
 

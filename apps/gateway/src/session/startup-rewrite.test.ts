@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { Tenant, TenantRole } from '@tenantgate/tenancy';
-import { Refusal } from '../refusal.ts';
 import { MAX_ROLE_NAME_BYTES, rewriteStartup, type RewriteStartupInput } from './startup-rewrite.ts';
+import { Refusal } from '../errors.ts';
 
 type TenantShape = RewriteStartupInput['tenant'];
 

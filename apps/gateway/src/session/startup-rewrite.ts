@@ -3,7 +3,8 @@
 // backend database when one is set. Everything else the client sent passes through in its order.
 // @see https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-STARTUPMESSAGE
 import type { Tenant, TenantRole } from '@tenantgate/tenancy';
-import { Refusal, SqlState } from '../refusal.ts';
+import { SqlState } from '@tenantgate/wire';
+import { Refusal } from '../errors.ts';
 
 /** PostgreSQL's NAMEDATALEN - 1: the longest role name, in bytes. */
 export const MAX_ROLE_NAME_BYTES = 63;

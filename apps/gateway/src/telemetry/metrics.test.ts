@@ -1,16 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import {
-  CacheResult,
-  CacheTier,
-  CancelResult,
-  ConnectionOutcome,
-  controlPlaneStatus,
-  createMetrics,
-  Direction,
-  METRIC_NAMES,
-  Phase,
-} from './metrics.ts';
+import { CacheResult, CacheTier, CancelResult, ConnectionOutcome, controlPlaneStatus, createMetrics, Direction, METRIC_NAMES, Phase } from './metrics.ts';
 
 /** The metric names of DESIGN.md's Observability section: a public contract (dashboards, alarms). */
 const DESIGN_METRICS = [

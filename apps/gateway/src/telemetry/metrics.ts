@@ -8,6 +8,7 @@
 // closed sets below, and the handle types only accept them, so cardinality is fixed at compile time.
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { CacheResult, CacheTier } from '@tenantgate/tenancy';
+import { SqlState } from '@tenantgate/wire';
 
 export const METRIC_PREFIX = 'tenantgate_';
 
@@ -72,9 +73,8 @@ export const CancelResult = {
 } as const;
 export type CancelResult = (typeof CancelResult)[keyof typeof CancelResult];
 
-/** The SQLSTATEs of DESIGN.md's table of errors a client sees before the splice. */
-export const REFUSAL_SQLSTATES = ['08004', '28000', '28P01', '57P03', '53300', '08P01', '08001', '57P01', '0A000', '57014'] as const;
-export type RefusalSqlState = (typeof REFUSAL_SQLSTATES)[number];
+/** The label values of refusals_total: libs/wire's table of the SQLSTATEs the gateway sends. */
+const REFUSAL_SQLSTATES: readonly SqlState[] = Object.values(SqlState);
 
 /** The HTTP status of a control plane response, or `error` when none came (network, timeout). */
 export type ControlPlaneStatus = `${number}` | 'error';
@@ -104,7 +104,7 @@ export interface GatewayMetrics {
    * chunk: each inc hashes its labels.
    */
   readonly bytes: LabeledCounter<{ direction: Direction }>;
-  readonly refusals: LabeledCounter<{ sqlstate: RefusalSqlState }>;
+  readonly refusals: LabeledCounter<{ sqlstate: SqlState }>;
   readonly cancelRequests: LabeledCounter<{ result: CancelResult }>;
 }
 

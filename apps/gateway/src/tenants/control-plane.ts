@@ -10,7 +10,8 @@ import {
 } from '@tenantgate/tenancy';
 import type { Logger } from '../telemetry/logger.ts';
 import { controlPlaneStatus, type GatewayMetrics } from '../telemetry/metrics.ts';
-import { TenantDirectoryUnreachableError, type TenantLookup, type TenantSource } from './directory.ts';
+import { type TenantLookup, type TenantSource } from './directory.ts';
+import { TenantDirectoryUnreachableError } from '../errors.ts';
 
 export interface ControlPlaneSourceOptions {
   readonly controlPlaneUrl: string;

@@ -7,7 +7,8 @@ import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import fc from 'fast-check';
 import { ScramClientExchange, ScramServerExchange, parseScramSecret } from '@tenantgate/wire';
-import { TenantsFileError, TenantsFileSource, loadTenantsFile, locateJsonError } from './tenants-file.ts';
+import { TenantsFileSource, loadTenantsFile, locateJsonError } from './tenants-file.ts';
+import { TenantsFileError } from '../errors.ts';
 
 const SECRET = `SCRAM-SHA-256$4096:${Buffer.alloc(16, 1).toString('base64')}$${Buffer.alloc(32, 2).toString('base64')}:${Buffer.alloc(32, 3).toString('base64')}`;
 const PASSWORD = 'correct horse battery staple';

@@ -4,26 +4,10 @@
 // not kept. Errors name the file and where in it: a line and column for bad JSON, a JSON pointer
 // for each bad field. They never quote the file, which holds passwords and secrets.
 import { readFile } from 'node:fs/promises';
-import { TenantValidationError, materializeTenant, validateTenantsFile, type Tenant, type TenantInput, type ValidationIssue } from '@tenantgate/tenancy';
+import { TenantValidationError, materializeTenant, validateTenantsFile, type Tenant, type TenantInput } from '@tenantgate/tenancy';
 import { createScramSecret } from '@tenantgate/wire';
 import type { TenantLookup, TenantSource } from './directory.ts';
-
-export const TENANTS_FILE_ERROR_CODE = 'TG_ERR_TENANTS_FILE';
-
-/** A tenants file that cannot be read, is not JSON, or is not a valid tenants file. */
-export class TenantsFileError extends Error {
-  readonly code = TENANTS_FILE_ERROR_CODE;
-  readonly path: string;
-  /** Every failing field, when the file is JSON but not a valid tenants file. */
-  readonly issues: readonly ValidationIssue[];
-
-  constructor(path: string, message: string, options: ErrorOptions & { issues?: readonly ValidationIssue[] } = {}) {
-    super(`tenants file ${path}: ${message}`, options.cause === undefined ? undefined : { cause: options.cause });
-    this.name = 'TenantsFileError';
-    this.path = path;
-    this.issues = options.issues ?? [];
-  }
-}
+import { TenantsFileError } from '../errors.ts';
 
 export interface TenantsFileOptions {
   /** Turns a role's `password` into a SCRAM secret; default createScramSecret (4096 iterations, random salt). */

@@ -31,9 +31,10 @@ import {
 import type { Tenant, TenantRole } from '@tenantgate/tenancy';
 import type { TestPki } from '@tenantgate/testing';
 import type { ClientStartup } from '../edge/handshake.ts';
-import { authenticateClient, EdgeAuthError, type EdgeAuthResult } from '../session/edge-auth.ts';
+import { authenticateClient, type EdgeAuthResult } from '../session/edge-auth.ts';
 import { closeGracefully } from '../refusal.ts';
 import { connectRaw, startTestFront, startupMessage, upgradeToTls, type TestFront } from './front-door.ts';
+import { EdgeAuthError } from '../errors.ts';
 
 export const EDGE_PASSWORD = 'secret-pw';
 export const EDGE_ROLE = 'app';

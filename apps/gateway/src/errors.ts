@@ -1,10 +1,187 @@
-// Failures of the backend leg (DESIGN.md step 10): one class per kind, each with a stable code.
-// What the client is told names what failed, for the person holding the connection string, and
-// never an internal address, host name or port; `logDetail` carries all of that for the log.
-// Every kind but BackendStartupError reaches the client as 08001: the backend's own
-// ErrorResponse is forwarded with its own SQLSTATE.
+// Every error class of the gateway, with its stable `TG_ERR_*` code (docs/architecture.md,
+// "Errors"). An error that reaches a client carries a SQLSTATE of libs/wire's table and a message
+// for the person holding the connection string; `logDetail`, where present, carries what an
+// operator needs (addresses, names) and is never sent.
 // @see https://www.postgresql.org/docs/current/errcodes-appendix.html
-import { buildErrorResponse, type NoticeFields } from '@tenantgate/wire';
+import { buildErrorResponse, SqlState, type NoticeFields } from '@tenantgate/wire';
+import type { ValidationIssue } from '@tenantgate/tenancy';
+import type { ConnectionOutcome } from './telemetry/metrics.ts';
+
+export const ErrorCode = {
+  Refused: 'TG_ERR_REFUSED',
+  Handshake: 'TG_ERR_HANDSHAKE',
+  EdgeAuth: 'TG_ERR_EDGE_AUTH',
+  ProxyHeader: 'TG_ERR_PROXY_HEADER',
+  TlsConfig: 'TG_ERR_TLS_CONFIG',
+  Secrets: 'TG_ERR_SECRETS',
+  TenantsFile: 'TG_ERR_TENANTS_FILE',
+  TenantDirectoryUnreachable: 'TG_ERR_TENANT_DIRECTORY_UNREACHABLE',
+  GatewaySetup: 'TG_ERR_GATEWAY_SETUP',
+} as const;
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+// ---------------------------------------------------------------------------------------------
+// The client leg, before the splice
+
+export interface RefusalOptions extends ErrorOptions {
+  readonly detail?: string;
+  readonly hint?: string;
+}
+
+/** A decision to turn a client away, with what the client is told. */
+export class Refusal extends Error {
+  readonly code = ErrorCode.Refused;
+  readonly sqlState: string;
+  readonly detail: string | undefined;
+  readonly hint: string | undefined;
+
+  constructor(sqlState: SqlState, message: string, options: RefusalOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'Refusal';
+    this.sqlState = sqlState;
+    this.detail = options.detail;
+    this.hint = options.hint;
+  }
+
+  /** The FATAL ErrorResponse the client receives. */
+  toErrorResponse(): Buffer {
+    return buildErrorResponse({
+      severity: 'FATAL',
+      code: this.sqlState,
+      message: this.message,
+      ...(this.detail === undefined ? {} : { detail: this.detail }),
+      ...(this.hint === undefined ? {} : { hint: this.hint }),
+    });
+  }
+}
+
+/** Anything that knows its SQLSTATE and the FATAL it sends: a Refusal, a BackendError. */
+export interface RefusalLike {
+  readonly sqlState: string;
+  toErrorResponse(): Buffer;
+}
+
+/** Why a handshake ended without a result; the client has been told (refusal) or closed. */
+export class HandshakeError extends Error {
+  readonly code = ErrorCode.Handshake;
+  readonly outcome: ConnectionOutcome;
+  /** What the client was sent; undefined when it was closed without a word. */
+  readonly refusal: Refusal | undefined;
+  constructor(outcome: ConnectionOutcome, message: string, options: ErrorOptions & { refusal?: Refusal } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'HandshakeError';
+    this.outcome = outcome;
+    this.refusal = options.refusal;
+  }
+}
+
+/**
+ * Why authentication ended without a result. The client has been sent `refusal` (when defined)
+ * and the socket is closing. The message is for the gateway's log and may say what the client
+ * is not told (unknown role versus wrong password); it never holds a secret.
+ */
+export class EdgeAuthError extends Error {
+  readonly code = ErrorCode.EdgeAuth;
+  readonly outcome: ConnectionOutcome;
+  readonly refusal: Refusal | undefined;
+  constructor(outcome: ConnectionOutcome, message: string, options: ErrorOptions & { refusal?: Refusal } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'EdgeAuthError';
+    this.outcome = outcome;
+    this.refusal = options.refusal;
+  }
+}
+
+export const ProxyHeaderFailure = {
+  /** It starts like a header but breaks the spec (or our length cap). */
+  Malformed: 'malformed',
+  /** Mode `required`, and the connection started with something else. */
+  Missing: 'missing',
+  Timeout: 'timeout',
+  /** The peer closed or reset the connection before the header was complete. */
+  Closed: 'closed',
+} as const;
+
+export type ProxyHeaderFailure = (typeof ProxyHeaderFailure)[keyof typeof ProxyHeaderFailure];
+
+/** Why a connection was closed before or while reading its PROXY header. The peer is told nothing. */
+export class ProxyHeaderError extends Error {
+  readonly code = ErrorCode.ProxyHeader;
+  readonly failure: ProxyHeaderFailure;
+  constructor(failure: ProxyHeaderFailure, message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'ProxyHeaderError';
+    this.failure = failure;
+  }
+}
+
+/** An edge certificate or key that cannot be loaded. */
+export class TlsConfigError extends Error {
+  readonly code = ErrorCode.TlsConfig;
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'TlsConfigError';
+  }
+}
+
+/** Key material the gateway cannot read: a PEM file, a tenant's client certificate. */
+export class SecretsError extends Error {
+  readonly code = ErrorCode.Secrets;
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'SecretsError';
+  }
+}
+
+/** A tenants file that cannot be read, is not JSON, or is not a valid tenants file. */
+export class TenantsFileError extends Error {
+  readonly code = ErrorCode.TenantsFile;
+  readonly path: string;
+  /** Every failing field, when the file is JSON but not a valid tenants file. */
+  readonly issues: readonly ValidationIssue[];
+
+  constructor(path: string, message: string, options: ErrorOptions & { issues?: readonly ValidationIssue[] } = {}) {
+    super(`tenants file ${path}: ${message}`, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'TenantsFileError';
+    this.path = path;
+    this.issues = options.issues ?? [];
+  }
+}
+
+/**
+ * The directory could not answer (the control plane is down or slow, with nothing cached). What
+ * the client is told names no address; `logDetail` carries what an operator needs.
+ */
+export class TenantDirectoryUnreachableError extends Error {
+  readonly code = ErrorCode.TenantDirectoryUnreachable;
+  readonly sqlState = SqlState.UnableToConnect;
+  readonly logDetail: string;
+
+  constructor(logDetail: string, options?: ErrorOptions) {
+    super('the tenant directory is unreachable', options);
+    this.name = 'TenantDirectoryUnreachableError';
+    this.logDetail = logDetail;
+  }
+
+  /** The FATAL ErrorResponse for the client. */
+  toErrorResponse(): Buffer {
+    return buildErrorResponse({ severity: 'FATAL', code: this.sqlState, message: this.message });
+  }
+}
+
+/** The gateway's own setup cannot serve this tenant (a missing certificate file, no default CA). */
+export class GatewaySetupError extends Error {
+  readonly code = ErrorCode.GatewaySetup;
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'GatewaySetupError';
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The backend leg (docs/architecture.md, "Backend connect" and "Backend login"): one class per
+// kind. Every kind but BackendStartupError reaches the client as 08001; the backend's own
+// ErrorResponse is forwarded with its own SQLSTATE.
 
 export const BackendErrorCode = {
   Unreachable: 'TG_ERR_BACKEND_UNREACHABLE',
@@ -41,9 +218,6 @@ export const BackendPhase = {
 } as const;
 export type BackendPhase = (typeof BackendPhase)[keyof typeof BackendPhase];
 
-/** SQLSTATE sqlclient_unable_to_establish_sqlconnection. */
-export const BACKEND_SQLSTATE = '08001';
-
 export interface BackendErrorOptions extends ErrorOptions {
   /** Everything an operator needs: address, server name, Node's error code and message. */
   readonly logDetail: string;
@@ -53,7 +227,7 @@ export interface BackendErrorOptions extends ErrorOptions {
 /** A failure to reach a session on the tenant's database. `message` is safe to show the client. */
 export class BackendError extends Error {
   readonly code: BackendErrorCode;
-  readonly sqlState: string = BACKEND_SQLSTATE;
+  readonly sqlState: string = SqlState.UnableToConnect;
   readonly logDetail: string;
   readonly phase: BackendPhase;
 

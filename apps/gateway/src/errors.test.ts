@@ -1,15 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { FrameDecoder, parseBackendMessage } from '@tenantgate/wire';
-import {
-  BackendCertificateExpiredError,
-  BackendError,
-  BackendErrorCode,
-  BackendNoTlsError,
-  BackendStartupError,
-  BackendTimeoutError,
-  maskHbaHost,
-} from './errors.ts';
+import { FrameDecoder, parseBackendMessage, SqlState } from '@tenantgate/wire';
+import { BackendCertificateExpiredError, BackendError, BackendErrorCode, BackendNoTlsError, BackendStartupError, BackendTimeoutError, maskHbaHost, Refusal, TenantDirectoryUnreachableError } from './errors.ts';
+import { backendMessages } from './testing/front-door.ts';
 
 function fieldsOf(response: Buffer) {
   const decoder = new FrameDecoder();
@@ -67,4 +60,28 @@ test('the backend\'s own error is forwarded with its fields, the gateway\'s addr
   });
   assert.equal(maskHbaHost('pg_hba.conf rejects connection for host "::1", user "a"'), 'pg_hba.conf rejects connection for host "(the gateway)", user "a"');
   assert.equal(maskHbaHost('database "x" does not exist'), 'database "x" does not exist');
+});
+
+test('a refusal becomes one FATAL ErrorResponse with its SQLSTATE, detail and hint', () => {
+  const refusal = new Refusal(SqlState.ConnectionRejected, 'no tenant', { detail: 'd', hint: 'h' });
+  assert.equal(refusal.code, 'TG_ERR_REFUSED');
+  assert.deepEqual(backendMessages(refusal.toErrorResponse()), [
+    {
+      kind: 'ErrorResponse',
+      fields: { severity: 'FATAL', severityNonLocalized: 'FATAL', code: '08004', message: 'no tenant', detail: 'd', hint: 'h' },
+    },
+  ]);
+  const bare = backendMessages(new Refusal('28000', 'TLS is required').toErrorResponse())[0];
+  assert.deepEqual(bare, { kind: 'ErrorResponse', fields: { severity: 'FATAL', severityNonLocalized: 'FATAL', code: '28000', message: 'TLS is required' } });
+});
+
+test('a directory that cannot answer is 08001 with a message for a person', () => {
+  const error = new TenantDirectoryUnreachableError('GET http://10.0.0.5/v1/routes/acme: ECONNREFUSED');
+  assert.equal(error.code, 'TG_ERR_TENANT_DIRECTORY_UNREACHABLE');
+  assert.equal(error.sqlState, '08001');
+  assert.equal(error.message, 'the tenant directory is unreachable');
+  const response = error.toErrorResponse();
+  assert.equal(String.fromCharCode(response[0]), 'E');
+  assert.match(response.toString('latin1'), /SFATAL\0.*C08001\0Mthe tenant directory is unreachable\0/s);
+  assert.doesNotMatch(response.toString('latin1'), /10\.0\.0\.5/);
 });
