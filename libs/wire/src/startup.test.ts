@@ -9,6 +9,7 @@ import {
   serializeGSSENCRequest,
   serializeSSLRequest,
   serializeStartupMessage,
+  startupPacketLength,
   serializeStartupPacket,
   type StartupMessage,
 } from './startup.ts';
@@ -168,4 +169,14 @@ describe('serialize startup packets', () => {
     ];
     for (const init of cases) assert.throws(() => serializeStartupMessage(init), ProtocolError);
   });
+});
+
+test('startupPacketLength is the length of the packet serializeStartupMessage writes', () => {
+  const parameters = new Map([
+    ['user', 'app'],
+    ['database', 'ünïcode'],
+  ]);
+  const protocolOptions = new Map([['_pq_.test', 'x']]);
+  assert.equal(startupPacketLength(parameters), serializeStartupMessage({ parameters }).length);
+  assert.equal(startupPacketLength(parameters, protocolOptions), serializeStartupMessage({ parameters, protocolOptions }).length);
 });

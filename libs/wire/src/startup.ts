@@ -150,6 +150,14 @@ export interface StartupMessageInit {
   protocolOptions?: ReadonlyMap<string, string>;
 }
 
+/**
+ * The bytes a StartupMessage of these parameters takes on the wire, its length field included:
+ * what PostgreSQL holds to MAX_STARTUP_PACKET_LENGTH.
+ */
+export function startupPacketLength(parameters: ReadonlyMap<string, string>, protocolOptions: ReadonlyMap<string, string> = new Map()): number {
+  return 4 + 4 + pairsLength(parameters, false) + pairsLength(protocolOptions, true) + 1;
+}
+
 /** Writes parameters, then protocol options, then the terminator. */
 export function serializeStartupMessage(init: StartupMessageInit): Buffer {
   const minorVersion = init.minorVersion ?? LATEST_MINOR_VERSION;
@@ -158,10 +166,11 @@ export function serializeStartupMessage(init: StartupMessageInit): Buffer {
   }
   if (!init.parameters.get('user')) throw new ProtocolError('cannot encode StartupMessage: no user');
   const options = init.protocolOptions ?? new Map<string, string>();
-  const length = 4 + pairsLength(init.parameters, false) + pairsLength(options, true) + 1;
-  if (length + 4 > MAX_STARTUP_PACKET_LENGTH) {
-    throw new ProtocolError(`cannot encode StartupMessage: ${length + 4} bytes exceed ${MAX_STARTUP_PACKET_LENGTH}`);
+  const packetLength = startupPacketLength(init.parameters, options);
+  if (packetLength > MAX_STARTUP_PACKET_LENGTH) {
+    throw new ProtocolError(`cannot encode StartupMessage: ${packetLength} bytes exceed ${MAX_STARTUP_PACKET_LENGTH}`);
   }
+  const length = packetLength - 4;
   const writer = FrameWriter.startup(length).int32((PROTOCOL_MAJOR_VERSION << 16) | minorVersion);
   for (const [name, value] of init.parameters) writer.cstring(name).cstring(value);
   for (const [name, value] of options) writer.cstring(name).cstring(value);

@@ -20,6 +20,7 @@ import { takeIdleWatch } from '../backend/idle.ts';
 import type { TlsSessionCache } from '../backend/tls.ts';
 import type { ClientCancel } from '../edge/handshake.ts';
 import { CancelResult, type GatewayMetrics } from '../telemetry/metrics.ts';
+import { CancelRateLimiter, type CancelRateLimit } from './rate-limit.ts';
 
 /** Key lengths the gateway issues: protocol 3.0 allows only 4 bytes; 3.2 gets 32, like PostgreSQL 18. */
 export const CANCEL_KEY_LENGTH_V3_0 = 4;
@@ -100,61 +101,6 @@ export class MemoryCancelKeyStore implements CancelKeyStore {
 
   async close(): Promise<void> {
     this.#entries.clear();
-  }
-}
-
-export interface CancelRateLimit {
-  /** Tokens added per second and address (default 10). */
-  readonly perSecond: number;
-  /** Bucket size: attempts allowed at once (default 20). */
-  readonly burst: number;
-  /** Addresses tracked; the least recently seen is forgotten first (default 10,000). */
-  readonly maxClients: number;
-}
-
-export const DEFAULT_CANCEL_RATE_LIMIT: CancelRateLimit = { perSecond: 10, burst: 20, maxClients: 10_000 };
-
-interface Bucket {
-  tokens: number;
-  at: number;
-}
-
-/**
- * A token bucket per client address, in a bounded map kept in least-recently-seen order. A
- * forgotten address starts again with a full bucket: with the default bound, forgetting one
- * takes 10,000 other addresses in between.
- */
-export class CancelRateLimiter {
-  readonly #limit: CancelRateLimit;
-  readonly #now: () => number;
-  readonly #buckets = new Map<string, Bucket>();
-
-  constructor(limit: Partial<CancelRateLimit> = {}, now: () => number = Date.now) {
-    this.#limit = { ...DEFAULT_CANCEL_RATE_LIMIT, ...limit };
-    const { perSecond, burst, maxClients } = this.#limit;
-    if (!(perSecond > 0) || !(burst >= 1) || !Number.isInteger(maxClients) || maxClients < 1) {
-      throw new RangeError(`cancel rate limit: bad perSecond ${perSecond}, burst ${burst} or maxClients ${maxClients}`);
-    }
-    this.#now = now;
-  }
-
-  get size(): number {
-    return this.#buckets.size;
-  }
-
-  /** Takes one token for `address`; false when its bucket is empty. */
-  take(address: string): boolean {
-    const now = this.#now();
-    const { perSecond, burst, maxClients } = this.#limit;
-    const bucket = this.#buckets.get(address) ?? { tokens: burst, at: now };
-    this.#buckets.delete(address);
-    this.#buckets.set(address, bucket);
-    if (this.#buckets.size > maxClients) this.#buckets.delete(this.#buckets.keys().next().value as string);
-    bucket.tokens = Math.min(burst, bucket.tokens + (Math.max(0, now - bucket.at) * perSecond) / 1000);
-    bucket.at = now;
-    if (bucket.tokens < 1) return false;
-    bucket.tokens -= 1;
-    return true;
   }
 }
 

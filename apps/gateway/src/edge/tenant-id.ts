@@ -6,9 +6,10 @@
 import { bySpecificity, matchSuffix, normalizeServerName, normalizeSuffix } from './server-name.ts';
 import { SqlState } from '@tenantgate/wire';
 import { Refusal } from '../errors.ts';
+import { TENANT_ID_PATTERN } from '@tenantgate/tenancy';
 
-/** DNS label characters only, so an id is always usable as `<id>.db.example.com`. */
-export const TENANT_ID_PATTERN = /^[a-z0-9-]{1,63}$/;
+/** libs/tenancy's pattern: DNS label characters only, so an id is always usable as `<id>.db.example.com`. */
+const TENANT_ID = new RegExp(TENANT_ID_PATTERN);
 
 export const TenantSource = {
   ServerName: 'server_name',
@@ -71,7 +72,7 @@ export class TenantIdentifier {
     const name = normalizeServerName(serverName);
     const match = name === undefined ? undefined : matchSuffix(name, this.#suffixes);
     if (match === undefined) return undefined;
-    if (TENANT_ID_PATTERN.test(match.prefix)) return match.prefix;
+    if (TENANT_ID.test(match.prefix)) return match.prefix;
     throw new Refusal(SqlState.ConnectionRejected, `the host name ${quote(name ?? '')} does not name a tenant`, {
       detail: `Tenant host names have exactly one label before ${match.suffix}: ${ID_RULE}`,
       hint: `Connect to <tenant>${match.suffix}.`,
@@ -170,7 +171,7 @@ function tenantValue(setting: string): string | undefined {
 
 function checkOptionIds(ids: readonly string[]): string {
   const normalized = ids.map((id) => id.toLowerCase());
-  const bad = normalized.find((id) => !TENANT_ID_PATTERN.test(id));
+  const bad = normalized.find((id) => !TENANT_ID.test(id));
   if (bad !== undefined) {
     throw new Refusal(SqlState.ConnectionRejected, `invalid tenant id ${quote(bad)} in options`, {
       detail: ID_RULE[0].toUpperCase() + ID_RULE.slice(1),

@@ -6,6 +6,7 @@ import type { BlockList } from 'node:net';
 import { cidrAllowList, isAddressAllowed, type Tenant } from '@tenantgate/tenancy';
 import { Refusal } from '../errors.ts';
 import { SqlState } from '@tenantgate/wire';
+import { fullBucket, isFull, takeToken, type BucketLimit, type TokenBucket } from '../limits/token-bucket.ts';
 
 /** A ticket for one admitted session; release it exactly once when the session ends. */
 export interface AdmissionTicket {
@@ -14,9 +15,9 @@ export interface AdmissionTicket {
 
 interface TenantCounters {
   active: number;
-  /** Token bucket for connects per second: tokens left and when they were last refilled. */
-  tokens: number;
-  refilledAt: number;
+  /** Connects per second; its size and rate are the tenant's connectsPerSecond. */
+  readonly connects: TokenBucket;
+  connectLimit: BucketLimit;
   /** The allow-list is rebuilt only when the tenant's list changes. */
   cidrs: readonly string[];
   allowList: BlockList;
@@ -67,8 +68,7 @@ export class Admission {
     let counters = this.#tenants.get(tenant.id);
     if (counters === undefined) {
       if (this.#tenants.size >= SWEEP_THRESHOLD) this.#sweep();
-      const burst = tenant.limits.connectsPerSecond;
-      counters = { active: 0, tokens: burst, refilledAt: this.#now(), cidrs: tenant.allowedCidrs, allowList: cidrAllowList(tenant.allowedCidrs) };
+      counters = { active: 0, connects: fullBucket(connectLimit(tenant), this.#now()), connectLimit: connectLimit(tenant), cidrs: tenant.allowedCidrs, allowList: cidrAllowList(tenant.allowedCidrs) };
       this.#tenants.set(tenant.id, counters);
     } else if (counters.cidrs !== tenant.allowedCidrs && !sameList(counters.cidrs, tenant.allowedCidrs)) {
       counters.cidrs = tenant.allowedCidrs;
@@ -84,23 +84,18 @@ export class Admission {
   #sweep(): void {
     const now = this.#now();
     for (const [id, counters] of this.#tenants) {
-      if (counters.active === 0 && now - counters.refilledAt >= 1000) this.#tenants.delete(id);
+      if (counters.active === 0 && isFull(counters.connects, counters.connectLimit, now)) this.#tenants.delete(id);
     }
   }
 
-  /** A token bucket whose size and refill rate are the tenant's connectsPerSecond. */
   #takeConnectToken(tenant: Tenant, counters: TenantCounters): void {
-    const rate = tenant.limits.connectsPerSecond;
-    const now = this.#now();
-    counters.tokens = Math.min(rate, counters.tokens + ((now - counters.refilledAt) / 1000) * rate);
-    counters.refilledAt = now;
-    if (counters.tokens < 1) {
+    counters.connectLimit = connectLimit(tenant);
+    if (!takeToken(counters.connects, counters.connectLimit, this.#now())) {
       throw new Refusal(SqlState.TooManyConnections, `too many new connections per second for tenant "${tenant.id}"`, {
-        detail: `The limit is ${rate} new connections per second.`,
+        detail: `The limit is ${tenant.limits.connectsPerSecond} new connections per second.`,
         hint: 'Retry with backoff, or keep connections open in a pool.',
       });
     }
-    counters.tokens -= 1;
   }
 
   #ticket(counters: TenantCounters): AdmissionTicket {
@@ -128,6 +123,10 @@ function checkStatus(tenant: Tenant): void {
         hint: 'Retry in a few minutes.',
       });
   }
+}
+
+function connectLimit(tenant: Tenant): BucketLimit {
+  return { perSecond: tenant.limits.connectsPerSecond, size: tenant.limits.connectsPerSecond };
 }
 
 function sameList(a: readonly string[], b: readonly string[]): boolean {

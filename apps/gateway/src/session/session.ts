@@ -4,7 +4,7 @@
 // the backend's startup messages over with the gateway's own cancel key, and splice.
 import type { SecureContext } from 'node:tls';
 import type { Tenant, TenantRole } from '@tenantgate/tenancy';
-import { serializeAuthenticationOk, serializeBackendKeyData, serializeNoticeResponse, serializeParameterStatus, serializeReadyForQuery, SqlState } from '@tenantgate/wire';
+import { serializeAuthenticationOk, serializeBackendKeyData, serializeNoticeResponse, serializeParameterStatus, serializeReadyForQuery, SqlState, MAX_STARTUP_PACKET_LENGTH, startupPacketLength } from '@tenantgate/wire';
 import type { Admission, AdmissionTicket } from './admission.ts';
 import { abandonBackend, openBackend, startBackendSession, type BackendAuth, type BackendSession, type OpenedBackend } from '../backend/connect.ts';
 import { BackendError, BackendStartupError, GatewaySetupError } from '../errors.ts';
@@ -222,15 +222,12 @@ async function handOver(
   connection.log.info({ user: client.startup.parameters.get('user'), backendAuth: session.authMethod }, 'session started');
 }
 
-/** PostgreSQL's limit on a startup packet, which the backend applies to the rewritten one. */
-const MAX_STARTUP_PACKET_LENGTH = 10_000;
-
-/** The client's packet was within the limit; the tenant's user and database may push it over. */
+/**
+ * The client's packet was within PostgreSQL's limit; the tenant's user and database may push the
+ * rewritten one over, and the backend applies the same limit.
+ */
 function checkRewrittenLength(parameters: ReadonlyMap<string, string>): void {
-  // length, protocol version, each name and value NUL-terminated, the closing NUL
-  let length = 4 + 4 + 1;
-  for (const [name, value] of parameters) length += Buffer.byteLength(name) + Buffer.byteLength(value) + 2;
-  if (length > MAX_STARTUP_PACKET_LENGTH) {
+  if (startupPacketLength(parameters) > MAX_STARTUP_PACKET_LENGTH) {
     throw new Refusal(SqlState.ProtocolViolation, 'invalid length of startup packet once the gateway adds the tenant\'s user and database', {
       hint: 'Send fewer or shorter startup parameters (options, application_name).',
     });
