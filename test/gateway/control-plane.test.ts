@@ -14,7 +14,7 @@ import pg from 'pg';
 import { buildApp, createRedisClient, type Database } from '@tenantgate/control-plane';
 import { createStoreHome, type StoreHome } from '../control-plane/harness.ts';
 import { createTestGateway } from './harness.ts';
-import { ControlPlaneSource, createLogger, createMetrics, type Gateway } from '@tenantgate/gateway';
+import { ControlPlaneDirectory, createLogger, createMetrics, type Gateway } from '@tenantgate/gateway';
 import { serializeStartupMessage } from '@tenantgate/wire';
 import { createTestPki, runPsql, startPostgres, startRedis, type PostgresServer, type RedisServer, type TestPki } from '@tenantgate/testing';
 
@@ -148,7 +148,7 @@ for (const kind of ['pglite', 'postgres'] as const) describe(`the gateway with t
     controlPlane = await startControlPlane();
     const metrics = createMetrics();
     const logger = createLogger({ level: 'silent' });
-    const tenants = new ControlPlaneSource({ controlPlaneUrl: controlPlane.url, controlPlaneToken: GATEWAY, redisUrl: redis.url, metrics, logger });
+    const tenants = new ControlPlaneDirectory({ controlPlaneUrl: controlPlane.url, controlPlaneToken: GATEWAY, redisUrl: redis.url, metrics, logger });
     await tenants.ready(AbortSignal.timeout(10_000));
     gateway = await createTestGateway(pki, tenants, { metrics });
 

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { connect } from 'node:tls';
 import { FrameDecoder, parseBackendMessage, serializeStartupMessage, type BackendMessage } from '@tenantgate/wire';
-import { createGateway, createLogger, createMetrics, TenantsFileSource } from '@tenantgate/gateway';
+import { createGateway, createLogger, createMetrics, TenantsFileDirectory } from '@tenantgate/gateway';
 import { createTempDir, createTestPki, removeTempDir } from '@tenantgate/testing';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -30,7 +30,7 @@ test('a client mid-authentication when drain starts gets FATAL 57P01', async (t)
     },
     certificates: [{ suffixes: ['.db.example.test'], certPem: pki.edge.chainPem, keyPem: pki.edge.keyPem }],
     backendDefaults: { caPem: pki.ca.certPem, clientCertificate: { certPem: gatewayClient.chainPem, keyPem: gatewayClient.keyPem } },
-    tenants: await TenantsFileSource.open(tenantsFile),
+    tenants: await TenantsFileDirectory.open(tenantsFile),
     logger: createLogger({ level: 'silent' }),
     metrics: createMetrics(),
   });

@@ -12,7 +12,7 @@ import type { TestContext } from 'node:test';
 import { connect as connectTls, type ConnectionOptions, type TLSSocket } from 'node:tls';
 import pg from 'pg';
 import postgres from 'postgres';
-import { createGateway, createLogger, createMetrics, TenantsFileSource, type Gateway, type GatewayMetrics, type GatewaySettings, type TenantSource } from '@tenantgate/gateway';
+import { createGateway, createLogger, createMetrics, TenantsFileDirectory, type Gateway, type GatewayMetrics, type GatewaySettings, type TenantDirectory } from '@tenantgate/gateway';
 import type { TenantInput } from '@tenantgate/tenancy';
 import {
   conninfo,
@@ -72,7 +72,7 @@ export interface GatewayFixtureOptions {
 export async function startGateway(t: TestContext, options: GatewayFixtureOptions): Promise<Gateway> {
   const tenantsFile = join(options.dir, 'tenants.json');
   await writeFile(tenantsFile, JSON.stringify({ tenants: options.tenants.map((tenant) => ({ limits: NO_LIMITS, ...tenant })) }));
-  const gateway = await createTestGateway(options.pki, await TenantsFileSource.open(tenantsFile), { settings: options.settings });
+  const gateway = await createTestGateway(options.pki, await TenantsFileDirectory.open(tenantsFile), { settings: options.settings });
   t.after(() => gateway.close());
   return gateway;
 }
@@ -88,7 +88,7 @@ export interface TestGatewayOptions {
  * The gateway every end-to-end test runs: 127.0.0.1:0, the edge certificate for `*.db.example.test`,
  * a client certificate from the test CA for backends, silent logs. The caller closes it.
  */
-export async function createTestGateway(pki: TestPki, tenants: TenantSource, options: TestGatewayOptions = {}): Promise<Gateway> {
+export async function createTestGateway(pki: TestPki, tenants: TenantDirectory, options: TestGatewayOptions = {}): Promise<Gateway> {
   const gatewayClient = await pki.client(options.clientName ?? 'app');
   return createGateway({
     settings: {

@@ -8,7 +8,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
-import { TenantsFileSource, type Gateway } from '@tenantgate/gateway';
+import { TenantsFileDirectory, type Gateway } from '@tenantgate/gateway';
 import { createTestGateway } from './harness.ts';
 import { createTestPki, runPsql, startPostgres, type PostgresServer, type TestPki } from '@tenantgate/testing';
 
@@ -55,7 +55,7 @@ before(async () => {
       ],
     }),
   );
-  gateway = await createTestGateway(pki, await TenantsFileSource.open(tenantsFile), { clientName: 'gateway' });
+  gateway = await createTestGateway(pki, await TenantsFileDirectory.open(tenantsFile), { clientName: 'gateway' });
 });
 
 after(async () => {

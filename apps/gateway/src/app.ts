@@ -11,7 +11,7 @@ import type { GatewayMetrics } from './telemetry/metrics.ts';
 import { ClientCertificateStore, scramMockKey } from './backend/client-certificates.ts';
 import { backendContext, serveClient, type SessionContext } from './session/session.ts';
 import type { Splice } from './session/splice.ts';
-import type { TenantSource } from './tenants/directory.ts';
+import type { TenantDirectory } from './tenants/directory.ts';
 import type { CertificateInput } from './edge/tls-contexts.ts';
 import { TlsContexts } from './edge/tls-contexts.ts';
 import { Refusal } from './errors.ts';
@@ -29,7 +29,7 @@ export interface GatewayOptions {
   /** The edge certificates as PEM text, one per suffix group (empty only with allowPlaintext). */
   readonly certificates: readonly CertificateInput[];
   readonly backendDefaults: Partial<BackendTlsDefaults>;
-  readonly tenants: TenantSource;
+  readonly tenants: TenantDirectory;
   readonly logger: Logger;
   readonly metrics: GatewayMetrics;
   readonly reusePort?: boolean;

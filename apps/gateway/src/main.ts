@@ -12,9 +12,9 @@ import { createLogger, type Logger } from './telemetry/logger.ts';
 import { createMetrics } from './telemetry/metrics.ts';
 import { readPem } from './backend/client-certificates.ts';
 import type { CertificateInput } from './edge/tls-contexts.ts';
-import { TenantsFileSource } from './tenants/tenants-file.ts';
-import { ControlPlaneSource } from './tenants/control-plane.ts';
-import type { TenantSource } from './tenants/directory.ts';
+import { TenantsFileDirectory } from './tenants/tenants-file.ts';
+import { ControlPlaneDirectory } from './tenants/control-plane.ts';
+import type { TenantDirectory } from './tenants/directory.ts';
 import type { GatewayMetrics } from './telemetry/metrics.ts';
 import type { BackendTlsDefaults } from './backend/tls.ts';
 import { ClusterCancelKeyStore, ClusterMessage, type WorkerChannel } from './cancel/cluster-store.ts';
@@ -60,7 +60,7 @@ async function serve(config: GatewayConfig, logger: Logger): Promise<void> {
     new AggregatorRegistry();
     AggregatorRegistry.setRegistries(metrics.registry);
   }
-  const tenants = await openTenantSource(config, metrics, logger);
+  const tenants = await openTenantDirectory(config, metrics, logger);
   const gateway = await createGateway({
     settings: config,
     certificates: await readCertificates(config),
@@ -74,7 +74,7 @@ async function serve(config: GatewayConfig, logger: Logger): Promise<void> {
   const admin = config.adminListen === undefined || worker
     ? undefined
     : await startAdminServer({ listen: config.adminListen, metrics: metrics.registry, readiness: () => ready, logger, proxyProtocol: adminProxyProtocol(config.proxyProtocol) });
-  const directory = tenants instanceof TenantsFileSource ? { tenants: tenants.size } : { controlPlane: config.tenantSource.kind, redis: config.redisUrl !== undefined };
+  const directory = tenants instanceof TenantsFileDirectory ? { tenants: tenants.size } : { controlPlane: config.tenantSource.kind, redis: config.redisUrl !== undefined };
   logger.info({ listen: gateway.address, admin: admin?.address, ...directory }, 'gateway listening');
   if (worker) process.send?.({ type: ClusterMessage.Listening });
   process.on('SIGHUP', () => void reload(config, gateway, tenants, logger));
@@ -117,15 +117,15 @@ async function readBackendDefaults(config: GatewayConfig): Promise<Partial<Backe
 
 /** SIGHUP: each part reloads on its own; a failure keeps what was loaded and says why. */
 /** The static tenants file, or the control plane behind the resolver (Redis shared when REDIS_URL is set). */
-async function openTenantSource(config: GatewayConfig, metrics: GatewayMetrics, logger: Logger): Promise<TenantSource> {
+async function openTenantDirectory(config: GatewayConfig, metrics: GatewayMetrics, logger: Logger): Promise<TenantDirectory> {
   const source = config.tenantSource;
-  if (source.kind === 'file') return TenantsFileSource.open(source.path);
+  if (source.kind === 'file') return TenantsFileDirectory.open(source.path);
   // Routes carry role secrets: say so when they would cross a network in the clear.
   const { protocol, hostname } = new URL(source.url);
   if (protocol === 'http:' && !['127.0.0.1', 'localhost', '[::1]'].includes(hostname)) {
     logger.warn({ controlPlane: source.url }, 'GATEWAY_CONTROL_PLANE_URL is plain http: routes, role secrets included, travel unencrypted');
   }
-  return new ControlPlaneSource({
+  return new ControlPlaneDirectory({
     controlPlaneUrl: source.url,
     controlPlaneToken: source.token,
     ...(config.redisUrl === undefined ? {} : { redisUrl: config.redisUrl }),
@@ -134,7 +134,7 @@ async function openTenantSource(config: GatewayConfig, metrics: GatewayMetrics, 
   });
 }
 
-async function reload(config: GatewayConfig, gateway: Gateway, tenants: TenantSource, logger: Logger): Promise<void> {
+async function reload(config: GatewayConfig, gateway: Gateway, tenants: TenantDirectory, logger: Logger): Promise<void> {
   try {
     gateway.reloadCertificates(await readCertificates(config));
     gateway.reloadSecrets();
@@ -143,7 +143,7 @@ async function reload(config: GatewayConfig, gateway: Gateway, tenants: TenantSo
     logger.error({ err: error }, 'certificate reload failed; the previous certificates stay in use');
   }
   // The control plane's changes arrive by invalidation; only a file is read again.
-  if (!(tenants instanceof TenantsFileSource)) return;
+  if (!(tenants instanceof TenantsFileDirectory)) return;
   const result = await tenants.reload();
   if (result.ok) logger.info({ tenants: result.count }, 'tenants file reloaded');
   else logger.error({ err: result.error }, 'tenants file reload failed; the previous tenants stay in use');

@@ -32,12 +32,12 @@ export interface TlsConfig {
   readonly certificates: readonly TlsCertificate[];
 }
 
-export type TenantSource =
+export type TenantDirectoryConfig =
   | { readonly kind: 'file'; readonly path: string }
   | { readonly kind: 'control-plane'; readonly url: string; readonly token: string };
 
 /** Defaults for the backend leg; a tenant's own CA and client certificate override them. */
-export interface BackendTlsDefaults {
+export interface BackendTlsSources {
   readonly ca: PemSource | undefined;
   readonly client: { readonly cert: PemSource; readonly key: PemSource } | undefined;
 }
@@ -50,9 +50,9 @@ export interface GatewayConfig {
   readonly allowPlaintext: boolean;
   /** Lower case, each with one leading dot: `.db.example.com`. */
   readonly sniSuffixes: readonly string[];
-  readonly tenantSource: TenantSource;
+  readonly tenantSource: TenantDirectoryConfig;
   readonly redisUrl: string | undefined;
-  readonly backend: BackendTlsDefaults;
+  readonly backend: BackendTlsSources;
   readonly secretsDir: string | undefined;
   readonly proxyProtocol: ProxyProtocolMode;
   /** Absent: the admin server is disabled. */
@@ -133,7 +133,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): GatewayConfig {
   const sniSuffixes = parseSuffixes(values.GATEWAY_SNI_SUFFIXES, tlsWanted, issues);
   const listen = parseListenVariable('GATEWAY_LISTEN', values.GATEWAY_LISTEN, issues);
   const tls = parseTls(values, sniSuffixes, issues);
-  const tenantSource = parseTenantSource(values, issues);
+  const tenantSource = parseTenantDirectory(values, issues);
   const redisUrl = parseUrl('REDIS_URL', values.REDIS_URL, ['redis:', 'rediss:'], issues);
   const backend = parseBackend(values, issues);
   const adminListen = parseAdminListen(values.GATEWAY_ADMIN_LISTEN, issues);
@@ -370,7 +370,7 @@ function parseTls(values: SchemaValues, suffixes: readonly string[] | undefined,
   return { certificates: certs.map((cert, i) => ({ suffixes: suffixesOf(i), cert, key: keys[i] })) };
 }
 
-function parseTenantSource(values: SchemaValues, issues: Issues): TenantSource | undefined {
+function parseTenantDirectory(values: SchemaValues, issues: Issues): TenantDirectoryConfig | undefined {
   const { GATEWAY_TENANTS_FILE: file, GATEWAY_CONTROL_PLANE_URL: urlValue } = values;
   if ((file === undefined) === (urlValue === undefined)) {
     const got = file === undefined ? 'neither is set' : 'both are set';
@@ -395,7 +395,7 @@ function parseUrl(name: VariableName, value: string | undefined, protocols: stri
   return undefined;
 }
 
-function parseBackend(values: SchemaValues, issues: Issues): BackendTlsDefaults {
+function parseBackend(values: SchemaValues, issues: Issues): BackendTlsSources {
   const { GATEWAY_BACKEND_CA: caValue, GATEWAY_BACKEND_CLIENT_CERT: certValue, GATEWAY_BACKEND_CLIENT_KEY: keyValue } = values;
   const ca = caValue === undefined ? undefined : parsePem('GATEWAY_BACKEND_CA', caValue, 'certificate', issues);
   if (certValue === undefined && keyValue === undefined) return { ca, client: undefined };

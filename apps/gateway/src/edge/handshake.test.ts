@@ -66,7 +66,7 @@ test('SSLRequest, TLS with SNI, StartupMessage: the next phase gets the tenant a
   assert.equal(client.tls, true);
   assert.equal(client.directTls, false);
   assert.equal(client.serverName, ACME);
-  assert.equal(client.tenantSource, 'server_name');
+  assert.equal(client.tenantIdOrigin, 'server_name');
   assert.equal(client.startup.minorVersion, 0);
   assert.deepEqual([...client.startup.parameters.keys()], ['user', 'database', 'options']);
   assert.equal(client.serverCertificate?.certificate.fingerprint256, peer?.fingerprint256);

@@ -23,7 +23,7 @@ import { ConnectionOutcome, Phase, type GatewayMetrics } from '../telemetry/metr
 import { closeGracefully, sendRefusal } from '../refusal.ts';
 import { normalizeServerName } from './server-name.ts';
 import { clientAddressOf } from './proxy-protocol.ts';
-import type { TenantIdentifier, TenantSource } from './tenant-id.ts';
+import type { TenantIdentifier, TenantIdOrigin } from './tenant-id.ts';
 import type { CertificateTable, ServerCertificate, TlsContexts } from './tls-contexts.ts';
 import { Refusal, HandshakeError } from '../errors.ts';
 
@@ -66,7 +66,7 @@ export interface ClientStartup {
   /** The SNI name, lower case; undefined without SNI. */
   readonly serverName: string | undefined;
   readonly tenantId: string;
-  readonly tenantSource: TenantSource;
+  readonly tenantIdOrigin: TenantIdOrigin;
   readonly startup: {
     /** The negotiated minor version of protocol 3: the client's, at most LATEST_MINOR_VERSION. */
     readonly minorVersion: number;
@@ -345,14 +345,14 @@ class ClientHandshake {
       refuseReplication(packet.parameters);
       const identity = this.#options.tenants.identify(serverName, packet.parameters);
       const startup = { minorVersion, parameters: identity.parameters };
-      this.#handOver({ serverName, tenantId: identity.tenantId, tenantSource: identity.source, startup });
+      this.#handOver({ serverName, tenantId: identity.tenantId, tenantIdOrigin: identity.origin, startup });
     } catch (error) {
       if (!(error instanceof Refusal)) throw error;
       this.#refuse(error);
     }
   }
 
-  #handOver(found: Pick<ClientStartup, 'serverName' | 'tenantId' | 'tenantSource' | 'startup'>): void {
+  #handOver(found: Pick<ClientStartup, 'serverName' | 'tenantId' | 'tenantIdOrigin' | 'startup'>): void {
     this.#settle();
     const socket = this.#socket;
     this.#unlisten(socket);

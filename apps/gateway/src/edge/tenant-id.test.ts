@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { TenantIdentifier, TenantSource, splitOptions, tenantFromOptions } from './tenant-id.ts';
+import { TenantIdentifier, TenantIdOrigin, splitOptions, tenantFromOptions } from './tenant-id.ts';
 import { Refusal } from '../errors.ts';
 
 const tenants = new TenantIdentifier(['.db.example.com', '.eu.db.example.com']);
@@ -95,7 +95,7 @@ test('identify: from SNI, from options, from both when they agree', () => {
   ]);
   const both = tenants.identify('acme.db.example.com', parameters);
   assert.equal(both.tenantId, 'acme');
-  assert.equal(both.source, TenantSource.Both);
+  assert.equal(both.origin, TenantIdOrigin.Both);
   assert.deepEqual([...both.parameters], [
     ['user', 'alice'],
     ['options', '-c search_path=x'],
@@ -104,11 +104,11 @@ test('identify: from SNI, from options, from both when they agree', () => {
   assert.equal(parameters.get('options'), '-c tenant=acme -c search_path=x', 'the input is not modified');
 
   const fromOptions = tenants.identify(undefined, new Map([['user', 'alice'], ['options', '-c tenant=acme']]));
-  assert.equal(fromOptions.source, TenantSource.Options);
+  assert.equal(fromOptions.origin, TenantIdOrigin.Options);
   assert.deepEqual([...fromOptions.parameters], [['user', 'alice']], 'an options parameter left empty is dropped');
 
   const fromName = tenants.identify('acme.db.example.com', new Map([['user', 'alice']]));
-  assert.equal(fromName.source, TenantSource.ServerName);
+  assert.equal(fromName.origin, TenantIdOrigin.ServerName);
   assert.deepEqual([...fromName.parameters], [['user', 'alice']]);
 });
 

@@ -11,17 +11,17 @@ import { TENANT_ID_PATTERN } from '@tenantgate/tenancy';
 /** libs/tenancy's pattern: DNS label characters only, so an id is always usable as `<id>.db.example.com`. */
 const TENANT_ID = new RegExp(TENANT_ID_PATTERN);
 
-export const TenantSource = {
+export const TenantIdOrigin = {
   ServerName: 'server_name',
   Options: 'options',
   /** Both named it, and they agree. */
   Both: 'both',
 } as const;
-export type TenantSource = (typeof TenantSource)[keyof typeof TenantSource];
+export type TenantIdOrigin = (typeof TenantIdOrigin)[keyof typeof TenantIdOrigin];
 
 export interface TenantIdentity {
   readonly tenantId: string;
-  readonly source: TenantSource;
+  readonly origin: TenantIdOrigin;
   /** The startup parameters with the tenant setting removed (and `options` dropped when it is left empty). */
   readonly parameters: Map<string, string>;
 }
@@ -60,7 +60,7 @@ export class TenantIdentifier {
         hint: 'Remove the tenant setting from options, or make it match the host name.',
       });
     }
-    return { tenantId, source: sourceOf(fromName, options.tenantId), parameters: withOptions(parameters, options) };
+    return { tenantId, origin: originOf(fromName, options.tenantId), parameters: withOptions(parameters, options) };
   }
 
   /**
@@ -184,9 +184,9 @@ function checkOptionIds(ids: readonly string[]): string {
   return distinct[0];
 }
 
-function sourceOf(fromName: string | undefined, fromOptions: string | undefined): TenantSource {
-  if (fromName === undefined) return TenantSource.Options;
-  return fromOptions === undefined ? TenantSource.ServerName : TenantSource.Both;
+function originOf(fromName: string | undefined, fromOptions: string | undefined): TenantIdOrigin {
+  if (fromName === undefined) return TenantIdOrigin.Options;
+  return fromOptions === undefined ? TenantIdOrigin.ServerName : TenantIdOrigin.Both;
 }
 
 function withOptions(parameters: ReadonlyMap<string, string>, options: OptionsTenant): Map<string, string> {

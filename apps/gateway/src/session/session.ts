@@ -18,12 +18,12 @@ import { sendRefusal } from '../refusal.ts';
 import type { ClientCertificateStore } from '../backend/client-certificates.ts';
 import { splice, type Splice } from './splice.ts';
 import { rewriteStartup } from './startup-rewrite.ts';
-import { type TenantSource } from '../tenants/directory.ts';
+import { type TenantDirectory } from '../tenants/directory.ts';
 import { EdgeAuthError, Refusal, TenantDirectoryUnreachableError } from '../errors.ts';
 
 /** Everything a session needs from the gateway, shared by all of them. */
 export interface SessionContext {
-  readonly tenants: TenantSource;
+  readonly tenants: TenantDirectory;
   readonly admission: Admission;
   readonly cancels: CancelRegistry;
   readonly backendContexts: BackendTlsContexts;

@@ -1,6 +1,6 @@
 // The tenant source of a fleet (DESIGN.md step 6): the resolver of libs/tenancy (memory, then
 // Redis shared by every gateway, then the control plane over HTTP) behind the gateway's
-// TenantSource interface, with its events turned into the gateway's metrics and log lines.
+// TenantDirectory interface, with its events turned into the gateway's metrics and log lines.
 import {
   TenantDirectoryUnavailableError,
   createTenantResolver,
@@ -10,10 +10,10 @@ import {
 } from '@tenantgate/tenancy';
 import type { Logger } from '../telemetry/logger.ts';
 import { controlPlaneStatus, type GatewayMetrics } from '../telemetry/metrics.ts';
-import { type TenantLookup, type TenantSource } from './directory.ts';
+import { type TenantLookup, type TenantDirectory } from './directory.ts';
 import { TenantDirectoryUnreachableError } from '../errors.ts';
 
-export interface ControlPlaneSourceOptions {
+export interface ControlPlaneDirectoryOptions {
   readonly controlPlaneUrl: string;
   readonly controlPlaneToken: string;
   /** Without it: memory, then the control plane. */
@@ -24,10 +24,10 @@ export interface ControlPlaneSourceOptions {
   readonly tuning?: Partial<Omit<TenantResolverOptions, 'controlPlaneUrl' | 'controlPlaneToken' | 'redisUrl' | 'observer'>>;
 }
 
-export class ControlPlaneSource implements TenantSource {
+export class ControlPlaneDirectory implements TenantDirectory {
   readonly #resolver: TenantResolver;
 
-  constructor(options: ControlPlaneSourceOptions) {
+  constructor(options: ControlPlaneDirectoryOptions) {
     this.#resolver = createTenantResolver({
       ...options.tuning,
       controlPlaneUrl: options.controlPlaneUrl,
@@ -65,7 +65,7 @@ function describe(error: Error): string {
   return `${error.message}${cause}`;
 }
 
-function observer(metrics: ControlPlaneSourceOptions['metrics'], log: Logger): TenantResolverObserver {
+function observer(metrics: ControlPlaneDirectoryOptions['metrics'], log: Logger): TenantResolverObserver {
   return {
     cacheRequest(tier, result) {
       metrics.cacheRequests.inc({ tier, result });

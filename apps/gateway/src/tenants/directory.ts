@@ -13,7 +13,7 @@ export type TenantLookup =
  * A directory of tenants. A source holds no sessions: reloading or replacing one never drops a
  * connection. The tenant it returns is shared and must not be modified.
  */
-export interface TenantSource {
+export interface TenantDirectory {
   /**
    * @throws TenantDirectoryUnreachableError when the directory cannot answer (and no cached
    *   answer may stand in); the signal's reason when `signal` aborts first.

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import fc from 'fast-check';
 import { ScramClientExchange, ScramServerExchange, parseScramSecret } from '@tenantgate/wire';
-import { TenantsFileSource, loadTenantsFile, locateJsonError } from './tenants-file.ts';
+import { TenantsFileDirectory, loadTenantsFile, locateJsonError } from './tenants-file.ts';
 import { TenantsFileError } from '../errors.ts';
 
 const SECRET = `SCRAM-SHA-256$4096:${Buffer.alloc(16, 1).toString('base64')}$${Buffer.alloc(32, 2).toString('base64')}:${Buffer.alloc(32, 3).toString('base64')}`;
@@ -147,7 +147,7 @@ test('a file that cannot be read says so', async (t) => {
 
 test('the source resolves known tenants and says unknown for the rest', async (t) => {
   const file = await tempFile(t, { tenants: [tenant('acme')] });
-  const source = await TenantsFileSource.open(file.path);
+  const source = await TenantsFileDirectory.open(file.path);
   t.after(() => source.close());
   const found = await source.resolve('acme');
   assert.equal(found.kind, 'found');
@@ -162,7 +162,7 @@ test('the source resolves known tenants and says unknown for the rest', async (t
 
 test('open() on a bad file fails with the reason', async (t) => {
   const file = await tempFile(t, { tenants: [tenant('acme', { status: 'gone' })] });
-  await assert.rejects(TenantsFileSource.open(file.path), (error: unknown) => {
+  await assert.rejects(TenantsFileDirectory.open(file.path), (error: unknown) => {
     assert.ok(error instanceof TenantsFileError);
     assert.match(error.message, /\/tenants\/0\/status: must be one of active, suspended, maintenance/);
     return true;
@@ -171,7 +171,7 @@ test('open() on a bad file fails with the reason', async (t) => {
 
 test('reload swaps the whole table at once', async (t) => {
   const file = await tempFile(t, { tenants: [tenant('acme'), tenant('beta')] });
-  const source = await TenantsFileSource.open(file.path);
+  const source = await TenantsFileDirectory.open(file.path);
   t.after(() => source.close());
   await file.write({ tenants: [tenant('gamma', { roles: [{ name: 'app', password: PASSWORD }] }), tenant('beta', { status: 'maintenance' })] });
 
@@ -192,7 +192,7 @@ test('reload swaps the whole table at once', async (t) => {
 
 test('a failed reload keeps the tenants in force and reports why', async (t) => {
   const file = await tempFile(t, { tenants: [tenant('acme')] });
-  const source = await TenantsFileSource.open(file.path);
+  const source = await TenantsFileDirectory.open(file.path);
   t.after(() => source.close());
   for (const bad of ['{ "tenants": [', { tenants: [tenant('acme', { limits: { maxConnections: -1 } })] }]) {
     await file.write(bad);
@@ -212,7 +212,7 @@ test('a failed reload keeps the tenants in force and reports why', async (t) => 
 test('reloads run one after another: the last one called wins', async (t) => {
   const file = await tempFile(t, { tenants: [tenant('v1')] });
   let slow = true;
-  const source = await TenantsFileSource.open(file.path, {
+  const source = await TenantsFileDirectory.open(file.path, {
     // The first reload's hashing is slow; the second must not be overtaken by it.
     hashPassword: async () => {
       if (slow) await new Promise((resolve) => setTimeout(resolve, 100));
@@ -233,7 +233,7 @@ test('reloads run one after another: the last one called wins', async (t) => {
 
 test('after close(), resolve() fails', async (t) => {
   const file = await tempFile(t, { tenants: [tenant('acme')] });
-  const source = await TenantsFileSource.open(file.path);
+  const source = await TenantsFileDirectory.open(file.path);
   await source.close();
   await assert.rejects(source.resolve('acme'), /closed/);
 });

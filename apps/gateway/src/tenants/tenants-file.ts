@@ -6,7 +6,7 @@
 import { readFile } from 'node:fs/promises';
 import { TenantValidationError, materializeTenant, validateTenantsFile, type Tenant, type TenantInput } from '@tenantgate/tenancy';
 import { createScramSecret } from '@tenantgate/wire';
-import type { TenantLookup, TenantSource } from './directory.ts';
+import type { TenantLookup, TenantDirectory } from './directory.ts';
 import { TenantsFileError } from '../errors.ts';
 
 export interface TenantsFileOptions {
@@ -93,7 +93,7 @@ const UNKNOWN: TenantLookup = Object.freeze({ kind: 'unknown' });
  * The tenants of a static file. reload() builds a whole new table and swaps it in at once, so a
  * lookup sees the old file or the new one, never a mix; reloads run one at a time, in call order.
  */
-export class TenantsFileSource implements TenantSource {
+export class TenantsFileDirectory implements TenantDirectory {
   readonly path: string;
   readonly #options: TenantsFileOptions;
   #lookups: ReadonlyMap<string, TenantLookup>;
@@ -101,8 +101,8 @@ export class TenantsFileSource implements TenantSource {
   #closed = false;
 
   /** Loads the file. @throws TenantsFileError: start-up must stop and say why. */
-  static async open(path: string, options: TenantsFileOptions = {}): Promise<TenantsFileSource> {
-    return new TenantsFileSource(path, await loadTenantsFile(path, options), options);
+  static async open(path: string, options: TenantsFileOptions = {}): Promise<TenantsFileDirectory> {
+    return new TenantsFileDirectory(path, await loadTenantsFile(path, options), options);
   }
 
   constructor(path: string, tenants: ReadonlyMap<string, Tenant>, options: TenantsFileOptions = {}) {
