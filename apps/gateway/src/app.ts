@@ -1,21 +1,20 @@
 // The gateway, built from its parts with everything injected (main.ts reads the environment and
-// files, listens on the admin port and handles signals; tests build this directly).
+// files, listens on the admin port and handles signals; tests build this directly). The listener
+// hands clients to the sessions and CancelRequests to cancel forwarding.
 import { randomBytes } from 'node:crypto';
-import { Admission } from './session/admission.ts';
-import { BackendTlsContexts, TlsSessionCache, type BackendTlsDefaults } from './backend/tls.ts';
-import { CancelRegistry, type CancelKeyStore, type CancelTarget } from './cancel/registry.ts';
 import type { GatewayConfig } from './config/config.ts';
-import { startListener, type Listener } from './edge/listener.ts';
+import { startListener } from './edge/listener.ts';
+import { TlsContexts, type CertificateInput } from './edge/tls-contexts.ts';
+import { Admission } from './session/admission.ts';
+import { Sessions } from './session/session.ts';
+import { ClientCertificateStore, scramMockKey } from './backend/client-certificates.ts';
+import { BackendTls } from './backend/tenant-tls.ts';
+import type { BackendTlsDefaults } from './backend/tls.ts';
+import { CancelForwarding } from './cancel/forwarding.ts';
+import { CancelRegistry, type CancelKeyStore } from './cancel/registry.ts';
+import type { TenantDirectory } from './tenants/directory.ts';
 import type { Logger } from './telemetry/logger.ts';
 import type { GatewayMetrics } from './telemetry/metrics.ts';
-import { ClientCertificateStore, scramMockKey } from './backend/client-certificates.ts';
-import { backendContext, serveClient, type SessionContext } from './session/session.ts';
-import type { Splice } from './session/splice.ts';
-import type { TenantDirectory } from './tenants/directory.ts';
-import type { CertificateInput } from './edge/tls-contexts.ts';
-import { TlsContexts } from './edge/tls-contexts.ts';
-import { Refusal } from './errors.ts';
-import { SqlState } from '@tenantgate/wire';
 
 export type GatewaySettings = Pick<
   GatewayConfig,
@@ -53,99 +52,39 @@ export interface Gateway {
   close(): Promise<void>;
 }
 
-const SHUTTING_DOWN = new Refusal(SqlState.AdminShutdown, 'terminating connection because the gateway is shutting down', {
-  hint: 'Reconnect: another gateway will take the connection.',
-});
-const SHUTDOWN = SHUTTING_DOWN.toErrorResponse();
-
 export async function createGateway(options: GatewayOptions): Promise<Gateway> {
-  const { settings, logger, metrics } = options;
+  const { settings, logger, metrics, tenants } = options;
   const contexts = options.certificates.length > 0 ? new TlsContexts(options.certificates) : undefined;
-  const shutdown = new AbortController();
-  const ctx: SessionContext = {
-    tenants: options.tenants,
+  const backendTls = new BackendTls(options.backendDefaults, new ClientCertificateStore(settings.secretsDir));
+  const registry = new CancelRegistry({ metrics, ...(options.cancelStore === undefined ? {} : { store: options.cancelStore }) });
+  const sessions = new Sessions({
+    tenants,
     admission: new Admission(),
-    cancels: new CancelRegistry({ metrics, ...(options.cancelStore === undefined ? {} : { store: options.cancelStore }) }),
-    backendContexts: new BackendTlsContexts(),
-    backendSessions: new TlsSessionCache(),
-    backendDefaults: options.backendDefaults,
-    clientCertificates: new ClientCertificateStore(settings.secretsDir),
+    cancels: registry,
+    backendTls,
     // Without an edge key (plaintext development only) the mock salts cannot be fleet-stable.
     mockKey: options.certificates[0] === undefined ? randomBytes(32) : scramMockKey(options.certificates[0].keyPem),
     metrics,
     timeouts: { authMs: settings.authTimeoutMs, backendConnectMs: settings.backendConnectTimeoutMs },
-    sessions: new Set<Splice>(),
-    shutdown: shutdown.signal,
-  };
-  // Connections between their handshake and the splice, so drain can wait for them.
-  const settingUp = new Set<Promise<void>>();
-  const listener = await startListener({
-    config: settings,
-    contexts,
-    logger,
-    metrics,
-    reusePort: options.reusePort,
-    onClient: (client, connection) => {
-      const setup = serveClient(client, connection, ctx);
-      settingUp.add(setup);
-      void setup.finally(() => settingUp.delete(setup));
-    },
-    onCancel: (request, connection) => void forwardCancel(ctx, request, connection.log),
   });
-  return gatewayHandle(listener, contexts, ctx, { shutdown, settingUp });
-}
-
-interface Lifecycle {
-  readonly shutdown: AbortController;
-  readonly settingUp: Set<Promise<void>>;
-}
-
-function gatewayHandle(listener: Listener, contexts: TlsContexts | undefined, ctx: SessionContext, life: Lifecycle): Gateway {
+  const cancels = new CancelForwarding({ registry, tenants, backendTls, connectTimeoutMs: settings.backendConnectTimeoutMs });
+  const listener = await startListener({ config: settings, contexts, logger, metrics, reusePort: options.reusePort, sessions, cancels });
   return {
     address: listener.address,
     get activeSessions() {
-      return ctx.sessions.size;
+      return sessions.active;
     },
     reloadCertificates: (certificates) => contexts?.reload(certificates),
-    reloadSecrets: () => ctx.clientCertificates.clear(),
-    drain: (deadlineMs) => drain(listener, ctx, life, deadlineMs),
-    close: async () => {
-      life.shutdown.abort(SHUTTING_DOWN);
+    reloadSecrets: () => backendTls.reloadClientCertificates(),
+    drain: async (deadlineMs) => {
       await listener.close();
-      await Promise.all(life.settingUp);
-      for (const session of ctx.sessions) session.destroy();
-      await Promise.all([ctx.cancels.close(), ctx.tenants.close()]);
+      await sessions.drain(deadlineMs);
+    },
+    close: async () => {
+      sessions.refuseNew();
+      await listener.close();
+      await sessions.close();
+      await Promise.all([registry.close(), tenants.close()]);
     },
   };
-}
-
-async function drain(listener: Listener, ctx: SessionContext, life: Lifecycle, deadlineMs: number): Promise<void> {
-  await listener.close();
-  // Sessions not yet spliced are refused with 57P01 (their setup watches this signal).
-  life.shutdown.abort(SHUTTING_DOWN);
-  await Promise.all(life.settingUp);
-  for (const session of ctx.sessions) session.closeWhenIdle(SHUTDOWN);
-  const deadline = Date.now() + deadlineMs;
-  while (ctx.sessions.size > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
-  for (const session of ctx.sessions) session.destroy();
-}
-
-async function forwardCancel(
-  ctx: SessionContext,
-  request: Parameters<CancelRegistry['forward']>[0],
-  log: Logger,
-): Promise<void> {
-  const outcome = await ctx.cancels.forward(request, {
-    secureContext: (target) => cancelContext(ctx, target),
-    connectTimeoutMs: ctx.timeouts.backendConnectMs,
-    sessionCache: ctx.backendSessions,
-  });
-  log.info({ result: outcome.result, tenant: outcome.tenantId, err: outcome.error }, 'cancel request');
-}
-
-/** The context the session was opened with: the tenant's identity, resolved again. */
-async function cancelContext(ctx: SessionContext, target: CancelTarget) {
-  const lookup = await ctx.tenants.resolve(target.tenantId);
-  if (lookup.kind === 'unknown') throw new Error(`tenant "${target.tenantId}" no longer exists`);
-  return backendContext(ctx, lookup.tenant);
 }

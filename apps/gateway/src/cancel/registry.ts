@@ -18,7 +18,6 @@ import { serializeCancelRequest } from '@tenantgate/wire';
 import { openBackend, type OpenedBackend } from '../backend/connect.ts';
 import { takeIdleWatch } from '../backend/idle.ts';
 import type { TlsSessionCache } from '../backend/tls.ts';
-import type { ClientCancel } from '../edge/handshake.ts';
 import { CancelResult, type GatewayMetrics } from '../telemetry/metrics.ts';
 import { CancelRateLimiter, type CancelRateLimit } from './rate-limit.ts';
 
@@ -131,7 +130,17 @@ export interface CancelForwardOptions {
   readonly signal?: AbortSignal;
 }
 
-/** A client's CancelRequest (ClientCancel from the handshake fits). */
+/** A client's CancelRequest, as the edge read it; its socket is already being closed (PostgreSQL answers nothing). */
+export interface ClientCancel {
+  readonly kind: 'cancel';
+  readonly processId: number;
+  readonly secretKey: Buffer;
+  readonly tls: boolean;
+  readonly clientAddress: string;
+  readonly clientPort: number;
+}
+
+/** What forward() reads of a client's CancelRequest. */
 export type CancelRequestInput = Pick<ClientCancel, 'processId' | 'secretKey' | 'clientAddress'>;
 
 export interface CancelOutcome {

@@ -251,7 +251,7 @@ test('protocol 3.9 with _pq_.foo gets NegotiateProtocolVersion(3.2, [_pq_.foo]) 
   assert.equal(front.clients[1].startup.minorVersion, 0);
 });
 
-test('a CancelRequest, in plaintext or inside TLS, reaches onCancel and is closed without a word', async (t) => {
+test('a CancelRequest, in plaintext or inside TLS, reaches cancel forwarding and is closed without a word', async (t) => {
   const front = await startTestFront(t, pki);
   const key = Buffer.from([1, 2, 3, 4]);
   const plain = await send(await connectRaw(front.port), serializeCancelRequest(4242, key));

@@ -26,6 +26,8 @@ import { clientAddressOf } from './proxy-protocol.ts';
 import type { TenantIdentifier, TenantIdOrigin } from './tenant-id.ts';
 import type { CertificateTable, ServerCertificate, TlsContexts } from './tls-contexts.ts';
 import { Refusal, HandshakeError } from '../errors.ts';
+import type { ClientCancel } from '../cancel/registry.ts';
+import type { SessionClient } from '../session/client.ts';
 
 export const HandshakeState = {
   /** Reading startup-phase packets in plaintext: SSLRequest, GSSENCRequest, CancelRequest, StartupMessage. */
@@ -51,41 +53,16 @@ export interface HandshakeOptions {
   readonly refusalGraceMs?: number;
 }
 
-/** A client that sent a StartupMessage and named a tenant: what the next phases consume. */
-export interface ClientStartup {
+/** A client that sent a StartupMessage and named a tenant: what the edge knows of it. */
+export interface ClientStartup extends SessionClient {
   readonly kind: 'startup';
-  /**
-   * A TLSSocket when `tls`. Paused, with no listener of ours left: attach an 'error' listener
-   * before returning from the callback that receives it. Bytes the client sent after its
-   * StartupMessage are pushed back into it, unread.
-   */
-  readonly socket: Socket;
   readonly tls: boolean;
   /** TLS began with the ClientHello (PostgreSQL 17 `sslnegotiation=direct`), not an SSLRequest. */
   readonly directTls: boolean;
   /** The SNI name, lower case; undefined without SNI. */
   readonly serverName: string | undefined;
-  readonly tenantId: string;
   readonly tenantIdOrigin: TenantIdOrigin;
-  readonly startup: {
-    /** The negotiated minor version of protocol 3: the client's, at most LATEST_MINOR_VERSION. */
-    readonly minorVersion: number;
-    /** In the order sent; the tenant setting removed from `options`; no `_pq_.*` options. */
-    readonly parameters: Map<string, string>;
-  };
-  /** The certificate the client was shown (tls-server-end-point for SCRAM-SHA-256-PLUS). */
   readonly serverCertificate: ServerCertificate | undefined;
-  readonly clientAddress: string;
-  readonly clientPort: number;
-}
-
-/** A CancelRequest; the socket is already being closed (PostgreSQL answers nothing). */
-export interface ClientCancel {
-  readonly kind: 'cancel';
-  readonly processId: number;
-  readonly secretKey: Buffer;
-  readonly tls: boolean;
-  readonly clientAddress: string;
   readonly clientPort: number;
 }
 

@@ -6,7 +6,9 @@
 import { once } from 'node:events';
 import { SqlState } from '@tenantgate/wire';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
-import { performHandshake, type ClientCancel, type ClientStartup, type HandshakeOptions, type HandshakeResult } from './handshake.ts';
+import { performHandshake, type ClientStartup, type HandshakeOptions, type HandshakeResult } from './handshake.ts';
+import type { ClientCancel } from '../cancel/registry.ts';
+import type { Connection } from '../session/client.ts';
 import type { GatewayConfig, ListenAddress, ProxyProtocolMode } from '../config/config.ts';
 import { connectionLogger, type Logger } from '../telemetry/logger.ts';
 import { ConnectionOutcome, type GatewayMetrics } from '../telemetry/metrics.ts';
@@ -24,16 +26,6 @@ export type ListenerConfig = Pick<
   readonly proxyProtocol?: ProxyProtocolMode;
 };
 
-/** One accepted connection, for the phases after the handshake. */
-export interface Connection {
-  /** Unique within the process; the `conn` of every log line about it. */
-  readonly id: number;
-  /** Carries `conn`, `client` (the PROXY header's source when there is one), and `tenant` once known. */
-  readonly log: Logger;
-  /** `process.hrtime.bigint()` at accept: the start of the `total` phase. */
-  readonly acceptedAt: bigint;
-}
-
 export interface ListenerOptions {
   readonly config: ListenerConfig;
   /** Undefined only with config.allowPlaintext. */
@@ -41,12 +33,12 @@ export interface ListenerOptions {
   readonly logger: Logger;
   readonly metrics: GatewayMetrics;
   /**
-   * A client that named its tenant. Called synchronously after the handshake: attach the
-   * socket's 'error' listener before returning. The `session` (or other) outcome is the callee's to count.
+   * Takes each client that named its tenant, synchronously after the handshake (it attaches the
+   * socket's 'error' listener before returning). The `session` (or other) outcome is its to count.
    */
-  readonly onClient: (client: ClientStartup, connection: Connection) => void;
-  /** A CancelRequest; its socket is already closing. Counted here as outcome `cancel`. */
-  readonly onCancel: (request: ClientCancel, connection: Connection) => void;
+  readonly sessions: { serve(client: ClientStartup, connection: Connection): void };
+  /** Takes each CancelRequest, whose socket is already closing. Counted here as outcome `cancel`. */
+  readonly cancels: { forward(request: ClientCancel, connection: Connection): void };
   /** Lets several worker processes listen on one port (SO_REUSEPORT, Linux). */
   readonly reusePort?: boolean;
   /** How long a refused client may take to close; REFUSAL_GRACE_MS when absent. */
@@ -240,7 +232,7 @@ function dispatch(result: HandshakeResult, options: ListenerOptions, connection:
     if (result.kind === 'cancel') {
       options.metrics.connections.inc({ outcome: ConnectionOutcome.Cancel });
       connection.log.debug({ tls: result.tls, processId: result.processId }, 'cancel request');
-      options.onCancel(result, connection);
+      options.cancels.forward(result, connection);
       return;
     }
     connection.log.setBindings({ tenant: result.tenantId });
@@ -248,7 +240,7 @@ function dispatch(result: HandshakeResult, options: ListenerOptions, connection:
       { tls: result.tls, directTls: result.directTls, serverName: result.serverName, tenantIdOrigin: result.tenantIdOrigin, protocol: `3.${result.startup.minorVersion}` },
       'client handshake complete',
     );
-    options.onClient(result, connection);
+    options.sessions.serve(result, connection);
   } catch (err) {
     options.metrics.connections.inc({ outcome: ConnectionOutcome.Error });
     connection.log.error({ err }, 'the next phase failed to take the connection');

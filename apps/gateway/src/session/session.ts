@@ -2,46 +2,116 @@
 // tenant, admit, authenticate at the edge while the backend's TCP and TLS are opened in
 // parallel, rewrite the startup packet, log into the backend with the recovered ClientKey, hand
 // the backend's startup messages over with the gateway's own cancel key, and splice.
-import type { SecureContext } from 'node:tls';
 import type { Tenant, TenantRole } from '@tenantgate/tenancy';
 import { serializeAuthenticationOk, serializeBackendKeyData, serializeNoticeResponse, serializeParameterStatus, serializeReadyForQuery, SqlState, MAX_STARTUP_PACKET_LENGTH, startupPacketLength } from '@tenantgate/wire';
 import type { Admission, AdmissionTicket } from './admission.ts';
-import { abandonBackend, openBackend, startBackendSession, type BackendAuth, type BackendSession, type OpenedBackend } from '../backend/connect.ts';
-import { BackendError, BackendStartupError, GatewaySetupError } from '../errors.ts';
-import { backendTlsIdentity, type BackendTlsContexts, type BackendTlsDefaults, type TlsSessionCache } from '../backend/tls.ts';
-import type { CancelKey, CancelRegistry, CancelTarget } from '../cancel/registry.ts';
-import type { ClientStartup } from '../edge/handshake.ts';
+import type { Connection, SessionClient } from './client.ts';
 import { authenticateClient, collectPassword } from './edge-auth.ts';
-import type { Connection } from '../edge/listener.ts';
-import { ConnectionOutcome, Phase, type GatewayMetrics } from '../telemetry/metrics.ts';
-import { sendRefusal } from '../refusal.ts';
-import type { ClientCertificateStore } from '../backend/client-certificates.ts';
 import { splice, type Splice } from './splice.ts';
 import { rewriteStartup } from './startup-rewrite.ts';
-import { type TenantDirectory } from '../tenants/directory.ts';
-import { EdgeAuthError, Refusal, TenantDirectoryUnreachableError } from '../errors.ts';
+import { abandonBackend, openBackend, startBackendSession, type BackendAuth, type BackendSession, type OpenedBackend } from '../backend/connect.ts';
+import { backendAddress, type BackendTls } from '../backend/tenant-tls.ts';
+import type { CancelKey, CancelRegistry, CancelTarget } from '../cancel/registry.ts';
+import type { TenantDirectory } from '../tenants/directory.ts';
+import { ConnectionOutcome, Phase, type GatewayMetrics } from '../telemetry/metrics.ts';
+import { sendRefusal } from '../refusal.ts';
+import { BackendError, BackendStartupError, EdgeAuthError, Refusal, TenantDirectoryUnreachableError } from '../errors.ts';
 
-/** Everything a session needs from the gateway, shared by all of them. */
-export interface SessionContext {
+/** What every session shares: the gateway's parts, built once. */
+export interface SessionsOptions {
   readonly tenants: TenantDirectory;
   readonly admission: Admission;
   readonly cancels: CancelRegistry;
-  readonly backendContexts: BackendTlsContexts;
-  readonly backendSessions: TlsSessionCache;
-  /** Undefined when neither GATEWAY_BACKEND_CA nor a default client certificate is configured. */
-  readonly backendDefaults: Partial<BackendTlsDefaults>;
-  readonly clientCertificates: ClientCertificateStore;
+  readonly backendTls: BackendTls;
+  /** Seeds SCRAM mock salts for unknown roles (edge-auth.ts). */
   readonly mockKey: Buffer;
   readonly metrics: GatewayMetrics;
   readonly timeouts: { readonly authMs: number; readonly backendConnectMs: number };
+}
+
+/** The shared parts, the live splices and the shutdown signal, as each step reads them. */
+interface Shared extends SessionsOptions {
   /** Live splices, for drain. */
-  readonly sessions: Set<Splice>;
-  /** Aborted by drain with a 57P01 Refusal: connections still being set up end with it. */
+  readonly live: Set<Splice>;
+  /** Aborted by drain and close with a 57P01 Refusal: connections still being set up end with it. */
   readonly shutdown: AbortSignal;
 }
 
-/** Serves one client; never throws (every failure is told to the client and logged once). */
-export async function serveClient(client: ClientStartup, connection: Connection, ctx: SessionContext): Promise<void> {
+const SHUTTING_DOWN = new Refusal(SqlState.AdminShutdown, 'terminating connection because the gateway is shutting down', {
+  hint: 'Reconnect: another gateway will take the connection.',
+});
+const SHUTDOWN = SHUTTING_DOWN.toErrorResponse();
+
+/**
+ * The gateway's sessions: the edge hands each client that named its tenant to serve(); drain and
+ * close end them. Connections still being set up are tracked so drain can wait for them.
+ */
+export class Sessions {
+  readonly #shared: Shared;
+  readonly #shutdown = new AbortController();
+  readonly #settingUp = new Set<Promise<void>>();
+
+  constructor(options: SessionsOptions) {
+    this.#shared = { ...options, live: new Set(), shutdown: this.#shutdown.signal };
+  }
+
+  /** Sessions spliced and open. */
+  get active(): number {
+    return this.#shared.live.size;
+  }
+
+  /** Sets the client's session up and splices it; never throws (a failure is told to the client and logged once). */
+  serve(client: SessionClient, connection: Connection): void {
+    const setup = serveClient(this.#shared, client, connection);
+    this.#settingUp.add(setup);
+    void setup.finally(() => this.#settingUp.delete(setup));
+  }
+
+  /** From now on, connections being set up (and any handed over later) are refused with 57P01. */
+  refuseNew(): void {
+    if (!this.#shutdown.signal.aborted) this.#shutdown.abort(SHUTTING_DOWN);
+  }
+
+  /**
+   * Refuses the sessions not yet spliced, then ends the spliced ones: idle ones (last
+   * ReadyForQuery 'I') at once with FATAL 57P01 at a message boundary, others as they become
+   * idle; at the deadline the rest are closed.
+   */
+  async drain(deadlineMs: number): Promise<void> {
+    this.refuseNew();
+    await Promise.all(this.#settingUp);
+    const { live } = this.#shared;
+    for (const session of live) session.closeWhenIdle(SHUTDOWN);
+    const deadline = Date.now() + deadlineMs;
+    while (live.size > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+    for (const session of live) session.destroy();
+  }
+
+  /** Refuses the sessions being set up and closes every spliced one at once. */
+  async close(): Promise<void> {
+    this.refuseNew();
+    await Promise.all(this.#settingUp);
+    for (const session of this.#shared.live) session.destroy();
+  }
+}
+
+/** One client while its session is set up: what the steps after admission read. */
+interface Attempt {
+  readonly client: SessionClient;
+  readonly connection: Connection;
+  /** Aborts when the client goes away or the gateway shuts down. */
+  readonly signal: AbortSignal;
+  readonly tenant: Tenant;
+  /** The client's `user`, as it sent it. */
+  readonly user: string;
+  /** The tenant's role of that name; undefined when it has none (passthrough may still log in). */
+  readonly role: TenantRole | undefined;
+  readonly ticket: AdmissionTicket;
+  /** The backend's TCP and TLS, opened while the client authenticates; nothing is sent before. */
+  readonly opening: Promise<OpenedBackend>;
+}
+
+async function serveClient(shared: Shared, client: SessionClient, connection: Connection): Promise<void> {
   const { socket } = client;
   const aborted = new AbortController();
   const onError = (error: Error): void => aborted.abort(error);
@@ -49,9 +119,9 @@ export async function serveClient(client: ClientStartup, connection: Connection,
   socket.on('error', onError);
   socket.once('close', onClose);
   try {
-    await run(client, connection, ctx, AbortSignal.any([aborted.signal, ctx.shutdown]));
+    await run(shared, client, connection, AbortSignal.any([aborted.signal, shared.shutdown]));
   } catch (error) {
-    fail(client, connection, ctx, error);
+    fail(shared, client, connection, error);
     return;
   }
   // Spliced: the splice listens to the socket now, and nothing waits on the signal any more.
@@ -61,42 +131,31 @@ export async function serveClient(client: ClientStartup, connection: Connection,
   socket.off('close', onClose);
 }
 
-async function run(client: ClientStartup, connection: Connection, ctx: SessionContext, signal: AbortSignal): Promise<void> {
-  const tenant = await timed(ctx, Phase.Resolve, () => resolveTenant(ctx, client.tenantId, signal));
-  const ticket = timed(ctx, Phase.Admit, () => ctx.admission.admit(tenant, client.clientAddress));
+async function run(shared: Shared, client: SessionClient, connection: Connection, signal: AbortSignal): Promise<void> {
+  const tenant = await timed(shared, Phase.Resolve, () => resolveTenant(shared, client.tenantId, signal));
+  const ticket = timed(shared, Phase.Admit, () => shared.admission.admit(tenant, client.clientAddress));
   try {
-    await connect(client, connection, ctx, signal, tenant, ticket);
+    const user = client.startup.parameters.get('user') as string;
+    const opening = openBackend({
+      ...backendAddress(tenant),
+      secureContext: await shared.backendTls.contextFor(tenant),
+      sessionCache: shared.backendTls.sessions,
+      connectTimeoutMs: shared.timeouts.backendConnectMs,
+      signal,
+    });
+    opening.catch(() => {}); // awaited by startBackend; an early failure must not be an unhandled rejection
+    const role = tenant.roles.find((r) => r.name === user);
+    await connect(shared, { client, connection, signal, tenant, user, role, ticket, opening });
   } catch (error) {
     ticket.release();
     throw error;
   }
 }
 
-async function connect(
-  client: ClientStartup,
-  connection: Connection,
-  ctx: SessionContext,
-  signal: AbortSignal,
-  tenant: Tenant,
-  ticket: AdmissionTicket,
-): Promise<void> {
-  const user = client.startup.parameters.get('user') as string;
-  const role = tenant.roles.find((r) => r.name === user);
-  const secureContext = await backendContext(ctx, tenant);
-  // The backend's TCP and TLS run while the client authenticates; nothing is sent to it before.
-  const opening = openBackend({
-    ...backendAddress(tenant),
-    secureContext,
-    sessionCache: ctx.backendSessions,
-    connectTimeoutMs: ctx.timeouts.backendConnectMs,
-    signal,
-  });
-  opening.catch(() => {}); // awaited below; an early failure must not be an unhandled rejection
-  const credentials = await authenticate(client, ctx, signal, tenant, role, user, opening);
-  // Passthrough names roles only to rewrite them: any user the backend accepts may log in.
-  const rewriteRole = role ?? { name: user };
-  const session = await startBackend(ctx, signal, tenant, rewriteRole, client, opening, credentials);
-  await handOver(client, connection, ctx, tenant, session, credentials, ticket);
+async function connect(shared: Shared, attempt: Attempt): Promise<void> {
+  const credentials = await authenticate(shared, attempt);
+  const session = await startBackend(shared, attempt, credentials);
+  await handOver(shared, attempt, session, credentials);
 }
 
 /** What the client's authentication yields for the backend leg. */
@@ -110,62 +169,48 @@ interface Credentials {
  * The gateway checks the client's SCRAM proof (authMode `gateway`), or asks for the password
  * that the backend will check (authMode `passthrough`).
  */
-async function authenticate(
-  client: ClientStartup,
-  ctx: SessionContext,
-  signal: AbortSignal,
-  tenant: Tenant,
-  role: TenantRole | undefined,
-  user: string,
-  opening: Promise<OpenedBackend>,
-): Promise<Credentials> {
-  const common = { roleName: user, timeoutMs: ctx.timeouts.authMs, signal, metrics: ctx.metrics };
+async function authenticate(shared: Shared, attempt: Attempt): Promise<Credentials> {
+  const { client, tenant, signal } = attempt;
+  const common = { roleName: attempt.user, timeoutMs: shared.timeouts.authMs, signal, metrics: shared.metrics };
   try {
-    return await timed(ctx, Phase.Auth, async (): Promise<Credentials> => {
+    return await timed(shared, Phase.Auth, async (): Promise<Credentials> => {
       if (tenant.authMode === 'passthrough') {
         const { password, leftover } = await collectPassword(client, common);
         return { backendAuth: { kind: 'password', password }, leftover };
       }
-      const auth = await authenticateClient(client, { ...common, role, tenantId: tenant.id, mockKey: ctx.mockKey });
+      const auth = await authenticateClient(client, { ...common, role: attempt.role, tenantId: tenant.id, mockKey: shared.mockKey });
       return { backendAuth: { kind: 'scram-key', clientKey: auth.clientKey, serverKey: auth.serverKey }, leftover: auth.leftover };
     });
   } catch (error) {
-    opening.then((opened) => abandonBackend(opened), () => {});
+    attempt.opening.then((opened) => abandonBackend(opened), () => {});
     throw error;
   }
 }
 
-async function startBackend(
-  ctx: SessionContext,
-  signal: AbortSignal,
-  tenant: Tenant,
-  role: Pick<TenantRole, 'name' | 'backendUser'>,
-  client: ClientStartup,
-  opening: Promise<OpenedBackend>,
-  credentials: Credentials,
-): Promise<BackendSession> {
+async function startBackend(shared: Shared, attempt: Attempt, credentials: Credentials): Promise<BackendSession> {
   const auth = credentials.backendAuth;
-  const given = client.startup.parameters;
+  const given = attempt.client.startup.parameters;
+  // Passthrough names roles only to rewrite them: any user the backend accepts may log in.
+  const role = attempt.role ?? { name: attempt.user };
   let parameters: Map<string, string> | undefined;
   try {
-    parameters = rewriteStartup({ parameters: given, tenant, role });
+    parameters = rewriteStartup({ parameters: given, tenant: attempt.tenant, role });
     checkRewrittenLength(parameters);
-    const opened = await opening;
-    observe(ctx, Phase.BackendConnect, opened.timings.connectMs / 1000);
-    observe(ctx, Phase.BackendTls, opened.timings.tlsMs / 1000);
+    const opened = await attempt.opening;
+    observe(shared, Phase.BackendConnect, opened.timings.connectMs / 1000);
+    observe(shared, Phase.BackendTls, opened.timings.tlsMs / 1000);
     return await startBackendSession(opened, {
       parameters,
       auth,
-      timeoutMs: ctx.timeouts.backendConnectMs,
-      signal,
+      timeoutMs: shared.timeouts.backendConnectMs,
+      signal: attempt.signal,
     });
   } catch (error) {
-    opening.then((opened) => abandonBackend(opened), () => {});
+    attempt.opening.then((opened) => abandonBackend(opened), () => {});
     if (error instanceof BackendStartupError && parameters !== undefined) {
-      const clientUser = given.get('user') as string;
       error.showClientNames([
-        [parameters.get('user') ?? '', clientUser],
-        [parameters.get('database') ?? '', given.get('database') ?? clientUser],
+        [parameters.get('user') ?? '', attempt.user],
+        [parameters.get('database') ?? '', given.get('database') ?? attempt.user],
       ]);
     }
     throw error;
@@ -177,49 +222,42 @@ async function startBackend(
   }
 }
 
-async function handOver(
-  client: ClientStartup,
-  connection: Connection,
-  ctx: SessionContext,
-  tenant: Tenant,
-  session: BackendSession,
-  credentials: Credentials,
-  ticket: AdmissionTicket,
-): Promise<void> {
+async function handOver(shared: Shared, attempt: Attempt, session: BackendSession, credentials: Credentials): Promise<void> {
+  const { client, connection } = attempt;
   const target: CancelTarget = {
-    tenantId: tenant.id,
-    ...backendAddress(tenant),
+    tenantId: attempt.tenant.id,
+    ...backendAddress(attempt.tenant),
     processId: session.backendKey?.processId ?? 0,
     secretKey: session.backendKey?.secretKey ?? Buffer.alloc(4),
   };
   let key: CancelKey;
   try {
-    key = await ctx.cancels.register({ target, clientMinorVersion: client.startup.minorVersion });
+    key = await shared.cancels.register({ target, clientMinorVersion: client.startup.minorVersion });
   } catch (error) {
     session.socket.destroy();
     throw error;
   }
-  if (client.socket.destroyed || ctx.shutdown.aborted) {
-    void ctx.cancels.unregister(key).catch(() => {});
+  if (client.socket.destroyed || shared.shutdown.aborted) {
+    void shared.cancels.unregister(key).catch(() => {});
     session.socket.destroy();
-    throw client.socket.destroyed ? new Error('the client closed the connection') : ctx.shutdown.reason;
+    throw client.socket.destroyed ? new Error('the client closed the connection') : shared.shutdown.reason;
   }
   // The hand-over ends with ReadyForQuery: the splice's tracker learns the status from it.
   const spliced = splice(client.socket, session.socket, {
     initialToClient: [handoverBytes(client, session, key), session.leftover],
     initialToBackend: [credentials.leftover],
-    metrics: ctx.metrics,
+    metrics: shared.metrics,
     onClose: (reason, error) => {
-      ctx.sessions.delete(spliced);
-      ticket.release();
-      void ctx.cancels.unregister(key).catch(() => {});
+      shared.live.delete(spliced);
+      attempt.ticket.release();
+      void shared.cancels.unregister(key).catch(() => {});
       connection.log.info({ reason, err: error, bytes: spliced.bytes }, 'session closed');
     },
   });
-  ctx.sessions.add(spliced);
-  ctx.metrics.connections.inc({ outcome: ConnectionOutcome.Session });
-  observe(ctx, Phase.Total, Number(process.hrtime.bigint() - connection.acceptedAt) / 1e9);
-  connection.log.info({ user: client.startup.parameters.get('user'), backendAuth: session.authMethod }, 'session started');
+  shared.live.add(spliced);
+  shared.metrics.connections.inc({ outcome: ConnectionOutcome.Session });
+  observe(shared, Phase.Total, Number(process.hrtime.bigint() - connection.acceptedAt) / 1e9);
+  connection.log.info({ user: attempt.user, backendAuth: session.authMethod }, 'session started');
 }
 
 /**
@@ -235,7 +273,7 @@ function checkRewrittenLength(parameters: ReadonlyMap<string, string>): void {
 }
 
 /** AuthenticationOk, the backend's notices and ParameterStatus, our BackendKeyData, ReadyForQuery. */
-function handoverBytes(client: ClientStartup, session: BackendSession, key: CancelKey): Buffer {
+function handoverBytes(client: SessionClient, session: BackendSession, key: CancelKey): Buffer {
   return Buffer.concat([
     serializeAuthenticationOk(),
     ...session.notices.map((fields) => serializeNoticeResponse(fields)),
@@ -245,8 +283,8 @@ function handoverBytes(client: ClientStartup, session: BackendSession, key: Canc
   ]);
 }
 
-async function resolveTenant(ctx: SessionContext, tenantId: string, signal: AbortSignal): Promise<Tenant> {
-  const lookup = await ctx.tenants.resolve(tenantId, signal);
+async function resolveTenant(shared: Shared, tenantId: string, signal: AbortSignal): Promise<Tenant> {
+  const lookup = await shared.tenants.resolve(tenantId, signal);
   if (lookup.kind === 'unknown') {
     throw new Refusal(SqlState.ConnectionRejected, `tenant "${tenantId}" does not exist`, {
       hint: 'Check the host name of your connection string: <tenant>.<domain>.',
@@ -255,69 +293,52 @@ async function resolveTenant(ctx: SessionContext, tenantId: string, signal: Abor
   return lookup.tenant;
 }
 
-/** The tenant's CA (or the default) and client certificate (or the default), built once. */
-export async function backendContext(ctx: Pick<SessionContext, 'backendDefaults' | 'clientCertificates' | 'backendContexts'>, tenant: Tenant): Promise<SecureContext> {
-  const reference = tenant.backend.clientCertificate;
-  const clientCertificate = reference === undefined ? ctx.backendDefaults.clientCertificate : await ctx.clientCertificates.get(reference);
-  const caPem = tenant.backend.caCertificate ?? ctx.backendDefaults.caPem;
-  if (clientCertificate === undefined || caPem === undefined) {
-    throw new GatewaySetupError(`tenant "${tenant.id}" has no backend CA or client certificate, and the gateway has no default`);
-  }
-  return ctx.backendContexts.get(backendTlsIdentity({ caCertificate: caPem }, { caPem, clientCertificate }, clientCertificate));
-}
-
 /** Tells the client why (unless it already was, or is gone) and logs once. */
-function fail(client: ClientStartup, connection: Connection, ctx: SessionContext, error: unknown): void {
+function fail(shared: Shared, client: SessionClient, connection: Connection, error: unknown): void {
   const { socket } = client;
   const log = connection.log;
   if (error instanceof EdgeAuthError) {
     // The client has been told already; the message says which case it was (for us, not it).
-    ctx.metrics.connections.inc({ outcome: error.outcome });
+    shared.metrics.connections.inc({ outcome: error.outcome });
     log.info({ outcome: error.outcome, reason: error.message }, 'authentication failed');
     return;
   }
   if (socket.destroyed) {
-    ctx.metrics.connections.inc({ outcome: ConnectionOutcome.ClientClosed });
+    shared.metrics.connections.inc({ outcome: ConnectionOutcome.ClientClosed });
     log.info({ reason: (error as Error).message }, 'client closed before the session started');
     return;
   }
   // Whatever failed while the gateway was shutting down, the client is told it is shutting down.
-  const reason = ctx.shutdown.aborted && ctx.shutdown.reason instanceof Refusal ? ctx.shutdown.reason : error;
+  const reason = shared.shutdown.aborted && shared.shutdown.reason instanceof Refusal ? shared.shutdown.reason : error;
   if (reason instanceof Refusal) {
-    ctx.metrics.connections.inc({ outcome: ConnectionOutcome.Refused });
+    shared.metrics.connections.inc({ outcome: ConnectionOutcome.Refused });
     log.info({ sqlstate: reason.sqlState, reason: reason.message }, 'refused');
-    sendRefusal(socket, reason, { metrics: ctx.metrics });
+    sendRefusal(socket, reason, { metrics: shared.metrics });
   } else if (reason instanceof BackendError) {
-    ctx.metrics.connections.inc({ outcome: ConnectionOutcome.Refused });
+    shared.metrics.connections.inc({ outcome: ConnectionOutcome.Refused });
     log.warn({ sqlstate: reason.sqlState, code: reason.code, detail: reason.logDetail }, 'backend failed');
-    sendRefusal(socket, reason, { metrics: ctx.metrics });
+    sendRefusal(socket, reason, { metrics: shared.metrics });
   } else if (reason instanceof TenantDirectoryUnreachableError) {
-    ctx.metrics.connections.inc({ outcome: ConnectionOutcome.Refused });
+    shared.metrics.connections.inc({ outcome: ConnectionOutcome.Refused });
     log.warn({ detail: reason.logDetail }, 'tenant directory unreachable');
-    sendRefusal(socket, new Refusal(SqlState.UnableToConnect, reason.message, { hint: 'Retry in a moment.' }), { metrics: ctx.metrics });
+    sendRefusal(socket, new Refusal(SqlState.UnableToConnect, reason.message, { hint: 'Retry in a moment.' }), { metrics: shared.metrics });
   } else {
-    ctx.metrics.connections.inc({ outcome: ConnectionOutcome.Error });
+    shared.metrics.connections.inc({ outcome: ConnectionOutcome.Error });
     log.error({ err: reason }, 'session setup failed');
     const refusal = new Refusal(SqlState.UnableToConnect, 'the gateway could not connect you to the tenant database', {
       hint: 'Retry in a moment; if it persists, contact support.',
     });
-    sendRefusal(socket, refusal, { metrics: ctx.metrics });
+    sendRefusal(socket, refusal, { metrics: shared.metrics });
   }
 }
 
-/** Where the tenant's backend is, as openBackend and the cancel registry take it. */
-function backendAddress(tenant: Tenant): { host: string; port: number; serverName?: string } {
-  const { host, port, serverName } = tenant.backend;
-  return serverName === undefined ? { host, port } : { host, port, serverName };
+function observe(shared: Shared, phase: Phase, seconds: number): void {
+  shared.metrics.phaseDuration.observe({ phase }, seconds);
 }
 
-function observe(ctx: SessionContext, phase: Phase, seconds: number): void {
-  ctx.metrics.phaseDuration.observe({ phase }, seconds);
-}
-
-function timed<T>(ctx: SessionContext, phase: Phase, fn: () => T): T {
+function timed<T>(shared: Shared, phase: Phase, fn: () => T): T {
   const start = performance.now();
-  const done = () => observe(ctx, phase, (performance.now() - start) / 1000);
+  const done = () => observe(shared, phase, (performance.now() - start) / 1000);
   const result = fn();
   if (result instanceof Promise) return result.finally(done) as T;
   done();

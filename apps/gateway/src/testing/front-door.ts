@@ -16,7 +16,8 @@ import {
   type NoticeFields,
 } from '@tenantgate/wire';
 import type { TestPki } from '@tenantgate/testing';
-import type { ClientCancel, ClientStartup } from '../edge/handshake.ts';
+import type { ClientStartup } from '../edge/handshake.ts';
+import type { ClientCancel } from '../cancel/registry.ts';
 import { startListener, type Listener, type ListenerConfig } from '../edge/listener.ts';
 import { createLogger } from '../telemetry/logger.ts';
 import { createMetrics, type GatewayMetrics } from '../telemetry/metrics.ts';
@@ -68,17 +69,21 @@ export async function startTestFront(t: TestContext, pki: TestPki, options: Test
     logger,
     metrics,
     refusalGraceMs: 200,
-    onClient(client) {
-      clients.push(client);
-      client.socket.on('error', () => client.socket.destroy());
-      if (options.onClient !== undefined) return options.onClient(client);
-      const reply = buildErrorResponse({ severity: 'FATAL', code: 'XX000', message: describeStartup(client) });
-      closeGracefully(client.socket, reply, 200);
+    sessions: {
+      serve(client: ClientStartup) {
+        clients.push(client);
+        client.socket.on('error', () => client.socket.destroy());
+        if (options.onClient !== undefined) return options.onClient(client);
+        const reply = buildErrorResponse({ severity: 'FATAL', code: 'XX000', message: describeStartup(client) });
+        closeGracefully(client.socket, reply, 200);
+      },
     },
-    onCancel(request) {
-      const waiter = cancelWaiters.shift();
-      if (waiter === undefined) cancels.push(request);
-      else waiter(request);
+    cancels: {
+      forward(request: ClientCancel) {
+        const waiter = cancelWaiters.shift();
+        if (waiter === undefined) cancels.push(request);
+        else waiter(request);
+      },
     },
   });
   t.after(() => listener.close());

@@ -1,0 +1,44 @@
+// The backend leg's TLS for every tenant: the tenant's CA and client certificate (or the
+// gateway's defaults) as a secure context built once, and TLS sessions resumed per backend.
+// Sessions and cancel forwarding both reach a tenant's backend through this.
+import type { SecureContext } from 'node:tls';
+import type { Tenant } from '@tenantgate/tenancy';
+import type { ClientCertificateStore } from './client-certificates.ts';
+import { BackendTlsContexts, TlsSessionCache, backendTlsIdentity, type BackendTlsDefaults } from './tls.ts';
+import { GatewaySetupError } from '../errors.ts';
+
+export class BackendTls {
+  readonly contexts = new BackendTlsContexts();
+  /** Resumption tickets per backend and context: a repeat connection skips the full handshake. */
+  readonly sessions = new TlsSessionCache();
+  readonly #defaults: Partial<BackendTlsDefaults>;
+  readonly #clientCertificates: ClientCertificateStore;
+
+  /** `defaults` may lack either part: then every tenant must name its own. */
+  constructor(defaults: Partial<BackendTlsDefaults>, clientCertificates: ClientCertificateStore) {
+    this.#defaults = defaults;
+    this.#clientCertificates = clientCertificates;
+  }
+
+  /** The tenant's CA (or the default) and client certificate (or the default), built once. */
+  async contextFor(tenant: Tenant): Promise<SecureContext> {
+    const reference = tenant.backend.clientCertificate;
+    const clientCertificate = reference === undefined ? this.#defaults.clientCertificate : await this.#clientCertificates.get(reference);
+    const caPem = tenant.backend.caCertificate ?? this.#defaults.caPem;
+    if (clientCertificate === undefined || caPem === undefined) {
+      throw new GatewaySetupError(`tenant "${tenant.id}" has no backend CA or client certificate, and the gateway has no default`);
+    }
+    return this.contexts.get(backendTlsIdentity({ caCertificate: caPem }, { caPem, clientCertificate }, clientCertificate));
+  }
+
+  /** Forget cached tenant client certificates (SIGHUP) so the next connection reads them again. */
+  reloadClientCertificates(): void {
+    this.#clientCertificates.clear();
+  }
+}
+
+/** Where the tenant's backend is, as openBackend and the cancel registry take it. */
+export function backendAddress(tenant: Tenant): { host: string; port: number; serverName?: string } {
+  const { host, port, serverName } = tenant.backend;
+  return serverName === undefined ? { host, port } : { host, port, serverName };
+}

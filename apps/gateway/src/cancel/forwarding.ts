@@ -1,0 +1,43 @@
+// A client's CancelRequest, from the edge to the tenant's backend: the registry names the
+// session, the tenant is resolved again for its backend TLS identity, and the outcome is logged.
+import type { TenantDirectory } from '../tenants/directory.ts';
+import type { BackendTls } from '../backend/tenant-tls.ts';
+import type { Logger } from '../telemetry/logger.ts';
+import type { CancelRegistry, CancelTarget, ClientCancel } from './registry.ts';
+
+export interface CancelForwardingOptions {
+  readonly registry: CancelRegistry;
+  readonly tenants: TenantDirectory;
+  readonly backendTls: BackendTls;
+  readonly connectTimeoutMs: number;
+}
+
+export class CancelForwarding {
+  readonly #options: CancelForwardingOptions;
+
+  constructor(options: CancelForwardingOptions) {
+    this.#options = options;
+  }
+
+  /** Forwards the request in the background; never throws (the client is told nothing). */
+  forward(request: ClientCancel, connection: { readonly log: Logger }): void {
+    void this.#forward(request, connection.log);
+  }
+
+  async #forward(request: ClientCancel, log: Logger): Promise<void> {
+    const { registry, backendTls, connectTimeoutMs } = this.#options;
+    const outcome = await registry.forward(request, {
+      secureContext: (target) => this.#contextFor(target),
+      connectTimeoutMs,
+      sessionCache: backendTls.sessions,
+    });
+    log.info({ result: outcome.result, tenant: outcome.tenantId, err: outcome.error }, 'cancel request');
+  }
+
+  /** The context the session was opened with: the tenant's identity, resolved again. */
+  async #contextFor(target: CancelTarget) {
+    const lookup = await this.#options.tenants.resolve(target.tenantId);
+    if (lookup.kind === 'unknown') throw new Error(`tenant "${target.tenantId}" no longer exists`);
+    return this.#options.backendTls.contextFor(lookup.tenant);
+  }
+}
