@@ -2,19 +2,19 @@
 // files, listens on the admin port and handles signals; tests build this directly). The listener
 // hands clients to the sessions and CancelRequests to cancel forwarding.
 import { randomBytes } from 'node:crypto';
-import type { GatewayConfig } from './config/config.ts';
-import { startListener } from './edge/listener.ts';
-import { TlsContexts, type CertificateInput } from './edge/tls-contexts.ts';
-import { Admission } from './session/admission.ts';
-import { Sessions } from './session/session.ts';
-import { ClientCertificateStore, scramMockKey } from './backend/client-certificates.ts';
-import { BackendTls } from './backend/tenant-tls.ts';
-import type { BackendTlsDefaults } from './backend/tls.ts';
-import { CancelForwarding } from './cancel/forwarding.ts';
-import { CancelRegistry, type CancelKeyStore } from './cancel/registry.ts';
-import type { TenantDirectory } from './tenants/directory.ts';
-import type { Logger } from './telemetry/logger.ts';
-import type { GatewayMetrics } from './telemetry/metrics.ts';
+import type { GatewayConfig } from './config/index.ts';
+import { startListener } from './edge/index.ts';
+import { TlsContexts, type CertificateInput } from './edge/index.ts';
+import { Admission } from './session/index.ts';
+import { Sessions } from './session/index.ts';
+import { ClientCertificateStore, scramMockKey } from './backend/index.ts';
+import { BackendTls } from './backend/index.ts';
+import type { BackendTlsDefaults } from './backend/index.ts';
+import { CancelForwarding } from './cancel/index.ts';
+import { CancelRegistry, type CancelKeyStore } from './cancel/index.ts';
+import type { TenantDirectory } from './tenants/index.ts';
+import type { Logger } from './telemetry/index.ts';
+import type { GatewayMetrics } from './telemetry/index.ts';
 
 export type GatewaySettings = Pick<
   GatewayConfig,

@@ -5,7 +5,7 @@
 // @see https://www.postgresql.org/docs/current/errcodes-appendix.html
 import { buildErrorResponse, SqlState, type NoticeFields } from '@tenantgate/wire';
 import type { ValidationIssue } from '@tenantgate/tenancy';
-import type { ConnectionOutcome } from './telemetry/metrics.ts';
+import type { ConnectionOutcome } from './telemetry/index.ts';
 
 export const ErrorCode = {
   Refused: 'TG_ERR_REFUSED',

@@ -6,19 +6,19 @@
 import cluster from 'node:cluster';
 import { AggregatorRegistry } from 'prom-client';
 import { createGateway, type Gateway } from './app.ts';
-import { adminProxyProtocol, startAdminServer, type AdminServer } from './ops/admin.ts';
-import { ConfigError, helpText, loadConfig, type GatewayConfig } from './config/config.ts';
-import { createLogger, type Logger } from './telemetry/logger.ts';
-import { createMetrics } from './telemetry/metrics.ts';
-import { readPem } from './backend/client-certificates.ts';
-import type { CertificateInput } from './edge/tls-contexts.ts';
-import { TenantsFileDirectory } from './tenants/tenants-file.ts';
-import { ControlPlaneDirectory } from './tenants/control-plane.ts';
-import type { TenantDirectory } from './tenants/directory.ts';
-import type { GatewayMetrics } from './telemetry/metrics.ts';
-import type { BackendTlsDefaults } from './backend/tls.ts';
-import { ClusterCancelKeyStore, ClusterMessage, type WorkerChannel } from './cancel/cluster-store.ts';
-import { runPrimary } from './ops/workers.ts';
+import { adminProxyProtocol, startAdminServer, type AdminServer } from './ops/index.ts';
+import { ConfigError, helpText, loadConfig, type GatewayConfig } from './config/index.ts';
+import { createLogger, type Logger } from './telemetry/index.ts';
+import { createMetrics } from './telemetry/index.ts';
+import { readPem } from './backend/index.ts';
+import type { CertificateInput } from './edge/index.ts';
+import { TenantsFileDirectory } from './tenants/index.ts';
+import { ControlPlaneDirectory } from './tenants/index.ts';
+import type { TenantDirectory } from './tenants/index.ts';
+import type { GatewayMetrics } from './telemetry/index.ts';
+import type { BackendTlsDefaults } from './backend/index.ts';
+import { ClusterCancelKeyStore, ClusterMessage, type WorkerChannel } from './cancel/index.ts';
+import { runPrimary } from './ops/index.ts';
 
 async function main(): Promise<void> {
   if (process.argv.includes('--help') || process.argv.includes('-h')) {

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
-import { createMetrics } from './telemetry/metrics.ts';
+import { createMetrics } from './telemetry/index.ts';
 import { sendRefusal } from './refusal.ts';
 import { Refusal } from './errors.ts';
 import { backendMessages, connectRaw, readUntilClose } from './testing/front-door.ts';

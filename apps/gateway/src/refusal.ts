@@ -3,7 +3,7 @@
 import type { Socket } from 'node:net';
 import { isKnownSqlState } from '@tenantgate/wire';
 import type { RefusalLike } from './errors.ts';
-import type { GatewayMetrics } from './telemetry/metrics.ts';
+import type { GatewayMetrics } from './telemetry/index.ts';
 
 /** How long a refused client gets to read the error and close its side before we destroy. */
 export const REFUSAL_GRACE_MS = 1000;

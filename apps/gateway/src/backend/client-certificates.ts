@@ -5,7 +5,7 @@ import { createHmac, createPrivateKey } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CERTIFICATE_REF_PATTERN } from '@tenantgate/tenancy';
-import type { PemSource } from '../config/config.ts';
+import type { PemSource } from '../config/index.ts';
 import type { ClientCertificatePem } from './tls.ts';
 import { SecretsError } from '../errors.ts';
 

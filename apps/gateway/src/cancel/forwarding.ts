@@ -1,8 +1,8 @@
 // A client's CancelRequest, from the edge to the tenant's backend: the registry names the
 // session, the tenant is resolved again for its backend TLS identity, and the outcome is logged.
-import type { TenantDirectory } from '../tenants/directory.ts';
-import type { BackendTls } from '../backend/tenant-tls.ts';
-import type { Logger } from '../telemetry/logger.ts';
+import type { TenantDirectory } from '../tenants/index.ts';
+import type { BackendTls } from '../backend/index.ts';
+import type { Logger } from '../telemetry/index.ts';
 import type { CancelRegistry, CancelTarget, ClientCancel } from './registry.ts';
 
 export interface CancelForwardingOptions {

@@ -1,6 +1,6 @@
 // Cancel attempts per client address: a token bucket each (limits/token-bucket.ts), in a bounded
 // map, so a flood of guesses from one address cannot probe keys or make the gateway open backends.
-import { fullBucket, takeToken, type TokenBucket } from '../limits/token-bucket.ts';
+import { fullBucket, takeToken, type TokenBucket } from '../limits/index.ts';
 
 export interface CancelRateLimit {
   /** Tokens added per second and address (default 10). */

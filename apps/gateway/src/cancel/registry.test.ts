@@ -5,11 +5,11 @@ import assert from 'node:assert/strict';
 import { test, type TestContext } from 'node:test';
 import { createTestPki, startPostgres, type PostgresServer } from '@tenantgate/testing';
 import { serializeCancelRequest } from '@tenantgate/wire';
-import { openBackend, startBackendSession } from '../backend/connect.ts';
+import { openBackend, startBackendSession } from '../backend/index.ts';
 import { BackendUnreachableError } from '../errors.ts';
-import { BackendTlsContexts } from '../backend/tls.ts';
+import { BackendTlsContexts } from '../backend/index.ts';
 import { CANCEL_KEY_LENGTH_V3_0, CANCEL_KEY_LENGTH_V3_2, CancelRegistry, MemoryCancelKeyStore, cancelKeyLength, type CancelForwardOptions, type CancelTarget } from './registry.ts';
-import { CancelResult, MetricName, createMetrics, type GatewayMetrics } from '../telemetry/metrics.ts';
+import { CancelResult, MetricName, createMetrics, type GatewayMetrics } from '../telemetry/index.ts';
 import { startCancelBackend } from '../testing/cancel-backend.ts';
 import { simpleQuery, terminate } from '../testing/backend-servers.ts';
 

@@ -15,10 +15,10 @@
 import { randomBytes } from 'node:crypto';
 import type { SecureContext } from 'node:tls';
 import { serializeCancelRequest } from '@tenantgate/wire';
-import { openBackend, type OpenedBackend } from '../backend/connect.ts';
-import { takeIdleWatch } from '../backend/idle.ts';
-import type { TlsSessionCache } from '../backend/tls.ts';
-import { CancelResult, type GatewayMetrics } from '../telemetry/metrics.ts';
+import { openBackend, type OpenedBackend } from '../backend/index.ts';
+import { takeIdleWatch } from '../backend/index.ts';
+import type { TlsSessionCache } from '../backend/index.ts';
+import { CancelResult, type GatewayMetrics } from '../telemetry/index.ts';
 import { CancelRateLimiter, type CancelRateLimit } from './rate-limit.ts';
 
 /** Key lengths the gateway issues: protocol 3.0 allows only 4 bytes; 3.2 gets 32, like PostgreSQL 18. */

@@ -19,15 +19,15 @@ import {
   type StartupPacket,
   SqlState,
 } from '@tenantgate/wire';
-import { ConnectionOutcome, Phase, type GatewayMetrics } from '../telemetry/metrics.ts';
+import { ConnectionOutcome, Phase, type GatewayMetrics } from '../telemetry/index.ts';
 import { closeGracefully, sendRefusal } from '../refusal.ts';
 import { normalizeServerName } from './server-name.ts';
 import { clientAddressOf } from './proxy-protocol.ts';
 import type { TenantIdentifier, TenantIdOrigin } from './tenant-id.ts';
 import type { CertificateTable, ServerCertificate, TlsContexts } from './tls-contexts.ts';
 import { Refusal, HandshakeError } from '../errors.ts';
-import type { ClientCancel } from '../cancel/registry.ts';
-import type { SessionClient } from '../session/client.ts';
+import type { ClientCancel } from '../cancel/index.ts';
+import type { SessionClient } from '../session/index.ts';
 
 export const HandshakeState = {
   /** Reading startup-phase packets in plaintext: SSLRequest, GSSENCRequest, CancelRequest, StartupMessage. */

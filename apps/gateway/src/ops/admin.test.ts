@@ -5,8 +5,8 @@ import { connect } from 'node:net';
 import { Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startAdminServer, type AdminServer, type AdminServerOptions } from './admin.ts';
-import { createLogger } from '../telemetry/logger.ts';
-import { createMetrics } from '../telemetry/metrics.ts';
+import { createLogger } from '../telemetry/index.ts';
+import { createMetrics } from '../telemetry/index.ts';
 import { localV2, proxyV1, proxyV2, rawV2, tlv } from '../testing/proxy-header.ts';
 
 /** A logger whose lines are kept for assertions instead of cluttering the test output. */

@@ -7,9 +7,9 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { once } from 'node:events';
 import type { AddressInfo, Socket } from 'node:net';
-import type { ListenAddress, ProxyProtocolMode } from '../config/config.ts';
-import type { Logger } from '../telemetry/logger.ts';
-import { readProxyHeader, type ProxyHeaderMode } from '../edge/proxy-protocol.ts';
+import type { ListenAddress, ProxyProtocolMode } from '../config/index.ts';
+import type { Logger } from '../telemetry/index.ts';
+import { readProxyHeader, type ProxyHeaderMode } from '../edge/index.ts';
 import { ProxyHeaderError, ProxyHeaderFailure } from '../errors.ts';
 
 /** What /metrics serves: a prom-client Registry, or an adapter over a cluster aggregator. */

@@ -8,9 +8,9 @@ import { once } from 'node:events';
 import { AggregatorRegistry } from 'prom-client';
 import type { AdminServer } from './admin.ts';
 import { adminProxyProtocol, startAdminServer } from './admin.ts';
-import { ClusterMessage, isClusterMessage, type ClusterReply, type ClusterRequest } from '../cancel/cluster-store.ts';
-import type { GatewayConfig } from '../config/config.ts';
-import type { Logger } from '../telemetry/logger.ts';
+import { ClusterMessage, isClusterMessage, type ClusterReply, type ClusterRequest } from '../cancel/index.ts';
+import type { GatewayConfig } from '../config/index.ts';
+import type { Logger } from '../telemetry/index.ts';
 
 /** A worker that dies is re-forked after this long, doubling up to the cap while they keep dying. */
 const RESTART_DELAY_MS = 500;

@@ -6,7 +6,7 @@ import type { BlockList } from 'node:net';
 import { cidrAllowList, isAddressAllowed, type Tenant } from '@tenantgate/tenancy';
 import { Refusal } from '../errors.ts';
 import { SqlState } from '@tenantgate/wire';
-import { fullBucket, isFull, takeToken, type BucketLimit, type TokenBucket } from '../limits/token-bucket.ts';
+import { fullBucket, isFull, takeToken, type BucketLimit, type TokenBucket } from '../limits/index.ts';
 
 /** A ticket for one admitted session; release it exactly once when the session ends. */
 export interface AdmissionTicket {

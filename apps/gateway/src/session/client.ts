@@ -2,7 +2,7 @@
 // on. The edge's handshake result (edge/handshake.ts ClientStartup) carries more; a session
 // needs only this.
 import type { Socket } from 'node:net';
-import type { Logger } from '../telemetry/logger.ts';
+import type { Logger } from '../telemetry/index.ts';
 
 /** A client that sent a StartupMessage and named a tenant. */
 export interface SessionClient {

@@ -22,7 +22,7 @@ import {
 } from '@tenantgate/wire';
 import { createTempDir, createTestPki, removeTempDir, runPsql, type PsqlRun } from '@tenantgate/testing';
 import { authenticateClient, collectPassword, type EdgeAuthResult } from './edge-auth.ts';
-import { ConnectionOutcome } from '../telemetry/metrics.ts';
+import { ConnectionOutcome } from '../telemetry/index.ts';
 import { ACME_HOST, EDGE_MOCK_KEY, EDGE_PARAMETER_STATUS, EDGE_PASSWORD, EDGE_ROLE, EdgeFrames, GLOBEX_HOST, edgeSocketPair, parseDataRow, scramAttempt, serializeQuery, startEdgeHarness, startRawClient, type EdgeAuthRecord, type EdgeHarness, type RawClient } from '../testing/edge-harness.ts';
 import { EdgeAuthError, Refusal } from '../errors.ts';
 

@@ -35,8 +35,8 @@ import {
   SqlState,
 } from '@tenantgate/wire';
 import type { TenantRole } from '@tenantgate/tenancy';
-import { checkTimeout } from '../backend/phase.ts';
-import { ConnectionOutcome, type GatewayMetrics } from '../telemetry/metrics.ts';
+import { checkTimeout } from '../backend/index.ts';
+import { ConnectionOutcome, type GatewayMetrics } from '../telemetry/index.ts';
 import { closeGracefully, sendRefusal } from '../refusal.ts';
 import { Refusal, EdgeAuthError } from '../errors.ts';
 

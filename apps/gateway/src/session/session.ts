@@ -9,11 +9,11 @@ import type { Connection, SessionClient } from './client.ts';
 import { authenticateClient, collectPassword } from './edge-auth.ts';
 import { splice, type Splice } from './splice.ts';
 import { rewriteStartup } from './startup-rewrite.ts';
-import { abandonBackend, openBackend, startBackendSession, type BackendAuth, type BackendSession, type OpenedBackend } from '../backend/connect.ts';
-import { backendAddress, type BackendTls } from '../backend/tenant-tls.ts';
-import type { CancelKey, CancelRegistry, CancelTarget } from '../cancel/registry.ts';
-import type { TenantDirectory } from '../tenants/directory.ts';
-import { ConnectionOutcome, Phase, type GatewayMetrics } from '../telemetry/metrics.ts';
+import { abandonBackend, openBackend, startBackendSession, type BackendAuth, type BackendSession, type OpenedBackend } from '../backend/index.ts';
+import { backendAddress, type BackendTls } from '../backend/index.ts';
+import type { CancelKey, CancelRegistry, CancelTarget } from '../cancel/index.ts';
+import type { TenantDirectory } from '../tenants/index.ts';
+import { ConnectionOutcome, Phase, type GatewayMetrics } from '../telemetry/index.ts';
 import { sendRefusal } from '../refusal.ts';
 import { BackendError, BackendStartupError, EdgeAuthError, Refusal, TenantDirectoryUnreachableError } from '../errors.ts';
 

@@ -16,7 +16,7 @@ import {
   serializeReadyForQuery,
   serializeTerminate,
 } from '@tenantgate/wire';
-import { MetricName, createMetrics, type GatewayMetrics } from '../telemetry/metrics.ts';
+import { MetricName, createMetrics, type GatewayMetrics } from '../telemetry/index.ts';
 import { SpliceCloseReason, splice, type Splice, type SpliceOptions } from './splice.ts';
 import { SpliceReader, SpliceWriter, copyDataBlock, repeatedDigest, sampleMax, spliceSockets, waitUntilStalled, type SpliceSockets } from '../testing/splice-pairs.ts';
 import { waitForNoSessions } from '../testing/backend-servers.ts';

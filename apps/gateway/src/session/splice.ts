@@ -19,7 +19,7 @@
 // once, after both sockets have closed, with the reason decided by the first event.
 import type { Duplex } from 'node:stream';
 import { MessageTracker, TransactionStatus, serializeReadyForQuery, serializeTerminate } from '@tenantgate/wire';
-import { Direction, type GatewayMetrics } from '../telemetry/metrics.ts';
+import { Direction, type GatewayMetrics } from '../telemetry/index.ts';
 
 export const SpliceCloseReason = {
   /** The client ended its side (Terminate and FIN, or a bare FIN), or its socket closed. */

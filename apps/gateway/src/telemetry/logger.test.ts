@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
-import { loadConfig } from '../config/config.ts';
+import { loadConfig } from '../config/index.ts';
 import { connectionLogger, createLogger, REDACTED } from './logger.ts';
 
 const KEY_PEM = '-----BEGIN PRIVATE KEY-----\nS0VZLU1BVEVSSUFM\n-----END PRIVATE KEY-----';

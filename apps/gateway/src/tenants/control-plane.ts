@@ -8,8 +8,8 @@ import {
   type TenantResolverObserver,
   type TenantResolverOptions,
 } from '@tenantgate/tenancy';
-import type { Logger } from '../telemetry/logger.ts';
-import { controlPlaneStatus, type GatewayMetrics } from '../telemetry/metrics.ts';
+import type { Logger } from '../telemetry/index.ts';
+import { controlPlaneStatus, type GatewayMetrics } from '../telemetry/index.ts';
 import { type TenantLookup, type TenantDirectory } from './directory.ts';
 import { TenantDirectoryUnreachableError } from '../errors.ts';
 

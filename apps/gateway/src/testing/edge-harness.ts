@@ -30,8 +30,8 @@ import {
 } from '@tenantgate/wire';
 import type { Tenant, TenantRole } from '@tenantgate/tenancy';
 import type { TestPki } from '@tenantgate/testing';
-import type { ClientStartup } from '../edge/handshake.ts';
-import { authenticateClient, type EdgeAuthResult } from '../session/edge-auth.ts';
+import type { ClientStartup } from '../edge/index.ts';
+import { authenticateClient, type EdgeAuthResult } from '../session/index.ts';
 import { closeGracefully } from '../refusal.ts';
 import { connectRaw, startTestFront, startupMessage, upgradeToTls, type TestFront } from './front-door.ts';
 import { EdgeAuthError } from '../errors.ts';

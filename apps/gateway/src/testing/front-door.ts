@@ -16,13 +16,13 @@ import {
   type NoticeFields,
 } from '@tenantgate/wire';
 import type { TestPki } from '@tenantgate/testing';
-import type { ClientStartup } from '../edge/handshake.ts';
-import type { ClientCancel } from '../cancel/registry.ts';
-import { startListener, type Listener, type ListenerConfig } from '../edge/listener.ts';
-import { createLogger } from '../telemetry/logger.ts';
-import { createMetrics, type GatewayMetrics } from '../telemetry/metrics.ts';
+import type { ClientStartup } from '../edge/index.ts';
+import type { ClientCancel } from '../cancel/index.ts';
+import { startListener, type Listener, type ListenerConfig } from '../edge/index.ts';
+import { createLogger } from '../telemetry/index.ts';
+import { createMetrics, type GatewayMetrics } from '../telemetry/index.ts';
 import { closeGracefully } from '../refusal.ts';
-import { TlsContexts, type CertificateInput } from '../edge/tls-contexts.ts';
+import { TlsContexts, type CertificateInput } from '../edge/index.ts';
 
 export const SUFFIX = '.db.example.test';
 

@@ -1,7 +1,7 @@
 // PROXY protocol headers as a load balancer writes them, for tests. Imported by tests only.
 // @see https://www.haproxy.org/download/2.9/doc/proxy-protocol.txt
 import { isIPv4 } from 'node:net';
-import { PROXY_V2_SIGNATURE } from '../edge/proxy-protocol.ts';
+import { PROXY_V2_SIGNATURE } from '../edge/index.ts';
 
 export interface TestEndpoint {
   readonly address: string;

@@ -18,10 +18,10 @@ import {
   serializeReadyForQuery,
   type StartupMessage,
 } from '@tenantgate/wire';
-import { openBackend, startBackendSession, type BackendSession } from '../backend/connect.ts';
-import { BackendTlsContexts, type BackendTlsIdentity } from '../backend/tls.ts';
-import type { GatewayMetrics } from '../telemetry/metrics.ts';
-import { splice, type Splice, type SpliceCloseReason } from '../session/splice.ts';
+import { openBackend, startBackendSession, type BackendSession } from '../backend/index.ts';
+import { BackendTlsContexts, type BackendTlsIdentity } from '../backend/index.ts';
+import type { GatewayMetrics } from '../telemetry/index.ts';
+import { splice, type Splice, type SpliceCloseReason } from '../session/index.ts';
 
 export interface ProxiedSession {
   readonly splice: Splice;

@@ -1,0 +1,2 @@
+// What the rest of the gateway uses of limits/; everything else here is internal to it.
+export { type BucketLimit, type TokenBucket, fullBucket, isFull, takeToken } from './token-bucket.ts';

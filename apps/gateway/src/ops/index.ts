@@ -1,0 +1,3 @@
+// What the rest of the gateway uses of ops/; everything else here is internal to it.
+export { type AdminServer, adminProxyProtocol, startAdminServer } from './admin.ts';
+export { runPrimary } from './workers.ts';

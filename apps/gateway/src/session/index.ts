@@ -1,0 +1,6 @@
+// What the rest of the gateway uses of session/; everything else here is internal to it.
+export { Admission } from './admission.ts';
+export { type Connection, type SessionClient } from './client.ts';
+export { type EdgeAuthResult, authenticateClient } from './edge-auth.ts';
+export { Sessions } from './session.ts';
+export { type Splice, type SpliceCloseReason, splice } from './splice.ts';
