@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { summaryLine, type TestCounts } from './test-summary-reporter.ts';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
-const defaults = ['libs/**/*.test.ts', 'apps/**/*.test.ts', 'test/**/*.test.ts', 'bench/**/*.test.ts'];
+const defaults = ['libs/**/*.test.ts', 'apps/**/*.test.ts', 'test/**/*.test.ts', 'bench/**/*.test.ts', 'tools/**/*.test.ts'];
 const globs = process.argv.length > 2 ? process.argv.slice(2) : defaults;
 
 const args = [

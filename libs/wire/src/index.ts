@@ -5,4 +5,6 @@ export * from './messages.ts';
 export * from './serializer.ts';
 export * from './sql-state.ts';
 export * from './startup.ts';
+export * from './saslprep.ts';
+export * from './channel-binding.ts';
 export * from './scram.ts';

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
-import { X509Certificate, createHash, createHmac, pbkdf2Sync } from 'node:crypto';
+import { type X509Certificate, createHash, createHmac, pbkdf2Sync } from 'node:crypto';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
+import { tlsServerEndPoint } from './channel-binding.ts';
 import { ScramAuthError, ScramError, ScramProtocolError } from './errors.ts';
 import {
   SCRAM_DEFAULT_ITERATIONS,
@@ -14,134 +15,16 @@ import {
   formatScramSecret,
   mockScramSecret,
   parseScramSecret,
-  saslprep,
   scramMechanisms,
-  tlsServerEndPoint,
   type ScramClientOptions,
   type ScramSecret,
 } from './scram.ts';
+import { CERTIFICATES } from './testing/certificates.ts';
+import { POSTGRES_SECRETS } from './testing/postgres-secrets.ts';
 
-// Secrets made by a real PostgreSQL 15.20: a throwaway cluster (initdb -E UTF8 --locale=C), then
-// `SET password_encryption = 'scram-sha-256'; CREATE ROLE <name> PASSWORD U&'...';` and
-// `SELECT rolpassword FROM pg_authid`. Each note says what PostgreSQL's SASLprep did.
-const POSTGRES_SECRETS: Array<[password: string, note: string, secret: string]> = [
-  [
-    'pencil',
-    'ASCII, untouched',
-    'SCRAM-SHA-256$4096:jVxi5vdgB2MIbp833opf4Q==$' +
-      '6ruEZ2FgshvMa+3PWbOBPtfuY+3jNP2SQx4eLCwvNpw=:dV6V1Wo34yGoIU9Cvx9e5Bt3xdb+ndu5HoKPQT53TOE=',
-  ],
-  [
-    'I\u00ADX',
-    'soft hyphen mapped to nothing: IX',
-    'SCRAM-SHA-256$4096:MuKqc4KIQLYPQJztjLhrHg==$' +
-      'ZPSUfMi5OImxUOzARIgsuHrClwG52zZJ0jPeci/TNCw=:6rPgKwClMDC9DJ6oU9BlCklG0lU7wRW8JczsyuLO8I4=',
-  ],
-  [
-    '\u2178',
-    'NFKC: ix',
-    'SCRAM-SHA-256$4096:1phTtgWzm8CTKCWdyapHOA==$' +
-      'xoseM/0p09h8u0dxRNGXUFI607IKdHprE2acQx3RU4M=:WYj1tv5fet+GEWw5wZFRNiRBxUGspIm9ZjKOvj9N8gQ=',
-  ],
-  [
-    'a\u00A0\u2178',
-    'no-break space mapped to space: a ix',
-    'SCRAM-SHA-256$4096:7hMKlsuad23BvJWGmjFXNQ==$' +
-      '+bzETUCLdDkJ1l3R+FxU1N+D+SHijevvmuzuHwQWGCE=:sh9E++RHwUcQPp6t5LWXds9EcxCFIR2tSDuSIAx6dpM=',
-  ],
-  [
-    '\u2178\u{1F600}',
-    'emoji unassigned in Unicode 3.2: raw',
-    'SCRAM-SHA-256$4096:LDEW3BEeDXVXYwGEs7Sedg==$' +
-      'SvGFpJcaarw8kNbD4hIQAwCX8rK4LAi80Hn94k4mwOE=:pmYCDldrOGkS/BlYvGJfkE9MWSjBZtQSGzV1Jgg1+JY=',
-  ],
-  [
-    '\u2178\u0221',
-    'U+0221 unassigned in Unicode 3.2: raw',
-    'SCRAM-SHA-256$4096:vgyCNmFHsP3QP/dr0faX/g==$' +
-      'liC3+ZXRqn1uRMgOlRxEHHwI09ei7sLEKOou+Vu+zFs=:8GOsOS+mFfshpS6cnRtcqB7iI2Ds9nigRHkwdenwdPk=',
-  ],
-  [
-    '\u2178\u0080',
-    'control character prohibited: raw',
-    'SCRAM-SHA-256$4096:BMlQYah/aEDQerOyGt4feA==$' +
-      'YCOKZd9HtsXhTOrYO7EEn3SjR4KiyNH6o+EqC8Ovkqo=:0+nJtFt+peGO7V+shLNso2TU1MVJToEIPC/F/oRyCKk=',
-  ],
-  [
-    '\u05D0\uFB21',
-    'right-to-left only, NFKC: two alefs',
-    'SCRAM-SHA-256$4096:0pPDgWbkKUtwlLF0sIfzUQ==$' +
-      '1LusaVkQ7HtxSwUcjj8ja0r4cPslq3zgkoITR0gIaXE=:JregbRxGbjR4etHIKXVXvtateGoKu7Z4c08pr8yvTUg=',
-  ],
-  [
-    '\u05D0\u2178',
-    'mixed bidi: raw',
-    'SCRAM-SHA-256$4096:wjaQWfoYQqMiIW07GESl5g==$' +
-      '02X8DthsRvWpQueLa6zvKVa01Aw6XSHnq1Cxc37CPI4=:R7o7O+XO67rwKgMbDls+T2sZh0sBchdLpSB94DzZHw0=',
-  ],
-  [
-    '\u00AD',
-    'empty after mapping: raw',
-    'SCRAM-SHA-256$4096:78yTKJWFP557cTxNrU3eYQ==$' +
-      'u3mWxx80ftOwJ+0wjVSapLqcAaTv+nYErUdwFnI2FRo=:kIKEV3AhAIwRPibqZIPe4Vvn8czPqU/FOxP6O3xcq0I=',
-  ],
-  [
-    'a\tb',
-    'ASCII with a control character, untouched',
-    'SCRAM-SHA-256$4096:tU99b1AryMkpS9AkbB30/Q==$' +
-      'Ttut6I85rle3UUgCT7u6D+sf0pRTwZQpvKAVsVbviMs=:3+6GYer0ONUV+CKxZ23vxkx7+fT6gppxyCRhNXNzMrg=',
-  ],
-];
 const PENCIL = parseScramSecret(POSTGRES_SECRETS[0][2]);
 const MOCK_KEY = Buffer.alloc(32, 7);
-
-// Self-signed certificates made with `openssl req -x509 -<digest> -subj /CN=t` (P-256, RSA-512, Ed25519).
-const CERTIFICATES = {
-  ecdsaSha1: pem(`MIIBbTCCARSgAwIBAgIUTM5Y2AtX4lLe3nTzyfAfLxWviq0wCQYHKoZIzj0EATAM
-MQowCAYDVQQDDAF0MCAXDTI2MTEyMTE2NDEwN1oYDzIxMjYxMDI4MTY0MTA3WjAM
-MQowCAYDVQQDDAF0MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEFhzSNW3IgbgI
-oUQ7+UBYBRE7pZsoT/QNR5Awk/EnxLraZQ8oq4KJrQXFUOebhAMZsDY4uRjok0gI
-LitbiexWoqNTMFEwHQYDVR0OBBYEFKpnXAi4N1VbMwAm4ETDMrHz3OPmMB8GA1Ud
-IwQYMBaAFKpnXAi4N1VbMwAm4ETDMrHz3OPmMA8GA1UdEwEB/wQFMAMBAf8wCQYH
-KoZIzj0EAQNIADBFAiEAtv3vBUKWTidVDXohOCcrkvB0HclRjwUcR+I+frY8LdIC
-IF7srkz/HrZ2/GH3Z/DwTPlFczpSxnrFjYmUpsRV3LGi`),
-  ecdsaSha384: pem(`MIIBcDCCARWgAwIBAgIUY8KHBu4JG3zSyfzEzhz6xanyTo0wCgYIKoZIzj0EAwMw
-DDEKMAgGA1UEAwwBdDAgFw0yNjExMjExNjQxMDdaGA8yMTI2MTAyODE2NDEwN1ow
-DDEKMAgGA1UEAwwBdDBZMBMGByqGSM49AgEGCCqGSM49AwEHA0IABBYc0jVtyIG4
-CKFEO/lAWAURO6WbKE/0DUeQMJPxJ8S62mUPKKuCia0FxVDnm4QDGbA2OLkY6JNI
-CC4rW4nsVqKjUzBRMB0GA1UdDgQWBBSqZ1wIuDdVWzMAJuBEwzKx89zj5jAfBgNV
-HSMEGDAWgBSqZ1wIuDdVWzMAJuBEwzKx89zj5jAPBgNVHRMBAf8EBTADAQH/MAoG
-CCqGSM49BAMDA0kAMEYCIQDv3aNFw/aLUyT6iSb0f0j33ZXbq0KSXDeVUcnv4smi
-3gIhAJqdUXw48xoLwsuFi+T1trlfKZK4Pq8qE5e//gg5vqoo`),
-  ecdsaSha512: pem(`MIIBbjCCARWgAwIBAgIUZqSMQ72dYT+Qbhs7WoH1X4mhh/8wCgYIKoZIzj0EAwQw
-DDEKMAgGA1UEAwwBdDAgFw0yNjExMjExNjQxMDdaGA8yMTI2MTAyODE2NDEwN1ow
-DDEKMAgGA1UEAwwBdDBZMBMGByqGSM49AgEGCCqGSM49AwEHA0IABBYc0jVtyIG4
-CKFEO/lAWAURO6WbKE/0DUeQMJPxJ8S62mUPKKuCia0FxVDnm4QDGbA2OLkY6JNI
-CC4rW4nsVqKjUzBRMB0GA1UdDgQWBBSqZ1wIuDdVWzMAJuBEwzKx89zj5jAfBgNV
-HSMEGDAWgBSqZ1wIuDdVWzMAJuBEwzKx89zj5jAPBgNVHRMBAf8EBTADAQH/MAoG
-CCqGSM49BAMEA0cAMEQCIBfSmzVq52A8a5EG2UQKMmoQliiNvP2MuZyNWceAIA1P
-AiB/1+m6WZZK8X46n+oRLRKKCCein13hP3J4vEXj2OlWgw==`),
-  rsaMd5: pem(`MIIBcTCCARugAwIBAgIUCBLuBwvGOLMv08JkEjJe6GRCq1wwDQYJKoZIhvcNAQEE
-BQAwDDEKMAgGA1UEAwwBdDAgFw0yNjExMjExNjQxMDdaGA8yMTI2MTAyODE2NDEw
-N1owDDEKMAgGA1UEAwwBdDBcMA0GCSqGSIb3DQEBAQUAA0sAMEgCQQC9OP+7R47Y
-CLBgoKbhgxN3COfkswdSzyCrkWLBnkHJCGAfidrT3zEfv1L1vj+0SgVdp3zeoiv7
-axdc9ase2nEFAgMBAAGjUzBRMB0GA1UdDgQWBBTBYFnXTLvXJe7YxfRRS+t4nuGz
-4jAfBgNVHSMEGDAWgBTBYFnXTLvXJe7YxfRRS+t4nuGz4jAPBgNVHRMBAf8EBTAD
-AQH/MA0GCSqGSIb3DQEBBAUAA0EAffSZkfHGXGhEbZWfQZlBr6MpCFn69HtyJT/8
-JKVMiGpciYAHPRhcMp03sPC2v3HohsNTr2TOAUAJM9acK5JsJQ==`),
-  ed25519: pem(`MIIBLjCB4aADAgECAhQ+A0K7UYQj65UkMiWpoRYfys5VPzAFBgMrZXAwDDEKMAgG
-A1UEAwwBdDAgFw0yNjExMjExNjQxMDdaGA8yMTI2MTAyODE2NDEwN1owDDEKMAgG
-A1UEAwwBdDAqMAUGAytlcAMhABCWlk4VxVJoWDnkBOkTfowAG19eYDYE7AzKHbBr
-NknQo1MwUTAdBgNVHQ4EFgQUMfvNBmPf7iT8wWgPT6ybmbq0vHAwHwYDVR0jBBgw
-FoAUMfvNBmPf7iT8wWgPT6ybmbq0vHAwDwYDVR0TAQH/BAUwAwEB/zAFBgMrZXAD
-QQDAl2qVkJwSpf4/1qu+5GW1l62N2QxatZKP3elAKaAM1OBF0pMxXg3WKo6Wfbw/
-Myp37WUfwGtvgjwhKBhojF0H`),
-};
 const SERVER_CERT = CERTIFICATES.ecdsaSha384;
-
-function pem(body: string): X509Certificate {
-  return new X509Certificate(`-----BEGIN CERTIFICATE-----\n${body}\n-----END CERTIFICATE-----\n`);
-}
 
 function clientKeyOf(password: string, secret: ScramSecret): Buffer {
   const salted = pbkdf2Sync(password, secret.salt, secret.iterations, 32, 'sha256');
@@ -219,18 +102,6 @@ describe('secrets', () => {
     });
   }
 
-  test('saslprep maps, normalizes, and falls back to the raw password as PostgreSQL does', () => {
-    const results = POSTGRES_SECRETS.map(([password]) => saslprep(password));
-    const raw = (i: number) => POSTGRES_SECRETS[i][0];
-    const expected = ['pencil', 'IX', 'ix', 'a ix', raw(4), raw(5), raw(6), '\u05D0\u05D0', raw(8), raw(9), 'a\tb'];
-    assert.deepEqual(results, expected);
-    assert.equal(saslprep('\uD800x\u2178'), '\uD800x\u2178', 'not well-formed UTF-16: raw');
-    assert.equal(saslprep('\u05D0\u2178\u05D0'), '\u05D0\u2178\u05D0', 'left-to-right inside right-to-left: raw');
-    assert.equal(saslprep('\u05D0\u0661\uFB21'), '\u05D0\u0661\u05D0', 'neutral digit inside right-to-left: mapped');
-    assert.equal(saslprep('\uFB211'), '\uFB211', 'right-to-left must also end the string: raw');
-    assert.equal(saslprep('1\uFB21'), '1\uFB21', 'right-to-left must also start the string: raw');
-  });
-
   test('a password that is not UTF-8 is hashed as raw bytes', async () => {
     const salt = Buffer.from('salty');
     const latin1 = Buffer.from([0x70, 0xe9, 0x6e]); // "pén" in LATIN1
@@ -285,32 +156,6 @@ describe('secrets', () => {
       await assert.rejects(createScramSecret('pencil', { iterations }), ScramError);
     }
     await assert.rejects(createScramSecret('pencil', { salt: Buffer.alloc(0) }), ScramError);
-  });
-});
-
-describe('tlsServerEndPoint', () => {
-  // RFC 5929 §4.1: the signature's hash, except MD5 and SHA-1, which become SHA-256.
-  const cases: Array<[keyof typeof CERTIFICATES, string]> = [
-    ['ecdsaSha1', 'sha256'],
-    ['ecdsaSha384', 'sha384'],
-    ['ecdsaSha512', 'sha512'],
-    ['rsaMd5', 'sha256'],
-  ];
-  for (const [name, hash] of cases) {
-    test(`${name} certificates are hashed with ${hash}`, () => {
-      const certificate = CERTIFICATES[name];
-      const expected = createHash(hash).update(certificate.raw).digest();
-      assert.deepEqual(tlsServerEndPoint(certificate), expected);
-      assert.deepEqual(tlsServerEndPoint(certificate.raw), expected);
-      assert.deepEqual(tlsServerEndPoint(Buffer.from(certificate.toString())), expected, 'PEM');
-    });
-  }
-
-  test('a certificate without a single signature hash (Ed25519) or no certificate at all is a ScramError', () => {
-    const ed25519 = /tls-server-end-point is not defined .* 1\.3\.101\.112/;
-    assert.throws(() => tlsServerEndPoint(CERTIFICATES.ed25519), ed25519);
-    assert.throws(() => tlsServerEndPoint(Buffer.from('not a certificate')), ScramError);
-    assert.throws(() => tlsServerEndPoint(CERTIFICATES.rsaMd5.raw.subarray(0, 100)), ScramError);
   });
 });
 

@@ -1,6 +1,7 @@
-// SCRAM-SHA-256 and SCRAM-SHA-256-PLUS for both legs of the gateway (DESIGN.md steps 8 and 10).
-// The server side checks a client's proof against a pg_authid-style secret and recovers the
-// client's ClientKey; the client side logs into a backend with a password or with that ClientKey.
+// SCRAM-SHA-256 and SCRAM-SHA-256-PLUS for both legs of the gateway: the server side checks a
+// client's proof against a pg_authid-style secret and recovers the client's ClientKey; the client
+// side logs into a backend with a password or with that ClientKey. Passwords are normalized by
+// saslprep.ts; the PLUS binding data comes from channel-binding.ts.
 // @see https://www.postgresql.org/docs/current/sasl-authentication.html
 // @see https://www.rfc-editor.org/rfc/rfc5802 (SCRAM), rfc7677 (SHA-256), rfc5929 (channel binding)
 //
@@ -8,9 +9,11 @@
 // both sides sign is exactly the bytes on the wire even when a peer sends non-UTF-8 bytes.
 
 import { isUtf8 } from 'node:buffer';
-import { X509Certificate, createHash, createHmac, createSecretKey, pbkdf2, randomBytes, timingSafeEqual } from 'node:crypto';
+import { type X509Certificate, createHash, createHmac, createSecretKey, pbkdf2, randomBytes, timingSafeEqual } from 'node:crypto';
 import { promisify } from 'node:util';
+import { tlsServerEndPoint } from './channel-binding.ts';
 import { ScramAuthError, ScramError, ScramProtocolError } from './errors.ts';
+import { saslprep } from './saslprep.ts';
 
 export const ScramMechanism = {
   Sha256: 'SCRAM-SHA-256',
@@ -158,223 +161,11 @@ function b64(bytes: Buffer): string {
   return bytes.toString('base64');
 }
 
-// ---------------------------------------------------------------------------------------------
-// SASLprep (RFC 4013) as PostgreSQL applies it to passwords (src/common/saslprep.c)
-
-/**
- * Normalizes a password the way PostgreSQL does before hashing it. ASCII passes untouched; a
- * password that SASLprep rejects (prohibited or unassigned characters, bad bidi, empty after
- * mapping) is used as it is, since PostgreSQL then hashes the raw bytes rather than refuse it.
- */
-export function saslprep(password: string): string {
-  if (!/[\u0080-\uffff]/.test(password) || !password.isWellFormed()) return password;
-  const mapped = mapPassword(password);
-  // PostgreSQL checks the mapped string before normalizing it (RFC 4013 §2 checks the output);
-  // we follow PostgreSQL, since our secrets and proofs must equal the ones it computes.
-  if (mapped.length === 0 || !isAllowed(mapped)) return password;
-  return mapped.map((cp) => String.fromCodePoint(cp)).join('').normalize('NFKC');
-}
-
 /** The bytes PostgreSQL hashes: SASLprep'd UTF-8, or the raw bytes when they are not UTF-8. */
 function passwordBytes(password: string | Uint8Array): Buffer {
   if (typeof password === 'string') return Buffer.from(saslprep(password), 'utf8');
   const bytes = Buffer.from(password);
   return isUtf8(bytes) ? Buffer.from(saslprep(bytes.toString('utf8')), 'utf8') : bytes;
-}
-
-/** RFC 4013 §2.1: non-ASCII spaces become SPACE, and RFC 3454 table B.1 maps to nothing. */
-function mapPassword(password: string): number[] {
-  const out: number[] = [];
-  for (const char of password) {
-    const cp = char.codePointAt(0) as number;
-    if (inRanges(NON_ASCII_SPACE, cp)) out.push(0x20);
-    else if (!inRanges(MAPPED_TO_NOTHING, cp)) out.push(cp);
-  }
-  return out;
-}
-
-/** RFC 4013 §2.3 (prohibited output), §2.5 (unassigned), §2.4 bidi rules of RFC 3454 §6. */
-function isAllowed(cps: number[]): boolean {
-  if (cps.some((cp) => inRanges(PROHIBITED, cp) || inRanges(UNASSIGNED, cp))) return false;
-  if (!cps.some((cp) => inRanges(RAND_AL_CAT, cp))) return true;
-  const first = cps[0];
-  const last = cps[cps.length - 1];
-  return !cps.some((cp) => inRanges(L_CAT, cp)) && inRanges(RAND_AL_CAT, first) && inRanges(RAND_AL_CAT, last);
-}
-
-function inRanges(ranges: Uint32Array, cp: number): boolean {
-  let low = 0;
-  let high = ranges.length / 2 - 1;
-  while (low <= high) {
-    const mid = (low + high) >>> 1;
-    if (cp < ranges[2 * mid]) high = mid - 1;
-    else if (cp > ranges[2 * mid + 1]) low = mid + 1;
-    else return true;
-  }
-  return false;
-}
-
-/** Short tables as hex code points, `A0` or `2000-200B`. */
-function hexRanges(list: string): Uint32Array {
-  return Uint32Array.from(
-    list.split(' ').flatMap((item) => {
-      const [low, high = low] = item.split('-');
-      return [parseInt(low, 16), parseInt(high, 16)];
-    }),
-  );
-}
-
-/** Long tables packed as `gap[.length]` in base 36: code points skipped since the last range, end - start. */
-function packedRanges(packed: string): Uint32Array {
-  const out: number[] = [];
-  let end = -1;
-  for (const item of packed.split(' ')) {
-    const [gap, length = '0'] = item.split('.');
-    const start = end + 1 + parseInt(gap, 36);
-    end = start + parseInt(length, 36);
-    out.push(start, end);
-  }
-  return Uint32Array.from(out);
-}
-
-// RFC 3454 tables (Unicode 3.2), the same sets as PostgreSQL's saslprep.c. The packed ones were
-// generated with Python's `stringprep` module (in_table_a1, in_table_d2), which implements them.
-// C.1.2 non-ASCII space
-const NON_ASCII_SPACE = hexRanges('A0 1680 2000-200B 202F 205F 3000');
-// B.1 commonly mapped to nothing
-const MAPPED_TO_NOTHING = hexRanges('AD 34F 1806 180B-180D 200B-200D 2060 FE00-FE0F FEFF');
-// C.1.2, C.2.1, C.2.2, C.3, C.4, C.5, C.6, C.7, C.8, C.9 (RFC 4013 §2.3), merged
-const PROHIBITED = hexRanges(
-  '0-1F 7F-A0 340-341 6DD 70F 1680 180E 2000-200F 2028-202F 205F-2063 206A-206F 2FF0-2FFB 3000 ' +
-    'D800-F8FF FDD0-FDEF FEFF FFF9-FFFF 1D173-1D17A 1FFFE-1FFFF 2FFFE-2FFFF 3FFFE-3FFFF 4FFFE-4FFFF ' +
-    '5FFFE-5FFFF 6FFFE-6FFFF 7FFFE-7FFFF 8FFFE-8FFFF 9FFFE-9FFFF AFFFE-AFFFF BFFFE-BFFFF CFFFE-CFFFF ' +
-    'DFFFE-DFFFF E0001 E0020-E007F EFFFE-10FFFF',
-);
-// D.1 bidi R and AL
-const RAND_AL_CAT = hexRanges(
-  '5BE 5C0 5C3 5D0-5EA 5F0-5F4 61B 61F 621-63A 640-64A 66D-66F 671-6D5 6DD 6E5-6E6 6FA-6FE 700-70D ' +
-    '710 712-72C 780-7A5 7B1 200F FB1D FB1F-FB28 FB2A-FB36 FB38-FB3C FB3E FB40-FB41 FB43-FB44 ' +
-    'FB46-FBB1 FBD3-FD3D FD50-FD8F FD92-FDC7 FDF0-FDFC FE70-FE74 FE76-FEFC',
-);
-// A.1 unassigned code points in Unicode 3.2
-const UNASSIGNED = packedRanges(
-  'f5 i.r 2m.1 1r.g 28.f g.3 2.3 1.2 1.4 7 1 k 18 13.8 3r 1z 12.1 2.5 g.w 12.1 7 13 2.5 h n a.a ' +
-    'r.4 5.m 1.d 1.2 1 q.4 m.9 3y.1 f e u.2 r.1g 1e.9a 3 1h.1 i.1 5.2 p.f 3 8.1 2.1 m 7 1.2 4.1 1 ' +
-    '7.1 2.1 3.8 1.3 2 5.1 l.6 1.1 6.3 2.1 m 7 2 2 2.1 1 5.3 2.1 3.a 4 1.6 f.b 3 7 1 3 m 7 2 5.1 ' +
-    'a 3 3.1 1.e 1.4 a.g 3 8.1 2.1 m 7 2.1 4.1 8.2 2.1 3.7 2.3 2 3.3 b.g 2 6.2 3 4.2 2 1 2.2 2.2 ' +
-    '3.2 8 3.3 5.2 3 4.8 1.e c.d 3 8 3 n a 5.3 7 3 4.6 2.8 2.3 a.h 2 8 3 n a 5.3 7 3 4.6 2.6 1 ' +
-    '2.3 a.h 2 8 3 n g.3 6.1 3 4.8 1.7 2.3 a.h 2 i.2 o 9 1.1 7.2 1.3 6 1 8.h 3.b 1m.3 t.10 2 1.1 ' +
-    '2 1.1 1.5 4 7 3 1 1.1 2 d 3.1 5 1 6.1 a.1 2.x 20 y.5 r.3 8 10 f.1 1.1b y 5 2 7.2 4.5 q.1x ' +
-    '12.9 15.1 1.3 2i.4 1w.4 2a.5 7 1r 1 4.1 7 1 4.1 13 1 4.1 v 1 4.1 7 1 4.1 7 7 n v 1 4.1 7 13 ' +
-    'j.5 s.y 2d.b hi.8 t.2 29.e d 7.a n.8 k.b d 3 2.b 2l.2 a.l f a.5 2g.7 16.11x 4c.3 2i.5 m.1 ' +
-    '6.1 12.1 6.1 8 1 1 1 v.1 1h f e.1 6 j.1 3 9 2b.3 1.6 5.5 8.1 r.g i.t r.k 1n.1 f.6 1d.b fz.1c ' +
-    '13.o b.k 4f 7o.1 2 2t.1 a.3a 4 4.1 s z 1 4.2 1 7.1 1g.2 o e.g s.3 ls.ov q 2h.b 5y.p c.3 1s ' +
-    '2e.1 2v.4 14.3 2m 14.1j 19.2 10.c 17.2 25.3 1b 3b.3 2r.1 v 52u.21 g4m.2h wd.2 1j.1fc 8mc.2j ' +
-    '6r2.1 1n.44 7.b 5.4 q 5 1 2 2 30.w a5.f 1s.1 1i.7 19.2 g.f 4.b n.1 a j 4.3 5 3r.1 1 5a.2 6.1 ' +
-    '6.1 6.1 3.2 7 7.9 7.lb v 4.b r.50 12.1 12.148h 6u.9 13.2 50.f5 2d 1z 2.1 1.1 2.1 4 c 1 4 2 ' +
-    '1t 4.1 8 7 s 4 5 1.2 7 9e.3 82.3 1e.7wd wyh.g14 f2.15r 2.1ekd 2.1ekd 2.1ekd 2.1ekd 2.1ekd ' +
-    '2.1ekd 2.1ekd 2.1ekd 2.1ekd 2.1ekd 2.1ekd 2 1.t 2o.1egt',
-);
-// D.2 bidi L
-const L_CAT = packedRanges(
-  '1t.p 6.p 1b a 4 5.m 1.u 1.88 1.h s.2l 2.8 2.6 e.1 e.4 9 3v b 1.2 1 1.j 1.17 1.11 a.3m 7.1w ' +
-    '1.11 2.1 6.f x.11 2.6 1.12 1 op 1.1g 3.3 8.3 3 7.9 2.c h.1 1.7 2.1 2.l 1.6 1 3.3 4.2 6.1 2.1 ' +
-    'a 4.1 1.2 4.b 2.6 a.5 4.1 2.l 1.6 1.1 1.1 1.1 4.2 o.3 1 7.9 2.2 e 1.6 1 1.2 1.l 1.6 1.1 1.4 ' +
-    '3.3 8 1.1 3 f 5.9 i.1 1.7 2.1 2.l 1.6 1.1 2.3 3.1 1 6.1 2.1 a 4.1 1.2 4.a i 1.5 3.2 1.3 3.1 ' +
-    '1 1.1 3.1 3.2 3.7 1.2 4.1 1.1 3.2 1.2 a f.b e.2 1.7 1.2 1.m 1.9 1.4 7.3 r.1 4.9 i.1 1.7 1.2 ' +
-    '1.m 1.9 1.4 4 1.4 2.1 1.1 9.1 7 1.1 4.9 i.1 1.7 1.2 1.m 1.f 4.2 5.2 1.2 a 8.1 4.9 i.1 1.h ' +
-    '3.n 1.8 1 2.6 8.2 6.7 i.2 c.1b 1.1 c.6 8.c 11.1 1 2.1 1 2 6.3 1.6 1.2 1 1 2.1 1.3 1.1 9 2.4 ' +
-    '1 9.9 2.1 y.n 2.q 1 1 5.9 1.x k 5 2.3 1e.7 1.5 2 1c.x 1.4 1.1 1 4 6 7.n 20.11 a.14 2 4.2h ' +
-    '5.1v 5.29 6.6 1.1q 1 1.3 2.6 1 1.3 2.12 1 1.3 2.u 1 1.3 2.6 1 1.3 2.6 1.6 1.m 1.u 1 1.3 2.6 ' +
-    '1.12 1.i 6.r z.2c c.hh a.p 5.28 f.c 1.3 e.h 3.1 9.h e.c 1.2 f.1i 7.7 1.1 b.6 1 3.9 12.9 6.2f ' +
-    '8.14 11z.4b 4.2h 6.l 2.5 2.11 2.5 2.7 1 1 1 1.u 2.1g 1.6 1 3.2 1.6 3.3 2.5 4.c 5.2 1.6 h 2q ' +
-    'd 3m 4 2.9 1 3.4 6 1 1 1.3 1.2 1.6 3.2 5.4 m.z c2.1w q 7a.25 26z.2 p.8 7.4 2.4 4.2d 6.2 1.2h ' +
-    '1.3 5.13 4.2l 1.13 1k.18 3.z s.r 3.1d f.b 4.1a 1.3a 4.2q 2.u 1.52t 22.g4l 2i.wc 1gz.8mb ' +
-    '2k.6r1 2.1m 45.6 c.4 sp.p 6.p b.2g 3.5 2.5 2.5 2.2 mb.u 1.3 c.q 51.11 2.11 148i.6t a.12 3.1o ' +
-    '3.8 g.1 7.t 4.1b f6.2c 1.1y 1.1 2 2.1 2.3 1.b 1 1.3 1.1 1.1s 1.3 2.7 1.6 1.r 1.3 1.4 1 3.6 ' +
-    '1.9d 4.81 7xy.wye g15.f1 gvz6.1ekd 2.1ekd',
-);
-
-// ---------------------------------------------------------------------------------------------
-// Channel binding (RFC 5929 §4)
-
-// RFC 5929 §4.1: hash the certificate with the hash of its signature algorithm, except MD5 and
-// SHA-1, which become SHA-256. Others (RSASSA-PSS, Ed25519, Ed448) have no single hash, and
-// PostgreSQL and libpq refuse channel binding for them too.
-const END_POINT_HASHES: Readonly<Record<string, string>> = {
-  '1.2.840.113549.1.1.4': 'sha256', // md5WithRSAEncryption
-  '1.2.840.113549.1.1.5': 'sha256', // sha1WithRSAEncryption
-  '1.2.840.113549.1.1.14': 'sha224', // sha224WithRSAEncryption
-  '1.2.840.113549.1.1.11': 'sha256', // sha256WithRSAEncryption
-  '1.2.840.113549.1.1.12': 'sha384', // sha384WithRSAEncryption
-  '1.2.840.113549.1.1.13': 'sha512', // sha512WithRSAEncryption
-  '1.2.840.10045.4.1': 'sha256', // ecdsa-with-SHA1
-  '1.2.840.10045.4.3.1': 'sha224', // ecdsa-with-SHA224
-  '1.2.840.10045.4.3.2': 'sha256', // ecdsa-with-SHA256
-  '1.2.840.10045.4.3.3': 'sha384', // ecdsa-with-SHA384
-  '1.2.840.10045.4.3.4': 'sha512', // ecdsa-with-SHA512
-  '1.2.840.10040.4.3': 'sha256', // dsa-with-sha1
-  '2.16.840.1.101.3.4.3.1': 'sha224', // dsa-with-sha224
-  '2.16.840.1.101.3.4.3.2': 'sha256', // dsa-with-sha256
-};
-
-/**
- * The `tls-server-end-point` channel binding data of a certificate (DER, PEM, or parsed). Throws
- * a ScramError for a signature algorithm without a single hash: do not offer PLUS then.
- */
-export function tlsServerEndPoint(certificate: Uint8Array | X509Certificate): Buffer {
-  const der = certificateDer(certificate);
-  const oid = signatureAlgorithmOid(der);
-  const hash = END_POINT_HASHES[oid];
-  if (hash === undefined) {
-    throw new ScramError(`tls-server-end-point is not defined for certificates signed with algorithm ${oid}`);
-  }
-  return createHash(hash).update(der).digest();
-}
-
-function certificateDer(certificate: Uint8Array | X509Certificate): Buffer {
-  if (certificate instanceof X509Certificate) return certificate.raw;
-  try {
-    return new X509Certificate(certificate).raw;
-  } catch (cause) {
-    throw new ScramError('tls-server-end-point needs an X.509 certificate (DER or PEM)', { cause });
-  }
-}
-
-/** Certificate ::= SEQUENCE { tbsCertificate, signatureAlgorithm, signature } (RFC 5280 §4.1). */
-function signatureAlgorithmOid(der: Buffer): string {
-  const certificate = derElement(der, 0, 0x30);
-  const tbsCertificate = derElement(der, certificate.start, 0x30);
-  const algorithm = derElement(der, tbsCertificate.end, 0x30);
-  const oid = derElement(der, algorithm.start, 0x06);
-  return oidToString(der.subarray(oid.start, oid.end));
-}
-
-/** One DER element with `tag` at `offset`: where its contents start and end (X.690 §8.1). */
-function derElement(der: Buffer, offset: number, tag: number): { start: number; end: number } {
-  let start = offset + 2;
-  let length = der[offset + 1] ?? 0;
-  if (length & 0x80) {
-    const count = length & 0x7f; // long form: the length takes this many bytes
-    if (count === 0 || count > 4 || start + count > der.length) throw new ScramError('certificate DER is malformed');
-    length = der.readUIntBE(start, count);
-    start += count;
-  }
-  if (der[offset] !== tag || start + length > der.length) throw new ScramError('certificate DER is malformed');
-  return { start, end: start + length };
-}
-
-function oidToString(bytes: Buffer): string {
-  const parts = [Math.floor(bytes[0] / 40), bytes[0] % 40];
-  let value = 0;
-  for (const byte of bytes.subarray(1)) {
-    value = value * 128 + (byte & 0x7f);
-    if (byte < 0x80) {
-      parts.push(value);
-      value = 0;
-    }
-  }
-  return parts.join('.');
 }
 
 // ---------------------------------------------------------------------------------------------
