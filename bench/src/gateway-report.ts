@@ -1,5 +1,5 @@
 // The gateway comparison as markdown: one row per workload with the figure of each path, the
-// gateway's ratios to direct PostgreSQL and to PgBouncer, DESIGN.md's target and whether the run
+// gateway's ratios to direct PostgreSQL and to PgBouncer, the target and whether the run
 // met it; then the command, the conditions and anything that went wrong.
 import type { BenchRow } from './main.ts';
 import type { GatewayBenchResult, PathFigures } from './gateway.ts';

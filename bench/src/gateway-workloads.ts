@@ -1,4 +1,4 @@
-// The workloads of the gateway comparison and DESIGN.md's target for each ("Performance
+// The workloads of the gateway comparison and the target for each ("Performance
 // targets"): what is run on which path, and which ratio must meet what.
 import type { PostgresServer } from '@tenantgate/testing';
 import { copyIn, copyOut, type CopyData } from './copy.ts';
@@ -26,7 +26,7 @@ export interface Target {
   readonly of: 'direct' | 'PgBouncer' | 'absolute';
   readonly atLeast?: number;
   readonly atMost?: number;
-  /** As DESIGN.md writes it. */
+  /** The target as the report prints it. */
   readonly text: string;
 }
 

@@ -1,5 +1,5 @@
-// The gateway against direct PostgreSQL and PgBouncer, in one run on one machine (DESIGN.md,
-// "Performance targets"): one PostgreSQL 15 with TLS, the gateway as its own process, PgBouncer
+// The gateway against direct PostgreSQL and PgBouncer, in one run on one machine (the
+// targets are in docs/benchmarks.md): one PostgreSQL 15 with TLS, the gateway as its own process, PgBouncer
 // in session mode, TLS and SCRAM on every path; pgbench, psql COPY and idle sessions through each.
 //
 //   npm run bench -- gateway

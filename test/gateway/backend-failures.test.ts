@@ -1,6 +1,6 @@
 // When the tenant's database cannot be reached or trusted, the client that authenticated at the
 // edge gets FATAL 08001 with a message that says which backend failure it was, and names no
-// internal address or port (DESIGN.md "Errors a client sees"; backend-errors.ts). The backends
+// internal address or port (docs/architecture.md, "Errors"; apps/gateway/src/backend/failures.ts). The backends
 // are real PostgreSQL 15 servers: one with an expired certificate, one without TLS, and one
 // reached with a CA that did not sign its certificate, under a name its certificate does not
 // carry, or with a client certificate its pg_hba refuses. After each, the gateway serves the next client.

@@ -2,7 +2,7 @@
 // password and an unknown role are indistinguishable (28P01, same words, same SCRAM exchange);
 // the tenant named by `options` when there is no SNI; no tenant at all, or SNI and options that
 // disagree (08004); a role of one tenant tried under another tenant's name; and the admission
-// refusals of DESIGN.md's table (status, CIDR allow-list, connection cap). Not repeated here:
+// refusals of admission (docs/architecture.md, step 7) (status, CIDR allow-list, connection cap). Not repeated here:
 // the unknown-tenant 08004 and the plain wrong-password cases of gateway.test.ts.
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';

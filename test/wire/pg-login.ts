@@ -1,6 +1,6 @@
 // A minimal Postgres client made only of @tenantgate/wire: SSLRequest, TLS (verify-full), a
 // protocol 3.0 StartupMessage, SCRAM-SHA-256(-PLUS) with ScramClientExchange, then simple
-// queries. It is the gateway's backend leg (DESIGN.md step 10) in miniature, so the tests can
+// queries. It is the gateway's backend leg (docs/architecture.md, step 10) in miniature, so the tests can
 // log into a real PostgreSQL with it.
 // @see https://www.postgresql.org/docs/current/protocol-flow.html
 import { once } from 'node:events';

@@ -1,5 +1,5 @@
 // A small TLS Postgres server made only of @tenantgate/wire, for real clients (psql, pg,
-// postgres) to log into: the gateway's client leg (DESIGN.md steps 2-4 and 8) in miniature.
+// postgres) to log into: the gateway's client leg (docs/architecture.md, step 2 to 4 and 8) in miniature.
 // It negotiates TLS as PostgreSQL does, authenticates with SCRAM-SHA-256(-PLUS) against
 // pg_authid-style secrets (unknown roles fail like a wrong password), then answers every simple
 // Query with one row: the authenticated role.
@@ -222,7 +222,7 @@ class TestConnection {
     }
   }
 
-  /** Plaintext: only TLS goes on from here (DESIGN.md step 2). */
+  /** Plaintext: only TLS goes on from here (docs/architecture.md, step 2). */
   #negotiate(frame: Buffer): void {
     const packet = parseStartupPacket(frame);
     switch (packet.kind) {

@@ -1,6 +1,7 @@
 // The gateway, built from its parts with everything injected (main.ts reads the environment and
 // files, listens on the admin port and handles signals; tests build this directly). The listener
 // hands clients to the sessions and CancelRequests to cancel forwarding.
+// Map: docs/architecture.md, "Inside the gateway".
 import { randomBytes } from 'node:crypto';
 import type { GatewayConfig } from './config/index.ts';
 import { startListener } from './edge/index.ts';

@@ -179,7 +179,7 @@ export class GatewaySetupError extends Error {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The backend leg (docs/architecture.md, "Backend connect" and "Backend login"): one class per
+// The backend leg (docs/architecture.md, step 10): one class per
 // kind. Every kind but BackendStartupError reaches the client as 08001; the backend's own
 // ErrorResponse is forwarded with its own SQLSTATE.
 

@@ -3,6 +3,7 @@
 // certificates, client certificates and the tenants file without dropping sessions.
 // With GATEWAY_WORKERS > 1 this process becomes the primary (cluster.ts) and each worker runs
 // this file again: it serves on the shared port (reusePort) and leaves the admin port to the primary.
+// Map: docs/architecture.md, "Drain and shutdown".
 import cluster from 'node:cluster';
 import { AggregatorRegistry } from 'prom-client';
 import { createGateway, type Gateway } from './app.ts';

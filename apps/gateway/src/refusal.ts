@@ -1,5 +1,6 @@
 // How the gateway says no to a client before the splice: one FATAL ErrorResponse (a Refusal or
 // another error of errors.ts), then a graceful close. Used by every leg of the client side.
+// Map: docs/architecture.md, "Errors".
 import type { Socket } from 'node:net';
 import { isKnownSqlState } from '@tenantgate/wire';
 import type { RefusalLike } from './errors.ts';

@@ -1,4 +1,4 @@
-// The tenant resolver (DESIGN.md data path step 6): memory (short TTL) → Redis (shared by the
+// The tenant resolver (docs/architecture.md, step 6): memory (short TTL) → Redis (shared by the
 // fleet, longer TTL) → control plane. Concurrent misses for one tenant share one flight through
 // Redis and the control plane. "No such tenant" is cached for a short time. When the control
 // plane fails, the last good route is served while not too old (stale-if-error).
@@ -100,7 +100,7 @@ class Resolver implements TenantResolver {
   async resolve(tenantId: string, signal?: AbortSignal): Promise<TenantResolution> {
     signal?.throwIfAborted();
     if (this.#closing !== undefined) throw new TenantResolverClosedError();
-    // No tenant has such an id (DESIGN.md step 5), and the control plane would answer 400.
+    // No tenant has such an id (docs/architecture.md, step 5), and the control plane would answer 400.
     if (!TENANT_ID.test(tenantId)) return UNKNOWN_TENANT;
     const cached = this.#memory.fresh(tenantId);
     if (cached !== undefined) {

@@ -1,4 +1,4 @@
-// The tenant model: types for the record of DESIGN.md, validation against the JSON Schema
+// The tenant model: types for the tenant record, validation against the JSON Schema
 // (with defaults applied), and the semantic checks a schema cannot express.
 import { Ajv, type ErrorObject } from 'ajv';
 import { tenantSchema, tenantsFileSchema } from './schema.ts';

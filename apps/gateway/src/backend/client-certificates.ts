@@ -1,6 +1,7 @@
 // Key material the gateway reads from disk or from its environment: PEM sources of the
 // configuration, tenants' client certificates under GATEWAY_SECRETS_DIR, and the key that
 // makes SCRAM mock salts for unknown roles.
+// Map: docs/architecture.md, step 10.
 import { createHmac, createPrivateKey } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';

@@ -1,4 +1,4 @@
-// The backend leg (DESIGN.md step 10) in two steps, so that the TCP connect and the TLS handshake
+// The backend leg (docs/architecture.md, step 10) in two steps, so that the TCP connect and the TLS handshake
 // run while the client is still authenticating and nothing reaches the backend before it has:
 //
 //   const opened = openBackend({ host, port, serverName, secureContext, sessionCache, connectTimeoutMs });

@@ -1,5 +1,6 @@
 // What watches a backend connection between the TLS handshake and the StartupMessage (the
 // client is authenticating meanwhile), and how a connection that ended without a word is read.
+// Map: docs/architecture.md, step 10.
 import { performance } from 'node:perf_hooks';
 import type { TLSSocket } from 'node:tls';
 import { BackendClientCertificateRefusedError, BackendClosedError, type BackendError, type BackendPhase } from '../errors.ts';

@@ -1,5 +1,6 @@
 // One bounded wait of the backend leg: a phase that settles once, by its own events, by its
 // timeout, or by the caller's AbortSignal, and removes every listener and timer it added.
+// Map: docs/architecture.md, step 10.
 import { BackendAbortedError, BackendTimeoutError, type BackendError, type BackendPhase } from '../errors.ts';
 
 export interface PhaseLimits {

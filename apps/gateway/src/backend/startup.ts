@@ -3,6 +3,7 @@
 // ClientKey recovered from the client's own proof), and the messages up to the first
 // ReadyForQuery. Re-exported by backend-connect.ts.
 // @see https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-START-UP
+// Map: docs/architecture.md, step 10.
 import { createHash, type X509Certificate } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { TLSSocket } from 'node:tls';

@@ -1,6 +1,7 @@
 // The backend leg's TLS for every tenant: the tenant's CA and client certificate (or the
 // gateway's defaults) as a secure context built once, and TLS sessions resumed per backend.
 // Sessions and cancel forwarding both reach a tenant's backend through this.
+// Map: docs/architecture.md, step 10.
 import type { SecureContext } from 'node:tls';
 import type { Tenant } from '@tenantgate/tenancy';
 import type { ClientCertificateStore } from './client-certificates.ts';

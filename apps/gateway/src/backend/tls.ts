@@ -1,4 +1,4 @@
-// TLS material for the backend leg (DESIGN.md step 10): secure contexts built once per identity
+// TLS material for the backend leg (docs/architecture.md, step 10): secure contexts built once per identity
 // (CA, client certificate and key) and shared by every connection, since one costs about 1.2 ms
 // to build; TLS sessions kept per backend for resumption; and verify-full's name check.
 import { X509Certificate, createHash } from 'node:crypto';

@@ -4,6 +4,7 @@
 // not know is asked of the primary, which asks every other worker and answers with the first
 // entry found. The entry travels as plain data (secret keys in base64) over the IPC channel,
 // which never leaves the machine.
+// Map: docs/architecture.md, "Cancel routing".
 import type { CancelEntry, CancelKey, CancelKeyStore, CancelTarget } from './registry.ts';
 import { MemoryCancelKeyStore } from './registry.ts';
 

@@ -1,5 +1,6 @@
 // A client's CancelRequest, from the edge to the tenant's backend: the registry names the
 // session, the tenant is resolved again for its backend TLS identity, and the outcome is logged.
+// Map: docs/architecture.md, "Cancel routing".
 import type { TenantDirectory } from '../tenants/index.ts';
 import type { BackendTls } from '../backend/index.ts';
 import type { Logger } from '../telemetry/index.ts';

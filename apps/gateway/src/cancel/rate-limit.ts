@@ -1,5 +1,6 @@
 // Cancel attempts per client address: a token bucket each (limits/token-bucket.ts), in a bounded
 // map, so a flood of guesses from one address cannot probe keys or make the gateway open backends.
+// Map: docs/architecture.md, "Cancel routing".
 import { fullBucket, takeToken, type TokenBucket } from '../limits/index.ts';
 
 export interface CancelRateLimit {

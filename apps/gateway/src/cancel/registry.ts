@@ -1,16 +1,8 @@
-// Cancel routing (DESIGN.md "Cancel routing", steps 2 and 4). The gateway gives every client its
-// own BackendKeyData: the backend's process id (NotificationResponse and pg_backend_pid() show
-// it, and libpq applications compare it with PQbackendPID() to skip their own notifications) with
-// a random secret key of the length the client's protocol uses (4 bytes under 3.0, 32 under 3.2,
-// as PostgreSQL 18 issues); the pair names the session, since two backends may share a pid. The key maps to the
-// backend that holds the session, and to that backend's own key, whose length may differ: a
-// CancelRequest from the client is answered by opening mTLS to the backend and sending the
-// backend's CancelRequest there. Like PostgreSQL, nothing is ever said to the canceller: unknown
-// keys are dropped, and attempts are rate-limited per client address.
-//
-// Keys live in a CancelKeyStore. MemoryCancelKeyStore serves one process; a store backed by Redis
-// (entries with a TTL refreshed while the session lives) can be plugged in for fleet-wide routing
-// without changing this file.
+// Cancel keys (docs/architecture.md, "Cancel routing"). Each client gets the backend's process
+// id with a random secret of its protocol's length (4 bytes under 3.0, 32 under 3.2); the pair
+// maps to the backend holding the session and that backend's own key. A CancelRequest is
+// rate-limited per address, looked up, and sent on as the backend's own CancelRequest over mTLS;
+// unknown keys are dropped without a word, as PostgreSQL does. Keys live in a CancelKeyStore.
 // @see https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-CANCELING-REQUESTS
 import { randomBytes } from 'node:crypto';
 import type { SecureContext } from 'node:tls';

@@ -2,6 +2,7 @@
 // Ajv) checks types, ranges and enums and applies defaults; the checks below cover what a schema
 // cannot say: addresses, PEM-or-path values, lists that must pair up, variables that go together.
 // No file is read here, so start-up errors are about variables, and this stays unit-testable.
+// Map: docs/architecture.md, "Inside the gateway".
 import { availableParallelism } from 'node:os';
 import { isIPv6 } from 'node:net';
 import envSchema from 'env-schema';

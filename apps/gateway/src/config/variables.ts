@@ -1,6 +1,7 @@
 // The one table of the gateway's environment variables. The JSON schema handed to env-schema,
 // the error lines of loadConfig and the `--help` text are all generated from it, so a variable
 // cannot be validated without being documented, or documented with a default it does not have.
+// Map: docs/architecture.md, "Inside the gateway".
 
 /** The JSON schema fragment of one variable (the keywords env-schema's Ajv understands). */
 export interface VariableSchema {

@@ -3,6 +3,7 @@
 // PostgreSQL does is the reference for every reply, including when it says nothing at all.
 // @see https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-START-UP
 // @see PostgreSQL src/backend/tcop/backend_startup.c (ProcessSSLStartup, ProcessStartupPacket)
+// Map: docs/architecture.md, step 2.
 import type { Socket } from 'node:net';
 import { TLSSocket, type TLSSocketOptions } from 'node:tls';
 import {

@@ -3,6 +3,7 @@
 // number of connections still in the handshake, so a flood of idle or slow clients costs a
 // refusal each, not a TLS handshake each. Behind a load balancer, each connection may start with
 // a PROXY protocol header (GATEWAY_PROXY_PROTOCOL): its source becomes the client's address.
+// Map: docs/architecture.md, step 1.
 import { once } from 'node:events';
 import { SqlState } from '@tenantgate/wire';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';

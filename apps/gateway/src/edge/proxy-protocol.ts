@@ -4,6 +4,7 @@
 // other TCP proxies (HAProxy `send-proxy`, older ELBs) send it. The header is small and whole
 // in practice, so a partial one is just parsed again with more bytes, never kept half-decoded.
 // @see https://www.haproxy.org/download/2.9/doc/proxy-protocol.txt
+// Map: docs/architecture.md, step 1.
 import { SocketAddress, type Socket } from 'node:net';
 import { ProxyHeaderError, ProxyHeaderFailure } from '../errors.ts';
 

@@ -2,6 +2,7 @@
 // Both the certificate choice and the tenant id read it the same way: lower case, no trailing
 // dot, and the longest suffix wins (`.eu.db.example.com` before `.db.example.com`).
 // @see https://www.rfc-editor.org/rfc/rfc6066#section-3
+// Map: docs/architecture.md, step 3.
 
 /** `Acme.DB.example.com.` → `acme.db.example.com`; an absent or empty name → undefined. */
 export function normalizeServerName(serverName: string | false | null | undefined): string | undefined {

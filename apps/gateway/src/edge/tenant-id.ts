@@ -3,6 +3,7 @@
 // the startup `options` parameter. The setting is removed from `options` here, because the
 // backend would refuse it ("unrecognized configuration parameter") and because the tenant is
 // the gateway's business, not the backend's.
+// Map: docs/architecture.md, step 5.
 import { bySpecificity, matchSuffix, normalizeServerName, normalizeSuffix } from './server-name.ts';
 import { SqlState } from '@tenantgate/wire';
 import { Refusal } from '../errors.ts';

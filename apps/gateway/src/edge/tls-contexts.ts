@@ -2,6 +2,7 @@
 // about 1.2 ms (key parsing, chain building), so each is built once per certificate and shared
 // by every connection; a reload builds the new set aside and swaps it in one assignment, so a
 // connection sees either the old table or the new one, never a mix.
+// Map: docs/architecture.md, step 3.
 import { X509Certificate } from 'node:crypto';
 import { createSecureContext, type SecureContext } from 'node:tls';
 import { tlsServerEndPoint } from '@tenantgate/wire';

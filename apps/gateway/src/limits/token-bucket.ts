@@ -1,6 +1,7 @@
 // The token bucket behind every rate limit of the gateway: a tenant's connects per second
 // (session/admission.ts) and an address's cancel attempts (cancel/rate-limit.ts). The state is a
 // plain object, so a limit that changes (a tenant's record is updated) applies at the next take.
+// Map: docs/architecture.md, step 7.
 
 export interface TokenBucket {
   tokens: number;

@@ -4,6 +4,7 @@
 // GET /healthz  200 while the process runs
 // GET /readyz   200 while readiness() says so, else 503 (the NLB health check; 503 during drain)
 // Behind a load balancer that sends PROXY protocol headers, its health checks carry one here too.
+// Map: docs/architecture.md, "Drain and shutdown".
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { once } from 'node:events';
 import type { AddressInfo, Socket } from 'node:net';

@@ -3,6 +3,7 @@
 // touches a client's bytes. The primary forks and re-forks workers, relays signals (SIGTERM
 // drains every worker, SIGHUP reloads each), brokers cancel-key lookups between workers, and
 // serves the admin port with every worker's metrics summed.
+// Map: docs/architecture.md, "Inside the gateway".
 import cluster, { type Worker } from 'node:cluster';
 import { once } from 'node:events';
 import { AggregatorRegistry } from 'prom-client';

@@ -1,4 +1,4 @@
-// Admission (DESIGN.md data path step 7): may this client open a session of this tenant now?
+// Admission (docs/architecture.md, step 7): may this client open a session of this tenant now?
 // Checks, in order: the tenant's status, the client address against its CIDR allow-list, the
 // per-tenant connect rate and the per-tenant connection cap. Each refusal has its own SQLSTATE
 // and a message for the person holding the connection string.

@@ -1,6 +1,7 @@
 // What the edge hands a session: one client that named its tenant, and the connection it came
 // on. The edge's handshake result (edge/handshake.ts ClientStartup) carries more; a session
 // needs only this.
+// Map: docs/architecture.md, step 5.
 import type { Socket } from 'node:net';
 import type { Logger } from '../telemetry/index.ts';
 

@@ -1,4 +1,4 @@
-// Client authentication at the gateway (DESIGN.md step 8): SCRAM-SHA-256 and SCRAM-SHA-256-PLUS
+// Client authentication at the gateway (docs/architecture.md, step 8): SCRAM-SHA-256 and SCRAM-SHA-256-PLUS
 // against the role's stored secret. The gateway authenticates the client itself, so channel
 // binding covers the certificate the client saw (the gateway's), and the ClientKey recovered
 // from the client's proof lets the backend leg log in as that role without the password.

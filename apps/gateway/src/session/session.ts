@@ -1,4 +1,4 @@
-// One client from its StartupMessage to the splice (DESIGN.md data path steps 6–11): resolve the
+// One client from its StartupMessage to the splice (docs/architecture.md, step 6): resolve the
 // tenant, admit, authenticate at the edge while the backend's TCP and TLS are opened in
 // parallel, rewrite the startup packet, log into the backend with the recovered ClientKey, hand
 // the backend's startup messages over with the gateway's own cancel key, and splice.

@@ -1,22 +1,9 @@
-// The splice (DESIGN.md steps 11 and 12): once a session is handed over, bytes go both ways as
-// they arrive. Each chunk is written on as it came (no copy, nothing allocated per chunk or per
-// message), and a write that returns false pauses the other side until 'drain', so a slow reader
-// holds the gateway's buffers to a few high-water marks.
-//
-// Writes are not corked per read burst: a TLS socket delivers each decrypted record in a tick of
-// its own (the tick queue runs between two 'data' events), so a cork released on the next tick
-// never held more than one chunk and only cost a tick and a buffered write each. Batching comes
-// from the stream instead: a TLS write completes asynchronously, and chunks written meanwhile are
-// buffered and leave together in one writev. Only the hand-over bytes, written in one go at the
-// start, are corked.
-//
-// The backend→client stream runs through a MessageTracker, which follows message boundaries and
-// the last ReadyForQuery status without framing anything: drain (SIGTERM) tells an idle client
-// FATAL 57P01 only between two messages, and a stream that loses its framing is cut.
-//
-// Either side ending ends the other once what was written to it is flushed; an error destroys
-// both; an ended side that does not close within a grace period is destroyed. `onClose` runs
-// once, after both sockets have closed, with the reason decided by the first event.
+// The splice (docs/architecture.md, step 12): once a session is handed over, bytes go both ways
+// as they arrive, without copying; a write that returns false pauses the other side until
+// 'drain', so a slow reader holds the gateway's buffers to a few high-water marks. The
+// backend→client stream runs through a MessageTracker (message boundaries and the last
+// ReadyForQuery status) so drain can close an idle client between two messages. Either side
+// ending ends the other; `onClose` runs once, after both sockets have closed.
 import type { Duplex } from 'node:stream';
 import { MessageTracker, TransactionStatus, serializeReadyForQuery, serializeTerminate } from '@tenantgate/wire';
 import { Direction, type GatewayMetrics } from '../telemetry/index.ts';

@@ -1,4 +1,4 @@
-// The startup parameters the backend receives (DESIGN.md step 9): the client's `user` becomes the
+// The startup parameters the backend receives (docs/architecture.md, step 9): the client's `user` becomes the
 // role's backend user, or the tenant's template applied to it; `database` becomes the tenant's
 // backend database when one is set. Everything else the client sent passes through in its order.
 // @see https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-STARTUPMESSAGE

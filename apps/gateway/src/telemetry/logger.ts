@@ -1,5 +1,6 @@
 // The gateway's pino loggers: JSON lines on stdout, secrets redacted by configuration (so no call
 // site has to remember), one child logger per connection carrying its id, client and tenant.
+// Map: docs/architecture.md, "Inside the gateway".
 import { pino, type DestinationStream, type LevelWithSilent, type Logger } from 'pino';
 
 export type { Logger } from 'pino';

@@ -2,8 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { CacheResult, CacheTier, CancelResult, ConnectionOutcome, controlPlaneStatus, createMetrics, Direction, METRIC_NAMES, Phase } from './metrics.ts';
 
-/** The metric names of DESIGN.md's Observability section: a public contract (dashboards, alarms). */
-const DESIGN_METRICS = [
+/** The metric names dashboards and alarms use: a public contract. */
+const CONTRACT_METRICS = [
   'tenantgate_connections_total',
   'tenantgate_active_sessions',
   'tenantgate_phase_duration_seconds',
@@ -14,8 +14,8 @@ const DESIGN_METRICS = [
   'tenantgate_cancel_requests_total',
 ];
 
-test('the exported names are the names of DESIGN.md', () => {
-  assert.deepEqual([...METRIC_NAMES].sort(), [...DESIGN_METRICS].sort());
+test('the exported names are the contract\'s names', () => {
+  assert.deepEqual([...METRIC_NAMES].sort(), [...CONTRACT_METRICS].sort());
 });
 
 test('every metric renders with the tenantgate_ prefix, with its type and help', async () => {

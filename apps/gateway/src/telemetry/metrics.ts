@@ -6,6 +6,7 @@
 // gateway, enough to overload the Prometheus that scrapes the fleet. Per-tenant detail belongs
 // to the logs and traces, which carry the tenant id on every line and span. Label values are the
 // closed sets below, and the handle types only accept them, so cardinality is fixed at compile time.
+// Map: docs/architecture.md, "Inside the gateway".
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { CacheResult, CacheTier } from '@tenantgate/tenancy';
 import { SqlState } from '@tenantgate/wire';

@@ -1,4 +1,4 @@
-// The tenant source of a fleet (DESIGN.md step 6): the resolver of libs/tenancy (memory, then
+// The tenant source of a fleet (docs/architecture.md, step 6): the resolver of libs/tenancy (memory, then
 // Redis shared by every gateway, then the control plane over HTTP) behind the gateway's
 // TenantDirectory interface, with its events turned into the gateway's metrics and log lines.
 import {

@@ -1,4 +1,4 @@
-// Where the gateway learns about tenants (DESIGN.md step 6): the static tenants file
+// Where the gateway learns about tenants (docs/architecture.md, step 6): the static tenants file
 // (tenants-file.ts) or the control plane behind the resolver of libs/tenancy. Both answer one
 // question, by tenant id; connection handling sees only this interface.
 import type { Tenant } from '@tenantgate/tenancy';

@@ -1,5 +1,5 @@
-// The static tenants file (GATEWAY_TENANTS_FILE): `{ "tenants": [ ... ] }`, each entry DESIGN.md's
-// tenant record. Loaded at start (a bad file stops start-up) and on SIGHUP (a bad file keeps the
+// The static tenants file (GATEWAY_TENANTS_FILE, docs/architecture.md, step 6):
+// `{ "tenants": [ ... ] }`, each entry a tenant record (libs/tenancy's schema). Loaded at start (a bad file stops start-up) and on SIGHUP (a bad file keeps the
 // tenants in force and reports why). A role's `password` becomes a SCRAM secret at load and is
 // not kept. Errors name the file and where in it: a line and column for bad JSON, a JSON pointer
 // for each bad field. They never quote the file, which holds passwords and secrets.

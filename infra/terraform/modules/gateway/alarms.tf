@@ -1,6 +1,6 @@
 locals {
-  # The SQLSTATEs a client can be refused with before the splice (DESIGN.md, "Errors a client
-  # sees"), by class. An alarm sums the codes of its class.
+  # The SQLSTATEs a client can be refused with before the splice (docs/architecture.md,
+  # "Errors"), by class. An alarm sums the codes of its class.
   refusal_sqlstates = {
     "08" = ["08001", "08004", "08P01"]
     "28" = ["28000", "28P01"]
