@@ -1,7 +1,9 @@
 // Admission (docs/architecture.md, step 7): may this client open a session of this tenant now?
-// Checks, in order: the tenant's status, the client address against its CIDR allow-list, the
-// per-tenant connect rate and the per-tenant connection cap. Each refusal has its own SQLSTATE
-// and a message for the person holding the connection string.
+// Before authentication, check() looks at the tenant's status and the client's address, which
+// cost nobody anything. The tenant's capacity (its connect rate and connection cap) is spent by
+// admit() only once the client has authenticated, so clients that never log in cannot lock a
+// tenant out. Until then a client may have the backend opened early only within a small
+// per-tenant budget (earlyOpen), so they cannot make the backend fork either.
 import type { BlockList } from 'node:net';
 import { cidrAllowList, isAddressAllowed, type Tenant } from '@tenantgate/tenancy';
 import { Refusal } from '../errors.ts';
@@ -15,6 +17,8 @@ export interface AdmissionTicket {
 
 interface TenantCounters {
   active: number;
+  /** Backends opened for clients still authenticating. */
+  earlyOpens: number;
   /** Connects per second; its size and rate are the tenant's connectsPerSecond. */
   readonly connects: TokenBucket;
   connectLimit: BucketLimit;
@@ -26,21 +30,37 @@ interface TenantCounters {
 /** Tenants tracked before idle ones are swept. */
 const SWEEP_THRESHOLD = 10_000;
 
+/** A backend opened before its client authenticated; release it once the client has (or has failed). */
+export interface EarlyOpenPass {
+  release(): void;
+}
+
+/**
+ * Backends each tenant may have opened for clients that have not authenticated yet. Opening
+ * during authentication saves a real client the backend's TCP and TLS round trips; a client
+ * beyond the budget has its backend opened once it has authenticated.
+ */
+export const EARLY_OPENS_PER_TENANT = 4;
+
 export interface AdmissionOptions {
   /** Milliseconds since some origin; injectable so tests need no clock. */
   readonly now?: () => number;
+  /** Default EARLY_OPENS_PER_TENANT. */
+  readonly earlyOpensPerTenant?: number;
 }
 
 export class Admission {
   readonly #tenants = new Map<string, TenantCounters>();
   readonly #now: () => number;
+  readonly #earlyOpens: number;
 
   constructor(options: AdmissionOptions = {}) {
     this.#now = options.now ?? (() => performance.now());
+    this.#earlyOpens = options.earlyOpensPerTenant ?? EARLY_OPENS_PER_TENANT;
   }
 
-  /** Admits or throws a Refusal. */
-  admit(tenant: Tenant, clientAddress: string): AdmissionTicket {
+  /** Before authentication: the tenant's status and allow-list; throws a Refusal. */
+  check(tenant: Tenant, clientAddress: string): void {
     checkStatus(tenant);
     const counters = this.#countersOf(tenant);
     if (!isAddressAllowed(counters.allowList, clientAddress)) {
@@ -48,6 +68,19 @@ export class Admission {
         hint: "Ask the tenant's administrator to add your address to the allowed list.",
       });
     }
+  }
+
+  /** A pass to open the backend before the client has authenticated, or undefined when the tenant's budget is spent. */
+  earlyOpen(tenant: Tenant): EarlyOpenPass | undefined {
+    const counters = this.#countersOf(tenant);
+    if (counters.earlyOpens >= this.#earlyOpens) return undefined;
+    counters.earlyOpens++;
+    return once(() => counters.earlyOpens--);
+  }
+
+  /** After authentication: a connect-rate token and a slot of the connection cap, or a Refusal. */
+  admit(tenant: Tenant): AdmissionTicket {
+    const counters = this.#countersOf(tenant);
     this.#takeConnectToken(tenant, counters);
     if (counters.active >= tenant.limits.maxConnections) {
       throw new Refusal(SqlState.TooManyConnections, `too many connections for tenant "${tenant.id}"`, {
@@ -56,7 +89,7 @@ export class Admission {
       });
     }
     counters.active++;
-    return this.#ticket(counters);
+    return once(() => counters.active--);
   }
 
   /** Sessions currently admitted for a tenant. */
@@ -68,7 +101,7 @@ export class Admission {
     let counters = this.#tenants.get(tenant.id);
     if (counters === undefined) {
       if (this.#tenants.size >= SWEEP_THRESHOLD) this.#sweep();
-      counters = { active: 0, connects: fullBucket(connectLimit(tenant), this.#now()), connectLimit: connectLimit(tenant), cidrs: tenant.allowedCidrs, allowList: cidrAllowList(tenant.allowedCidrs) };
+      counters = { active: 0, earlyOpens: 0, connects: fullBucket(connectLimit(tenant), this.#now()), connectLimit: connectLimit(tenant), cidrs: tenant.allowedCidrs, allowList: cidrAllowList(tenant.allowedCidrs) };
       this.#tenants.set(tenant.id, counters);
     } else if (counters.cidrs !== tenant.allowedCidrs && !sameList(counters.cidrs, tenant.allowedCidrs)) {
       counters.cidrs = tenant.allowedCidrs;
@@ -84,7 +117,7 @@ export class Admission {
   #sweep(): void {
     const now = this.#now();
     for (const [id, counters] of this.#tenants) {
-      if (counters.active === 0 && isFull(counters.connects, counters.connectLimit, now)) this.#tenants.delete(id);
+      if (counters.active === 0 && counters.earlyOpens === 0 && isFull(counters.connects, counters.connectLimit, now)) this.#tenants.delete(id);
     }
   }
 
@@ -97,17 +130,18 @@ export class Admission {
       });
     }
   }
+}
 
-  #ticket(counters: TenantCounters): AdmissionTicket {
-    let released = false;
-    return {
-      release: () => {
-        if (released) return;
-        released = true;
-        counters.active--;
-      },
-    };
-  }
+/** A release that counts once, however often it is called. */
+function once(release: () => void): { release(): void } {
+  let released = false;
+  return {
+    release: () => {
+      if (released) return;
+      released = true;
+      release();
+    },
+  };
 }
 
 function checkStatus(tenant: Tenant): void {

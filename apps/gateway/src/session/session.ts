@@ -95,7 +95,7 @@ export class Sessions {
   }
 }
 
-/** One client while its session is set up: what the steps after admission read. */
+/** One client while its session is set up: what each step after the tenant check reads. */
 interface Attempt {
   readonly client: SessionClient;
   readonly connection: Connection;
@@ -106,9 +106,6 @@ interface Attempt {
   readonly user: string;
   /** The tenant's role of that name; undefined when it has none (passthrough may still log in). */
   readonly role: TenantRole | undefined;
-  readonly ticket: AdmissionTicket;
-  /** The backend's TCP and TLS, opened while the client authenticates; nothing is sent before. */
-  readonly opening: Promise<OpenedBackend>;
 }
 
 async function serveClient(shared: Shared, client: SessionClient, connection: Connection): Promise<void> {
@@ -133,29 +130,52 @@ async function serveClient(shared: Shared, client: SessionClient, connection: Co
 
 async function run(shared: Shared, client: SessionClient, connection: Connection, signal: AbortSignal): Promise<void> {
   const tenant = await timed(shared, Phase.Resolve, () => resolveTenant(shared, client.tenantId, signal));
-  const ticket = timed(shared, Phase.Admit, () => shared.admission.admit(tenant, client.clientAddress));
+  timed(shared, Phase.Admit, () => shared.admission.check(tenant, client.clientAddress));
+  const user = client.startup.parameters.get('user') as string;
+  const attempt: Attempt = { client, connection, signal, tenant, user, role: tenant.roles.find((r) => r.name === user) };
+  // Within the tenant's small budget, the backend's TCP and TLS run while the client
+  // authenticates (nothing is sent to it before); beyond it, they wait for the client's proof.
+  const early = shared.admission.earlyOpen(tenant);
+  let opening = early === undefined ? undefined : openTenantBackend(shared, attempt);
+  let credentials: Credentials | undefined;
   try {
-    const user = client.startup.parameters.get('user') as string;
-    const opening = openBackend({
-      ...backendAddress(tenant),
-      secureContext: await shared.backendTls.contextFor(tenant),
-      sessionCache: shared.backendTls.sessions,
-      connectTimeoutMs: shared.timeouts.backendConnectMs,
-      signal,
-    });
-    opening.catch(() => {}); // awaited by startBackend; an early failure must not be an unhandled rejection
-    const role = tenant.roles.find((r) => r.name === user);
-    await connect(shared, { client, connection, signal, tenant, user, role, ticket, opening });
+    credentials = await authenticate(shared, attempt).finally(() => early?.release());
+    // Only a client that has proven itself spends the tenant's connect rate and a connection slot.
+    const ticket = shared.admission.admit(tenant);
+    try {
+      opening ??= openTenantBackend(shared, attempt);
+      const session = await startBackend(shared, attempt, opening, credentials);
+      await handOver(shared, attempt, ticket, session, credentials);
+    } catch (error) {
+      ticket.release();
+      throw error;
+    }
   } catch (error) {
-    ticket.release();
+    opening?.then((opened) => abandonBackend(opened), () => {});
     throw error;
+  } finally {
+    // The ClientKey logs into any server that holds this secret, the password anywhere: keep
+    // them no longer than this.
+    const auth = credentials?.backendAuth;
+    if (auth?.kind === 'scram-key') auth.clientKey.fill(0);
+    if (auth?.kind === 'password') auth.password.fill(0);
   }
 }
 
-async function connect(shared: Shared, attempt: Attempt): Promise<void> {
-  const credentials = await authenticate(shared, attempt);
-  const session = await startBackend(shared, attempt, credentials);
-  await handOver(shared, attempt, session, credentials);
+/** TCP and TLS to the tenant's backend; awaited later, so a failure meanwhile is not an unhandled rejection. */
+function openTenantBackend(shared: Shared, attempt: Attempt): Promise<OpenedBackend> {
+  const { tenant, signal } = attempt;
+  const opening = shared.backendTls.contextFor(tenant).then((secureContext) =>
+    openBackend({
+      ...backendAddress(tenant),
+      secureContext,
+      sessionCache: shared.backendTls.sessions,
+      connectTimeoutMs: shared.timeouts.backendConnectMs,
+      signal,
+    }),
+  );
+  opening.catch(() => {});
+  return opening;
 }
 
 /** What the client's authentication yields for the backend leg. */
@@ -172,23 +192,17 @@ interface Credentials {
 async function authenticate(shared: Shared, attempt: Attempt): Promise<Credentials> {
   const { client, tenant, signal } = attempt;
   const common = { roleName: attempt.user, timeoutMs: shared.timeouts.authMs, signal, metrics: shared.metrics };
-  try {
-    return await timed(shared, Phase.Auth, async (): Promise<Credentials> => {
-      if (tenant.authMode === 'passthrough') {
-        const { password, leftover } = await collectPassword(client, common);
-        return { backendAuth: { kind: 'password', password }, leftover };
-      }
-      const auth = await authenticateClient(client, { ...common, role: attempt.role, tenantId: tenant.id, mockKey: shared.mockKey });
-      return { backendAuth: { kind: 'scram-key', clientKey: auth.clientKey, serverKey: auth.serverKey }, leftover: auth.leftover };
-    });
-  } catch (error) {
-    attempt.opening.then((opened) => abandonBackend(opened), () => {});
-    throw error;
-  }
+  return timed(shared, Phase.Auth, async (): Promise<Credentials> => {
+    if (tenant.authMode === 'passthrough') {
+      const { password, leftover } = await collectPassword(client, common);
+      return { backendAuth: { kind: 'password', password }, leftover };
+    }
+    const auth = await authenticateClient(client, { ...common, role: attempt.role, tenantId: tenant.id, mockKey: shared.mockKey });
+    return { backendAuth: { kind: 'scram-key', clientKey: auth.clientKey, serverKey: auth.serverKey }, leftover: auth.leftover };
+  });
 }
 
-async function startBackend(shared: Shared, attempt: Attempt, credentials: Credentials): Promise<BackendSession> {
-  const auth = credentials.backendAuth;
+async function startBackend(shared: Shared, attempt: Attempt, opening: Promise<OpenedBackend>, credentials: Credentials): Promise<BackendSession> {
   const given = attempt.client.startup.parameters;
   // Passthrough names roles only to rewrite them: any user the backend accepts may log in.
   const role = attempt.role ?? { name: attempt.user };
@@ -196,17 +210,16 @@ async function startBackend(shared: Shared, attempt: Attempt, credentials: Crede
   try {
     parameters = rewriteStartup({ parameters: given, tenant: attempt.tenant, role });
     checkRewrittenLength(parameters);
-    const opened = await attempt.opening;
+    const opened = await opening;
     observe(shared, Phase.BackendConnect, opened.timings.connectMs / 1000);
     observe(shared, Phase.BackendTls, opened.timings.tlsMs / 1000);
     return await startBackendSession(opened, {
       parameters,
-      auth,
+      auth: credentials.backendAuth,
       timeoutMs: shared.timeouts.backendConnectMs,
       signal: attempt.signal,
     });
   } catch (error) {
-    attempt.opening.then((opened) => abandonBackend(opened), () => {});
     if (error instanceof BackendStartupError && parameters !== undefined) {
       error.showClientNames([
         [parameters.get('user') ?? '', attempt.user],
@@ -214,15 +227,10 @@ async function startBackend(shared: Shared, attempt: Attempt, credentials: Crede
       ]);
     }
     throw error;
-  } finally {
-    // The ClientKey logs into any server that holds this secret, the password anywhere: keep
-    // them no longer than this.
-    if (auth.kind === 'scram-key') auth.clientKey.fill(0);
-    if (auth.kind === 'password') auth.password.fill(0);
   }
 }
 
-async function handOver(shared: Shared, attempt: Attempt, session: BackendSession, credentials: Credentials): Promise<void> {
+async function handOver(shared: Shared, attempt: Attempt, ticket: AdmissionTicket, session: BackendSession, credentials: Credentials): Promise<void> {
   const { client, connection } = attempt;
   const target: CancelTarget = {
     tenantId: attempt.tenant.id,
@@ -249,7 +257,7 @@ async function handOver(shared: Shared, attempt: Attempt, session: BackendSessio
     metrics: shared.metrics,
     onClose: (reason, error) => {
       shared.live.delete(spliced);
-      attempt.ticket.release();
+      ticket.release();
       void shared.cancels.unregister(key).catch(() => {});
       connection.log.info({ reason, err: error, bytes: spliced.bytes }, 'session closed');
     },
