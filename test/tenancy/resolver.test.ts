@@ -12,6 +12,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { test, type TestContext } from 'node:test';
 import { Redis } from 'ioredis';
 import {
+  ControlPlaneCircuitOpenError,
+  ControlPlaneSlowError,
   ControlPlaneStatusError,
   ControlPlaneTransportError,
   createTenantResolver,
@@ -98,6 +100,9 @@ function makeResolver(t: TestContext, cp: ControlPlaneDouble, redis: RedisServer
     // Generous, so a loaded machine does not turn a slow reply into a Redis miss.
     redisCommandTimeoutMs: 2_000,
     redisReconnectMaxDelayMs: 100,
+    // Off unless a test is about them: the stale-if-error tests below watch each step in order.
+    staleWhileRevalidateMs: 0,
+    breakerFailures: 0,
     observer,
     now: () => clock.now,
     ...options,
@@ -579,4 +584,57 @@ test('after close() nothing keeps the process alive: it exits by itself', async 
   // The child's stdout and stderr are pipes to this process; anything else is a leak.
   const left = report.resources.filter((resource) => resource !== 'PipeWrap');
   assert.deepEqual(left, [], 'what keeps the event loop alive after close()');
+});
+
+test('a slow control plane: an expired route is served after the stale-while-revalidate deadline, and the refresh fills memory when it comes', async (t) => {
+  const cp = await controlPlane(t);
+  cp.routes.set('acme', route('acme', 4));
+  const { resolver, log, clock, cacheSince } = makeResolver(t, cp, undefined, { staleWhileRevalidateMs: 20 });
+  await resolver.resolve('acme');
+  clock.now += MEMORY_TTL_MS + 1;
+  cp.routes.set('acme', route('acme', 5));
+  const held = cp.holdNext();
+  cacheSince();
+
+  // The refresh is held at the control plane; the lookup does not wait for it.
+  assert.deepEqual(await resolver.resolve('acme'), { kind: 'found', route: route('acme', 4), stale: true });
+  await held.arrived;
+  assert.deepEqual(cacheSince(), ['memory miss acme', 'memory stale acme']);
+  assert.ok(log.stale.at(-1)?.error instanceof ControlPlaneSlowError);
+
+  held.release();
+  await eventually('the refresh to reach memory', () => cacheSince().includes('control_plane hit acme'));
+  assert.deepEqual(await resolver.resolve('acme'), { kind: 'found', route: route('acme', 5) });
+  assert.equal(cp.count('acme'), 2);
+});
+
+test('a fast control plane answers an expired route before the deadline: no stale route', async (t) => {
+  const cp = await controlPlane(t);
+  cp.routes.set('acme', route('acme', 4));
+  // A deadline no request on this machine takes: the fresh answer always comes first.
+  const { resolver, clock } = makeResolver(t, cp, undefined, { staleWhileRevalidateMs: 60_000 });
+  await resolver.resolve('acme');
+  clock.now += MEMORY_TTL_MS + 1;
+  cp.routes.set('acme', route('acme', 5));
+  assert.deepEqual(await resolver.resolve('acme'), { kind: 'found', route: route('acme', 5) });
+});
+
+test('after failures in a row the breaker stops asking the control plane; after the open time one probe closes it again', async (t) => {
+  const cp = await controlPlane(t);
+  cp.routes.set('acme', route('acme'));
+  const { resolver, clock } = makeResolver(t, cp, undefined, { breakerFailures: 2, breakerOpenMs: 1_000 });
+  cp.failAlways({ kind: 'status', status: 503 });
+  for (const id of ['one', 'two']) {
+    await assert.rejects(resolver.resolve(id), (error: Error) => error instanceof TenantDirectoryUnavailableError && error.cause instanceof ControlPlaneStatusError);
+  }
+  const asked = cp.requests.length;
+  await assert.rejects(resolver.resolve('three'), (error: Error) => error instanceof TenantDirectoryUnavailableError && error.cause instanceof ControlPlaneCircuitOpenError);
+  assert.equal(cp.requests.length, asked, 'no request while the breaker is open');
+
+  cp.failAlways(undefined);
+  clock.now += 1_000;
+  assert.deepEqual(await resolver.resolve('acme'), { kind: 'found', route: route('acme') });
+  assert.equal(cp.requests.length, asked + 1, 'the probe');
+  assert.equal((await resolver.resolve('nobody')).kind, 'unknown', 'closed again: requests go out');
+  assert.equal(cp.requests.length, asked + 2);
 });

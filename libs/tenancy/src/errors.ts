@@ -9,6 +9,8 @@ export const ResolverErrorCode = {
   ControlPlaneTransport: 'TG_ERR_CONTROL_PLANE_TRANSPORT',
   ControlPlaneStatus: 'TG_ERR_CONTROL_PLANE_STATUS',
   ControlPlaneResponse: 'TG_ERR_CONTROL_PLANE_RESPONSE',
+  ControlPlaneCircuitOpen: 'TG_ERR_CONTROL_PLANE_CIRCUIT_OPEN',
+  ControlPlaneSlow: 'TG_ERR_CONTROL_PLANE_SLOW',
   CachedRouteInvalid: 'TG_ERR_CACHED_ROUTE_INVALID',
   InvalidationInvalid: 'TG_ERR_INVALIDATION_INVALID',
 } as const;
@@ -70,6 +72,20 @@ export class ControlPlaneStatusError extends ControlPlaneError {
 export class ControlPlaneResponseError extends ControlPlaneError {
   constructor(message: string, options?: ErrorOptions) {
     super(ResolverErrorCode.ControlPlaneResponse, message, options);
+  }
+}
+
+/** No request was sent: the control plane failed too often in a row (circuit-breaker.ts). */
+export class ControlPlaneCircuitOpenError extends ControlPlaneError {
+  constructor() {
+    super(ResolverErrorCode.ControlPlaneCircuitOpen, 'the control plane failed repeatedly; no request is sent for a while');
+  }
+}
+
+/** The refresh of an expired route did not answer in time: the expired route was served meanwhile. */
+export class ControlPlaneSlowError extends ControlPlaneError {
+  constructor(deadlineMs: number) {
+    super(ResolverErrorCode.ControlPlaneSlow, `no fresh route within ${deadlineMs} ms; refreshing in the background`);
   }
 }
 

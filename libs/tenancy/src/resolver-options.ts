@@ -32,6 +32,15 @@ export interface TenantResolverOptions {
   /** Full-jitter backoff between retries: window base × 2^n, capped. Defaults 50 ms and 1 s. */
   readonly retryBaseDelayMs?: number;
   readonly retryMaxDelayMs?: number;
+  /**
+   * How long a lookup whose memory entry has expired waits for fresh data before the expired
+   * route is served (and the refresh goes on in the background). 0: wait (stale-if-error only).
+   */
+  readonly staleWhileRevalidateMs?: number;
+  /** Control-plane lookups failed in a row that open the circuit breaker; 0: no breaker. */
+  readonly breakerFailures?: number;
+  /** How long the open breaker sends no request before one probe. */
+  readonly breakerOpenMs?: number;
   /** Keep-alive connections to the control plane, at most. Default 16. */
   readonly controlPlaneConnections?: number;
   /** Idle keep-alive connections close after this (unless the server says less). Default 10 s. */
@@ -63,6 +72,9 @@ export const RESOLVER_DEFAULTS = {
   retries: 2,
   retryBaseDelayMs: 50,
   retryMaxDelayMs: 1_000,
+  staleWhileRevalidateMs: 20,
+  breakerFailures: 5,
+  breakerOpenMs: 5_000,
   controlPlaneConnections: 16,
   keepAliveTimeoutMs: 10_000,
   maxResponseBytes: 4 * 1024 * 1024,
@@ -93,6 +105,9 @@ const MINIMUM: { readonly [K in Numeric]: number } = {
   retries: 0,
   retryBaseDelayMs: 0,
   retryMaxDelayMs: 0,
+  staleWhileRevalidateMs: 0,
+  breakerFailures: 0,
+  breakerOpenMs: 1,
   controlPlaneConnections: 1,
   keepAliveTimeoutMs: 1,
   maxResponseBytes: 1,

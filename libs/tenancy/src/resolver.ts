@@ -1,16 +1,19 @@
 // The tenant resolver (docs/architecture.md, step 6): memory (short TTL) → Redis (shared by the
 // fleet, longer TTL) → control plane. Concurrent misses for one tenant share one flight through
 // Redis and the control plane. "No such tenant" is cached for a short time. When the control
-// plane fails, the last good route is served while not too old (stale-if-error).
+// plane fails, the last good route is served while not too old (stale-if-error); when it is
+// slow, an expired route is served after a short deadline while the refresh goes on
+// (stale-while-revalidate); after repeated failures a circuit breaker stops asking it for a while.
 //
 // Invalidations keep the tiers honest: one drops the tenant from memory and supersedes a flight
 // in progress for it, so a value read before the write is neither kept in memory nor (the floor
 // of route-cache.ts refusing it) in Redis. After the subscriber (re)subscribes, everything in
 // memory is treated as possibly outdated.
-import { TenantDirectoryUnavailableError, TenantResolverClosedError } from './errors.ts';
+import { CircuitBreaker } from './circuit-breaker.ts';
+import { ControlPlaneCircuitOpenError, ControlPlaneSlowError, TenantDirectoryUnavailableError, TenantResolverClosedError } from './errors.ts';
 import { ControlPlaneClient } from './control-plane-client.ts';
 import { InvalidationSubscriber } from './invalidation.ts';
-import { MemoryTier } from './memory-tier.ts';
+import { MemoryTier, type StaleRoute } from './memory-tier.ts';
 import { CacheResult, CacheTier, createNotifier, type Notifier } from './observer.ts';
 import { RedisTier } from './redis-tier.ts';
 import { resolveOptions, type ResolvedResolverOptions, type TenantResolverOptions } from './resolver-options.ts';
@@ -57,11 +60,17 @@ class Resolver implements TenantResolver {
   readonly #subscriber: InvalidationSubscriber | undefined;
   readonly #controlPlane: ControlPlaneClient;
   readonly #flights = new SingleFlight<TenantResolution>();
+  readonly #breaker: CircuitBreaker | undefined;
+  readonly #staleDeadlineMs: number;
   #closing: Promise<void> | undefined;
 
   constructor(options: ResolvedResolverOptions) {
     const notifier = createNotifier(options.observer);
     this.#notifier = notifier;
+    this.#staleDeadlineMs = options.staleWhileRevalidateMs;
+    if (options.breakerFailures > 0) {
+      this.#breaker = new CircuitBreaker({ failures: options.breakerFailures, openMs: options.breakerOpenMs, now: options.now });
+    }
     this.#memory = new MemoryTier({
       ttlMs: options.memoryTtlMs,
       negativeTtlMs: options.negativeTtlMs,
@@ -108,7 +117,27 @@ class Resolver implements TenantResolver {
       return cached;
     }
     this.#notifier.cacheRequest(CacheTier.Memory, CacheResult.Miss, tenantId);
-    return this.#flights.run(tenantId, (flight) => this.#fill(tenantId, flight), signal);
+    const filled = this.#flights.run(tenantId, (flight) => this.#fill(tenantId, flight), signal);
+    const stale = this.#staleDeadlineMs > 0 ? this.#memory.stale(tenantId) : undefined;
+    return stale === undefined ? filled : this.#freshOrStale(tenantId, filled, stale);
+  }
+
+  /**
+   * An expired route while its refresh is under way: the refreshed answer if it comes within
+   * the deadline, else the expired route. The refresh goes on and fills the tiers for the next
+   * lookup. (While the breaker is open the refresh itself falls back to the route at once.)
+   */
+  async #freshOrStale(tenantId: string, filled: Promise<TenantResolution>, stale: StaleRoute): Promise<TenantResolution> {
+    filled.catch(() => {});
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), this.#staleDeadlineMs)));
+    try {
+      const first = await Promise.race([filled, late]);
+      if (first !== 'late') return first;
+    } finally {
+      clearTimeout(timer);
+    }
+    return this.#serveStale(tenantId, stale, new ControlPlaneSlowError(this.#staleDeadlineMs));
   }
 
   async ready(signal?: AbortSignal): Promise<void> {
@@ -134,13 +163,17 @@ class Resolver implements TenantResolver {
       if (!flight.superseded) this.#memory.set(tenantId, shared);
       return shared;
     }
+    if (this.#breaker !== undefined && !this.#breaker.allow()) return this.#fallBack(tenantId, new ControlPlaneCircuitOpenError());
     let answer: RouteAnswer;
     try {
       flight.signal.throwIfAborted();
       answer = await this.#controlPlane.fetchRoute(tenantId, flight.signal);
     } catch (error) {
+      // A request ended by a write or close() says nothing about the control plane's health.
+      if (!flight.signal.aborted) this.#breaker?.failure();
       return this.#fallBack(tenantId, error as Error);
     }
+    this.#breaker?.success();
     this.#notifier.cacheRequest(CacheTier.ControlPlane, hitResult(answer), tenantId);
     await this.#store(tenantId, answer, flight);
     return answer;
@@ -171,6 +204,10 @@ class Resolver implements TenantResolver {
     this.#notifier.cacheRequest(CacheTier.ControlPlane, CacheResult.Error, tenantId);
     const stale = this.#memory.stale(tenantId);
     if (stale === undefined) throw new TenantDirectoryUnavailableError({ cause: error });
+    return this.#serveStale(tenantId, stale, error);
+  }
+
+  #serveStale(tenantId: string, stale: StaleRoute, error: Error): TenantResolution {
     this.#notifier.cacheRequest(CacheTier.Memory, CacheResult.Stale, tenantId);
     this.#notifier.staleServed({ tenantId, version: stale.route.version, ageSeconds: stale.ageMs / 1000, error });
     return { kind: 'found', route: stale.route, stale: true };
