@@ -154,6 +154,16 @@ test('cancel attempts are rate-limited per client address', async () => {
   assert.equal(await cancelCount(metrics, CancelResult.RateLimited), 3);
 });
 
+test("a flood of guesses from one address does not stop a real client's cancel from that address", async () => {
+  const metrics = createMetrics();
+  const registry = new CancelRegistry({ metrics, rateLimit: { perSecond: 1, burst: 2 }, now: () => 0 });
+  const key = await registry.register({ target: target(1, 7, Buffer.from([1, 2, 3, 4])), clientMinorVersion: 0 });
+  for (let i = 0; i < 400; i++) await registry.forward({ processId: key.processId, secretKey: Buffer.from([i, i >> 8, 0, 0]), clientAddress: CLIENT }, forwardOptions);
+  assert.equal(await cancelCount(metrics, CancelResult.RateLimited), 398);
+  // The real key is looked up and forwarded (to a port nobody listens on here: an error, not a rate limit).
+  assert.equal((await registry.forward({ ...key, clientAddress: CLIENT }, forwardOptions)).result, CancelResult.Error);
+});
+
 test('keys are unique among live sessions, even for backends that share a pid', async () => {
   const store = new MemoryCancelKeyStore();
   const registry = new CancelRegistry({ store });

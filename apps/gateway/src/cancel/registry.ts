@@ -1,7 +1,7 @@
 // Cancel keys (docs/architecture.md, "Cancel routing"). Each client gets the backend's process
 // id with a random secret of its protocol's length (4 bytes under 3.0, 32 under 3.2); the pair
-// maps to the backend holding the session and that backend's own key. A CancelRequest is
-// rate-limited per address, looked up, and sent on as the backend's own CancelRequest over mTLS;
+// maps to the backend holding the session and that backend's own key. A CancelRequest is looked
+// up, rate-limited per address, and sent on as the backend's own CancelRequest over mTLS;
 // unknown keys are dropped without a word, as PostgreSQL does. Keys live in a CancelKeyStore.
 // @see https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-CANCELING-REQUESTS
 import { randomBytes } from 'node:crypto';
@@ -202,13 +202,15 @@ export class CancelRegistry {
   }
 
   async #forward(request: CancelRequestInput, options: CancelForwardOptions): Promise<CancelOutcome> {
-    if (!this.#limiter.take(request.clientAddress)) return { result: CancelResult.RateLimited };
     let target: CancelTarget | undefined;
     try {
       target = await this.lookup(request.processId, request.secretKey);
     } catch (error) {
       return { result: CancelResult.Error, error: error as Error };
     }
+    // Guesses and real keys spend separate allowances: a flood of guesses from an address does
+    // not stop the real clients behind it from cancelling.
+    if (!this.#limiter.take(request.clientAddress, target === undefined ? 'guess' : 'match')) return { result: CancelResult.RateLimited };
     if (target === undefined) return { result: CancelResult.UnknownKey };
     try {
       await sendCancel(target, options);
