@@ -3,7 +3,7 @@
 // Map: docs/architecture.md, "Cancel routing".
 import type { TenantDirectory } from '../tenants/index.ts';
 import type { BackendTls } from '../backend/index.ts';
-import type { Logger } from '../telemetry/index.ts';
+import { logClientEvent, type Logger } from '../telemetry/index.ts';
 import type { CancelRegistry, CancelTarget, ClientCancel } from './registry.ts';
 
 export interface CancelForwardingOptions {
@@ -32,7 +32,7 @@ export class CancelForwarding {
       connectTimeoutMs,
       sessionCache: backendTls.sessions,
     });
-    log.info({ result: outcome.result, tenant: outcome.tenantId, err: outcome.error }, 'cancel request');
+    logClientEvent(log, 'info', { result: outcome.result, tenant: outcome.tenantId, err: outcome.error }, 'cancel request');
   }
 
   /** The context the session was opened with: the tenant's identity, resolved again. */

@@ -11,7 +11,7 @@ import { performHandshake, type ClientStartup, type HandshakeOptions, type Hands
 import type { ClientCancel } from '../cancel/index.ts';
 import type { Connection } from '../session/index.ts';
 import type { GatewayConfig, ListenAddress, ProxyProtocolMode } from '../config/index.ts';
-import { connectionLogger, type Logger } from '../telemetry/index.ts';
+import { connectionLogger, logClientEvent, type Logger } from '../telemetry/index.ts';
 import { ConnectionOutcome, type GatewayMetrics } from '../telemetry/index.ts';
 import { clientAddressOf, readProxyHeader, type Endpoint, type ProxyHeader, type ProxyHeaderMode } from './proxy-protocol.ts';
 import { sendRefusal } from '../refusal.ts';
@@ -207,10 +207,10 @@ function reportHeaderFailure(error: unknown, mode: ProxyHeaderMode, metrics: Gat
     case ProxyHeaderFailure.Closed:
       return log.debug(fields, 'client left before its PROXY protocol header');
     case ProxyHeaderFailure.Timeout:
-      return log.info(fields, 'connection closed: no PROXY protocol header in time');
+      return logClientEvent(log, 'info', fields, 'connection closed: no PROXY protocol header in time');
     default:
       // Often a deployment fault (the load balancer not sending headers, or clients bypassing it): warn.
-      return log.warn(fields, 'connection closed: invalid PROXY protocol header');
+      return logClientEvent(log, 'warn', fields, 'connection closed: invalid PROXY protocol header');
   }
 }
 
@@ -225,7 +225,8 @@ function refuseOverload(socket: Socket, options: ListenerOptions, connection: Co
   });
   sendRefusal(socket, refusal, { metrics: options.metrics, graceMs: options.refusalGraceMs });
   options.metrics.connections.inc({ outcome: ConnectionOutcome.Refused });
-  connection.log.warn({ outcome: ConnectionOutcome.Refused, sqlstate: refusal.sqlState, limit: options.config.maxPendingConnections }, 'connection refused: too many handshakes in progress');
+  const fields = { outcome: ConnectionOutcome.Refused, sqlstate: refusal.sqlState, limit: options.config.maxPendingConnections };
+  logClientEvent(connection.log, 'warn', fields, 'connection refused: too many handshakes in progress');
 }
 
 function dispatch(result: HandshakeResult, options: ListenerOptions, connection: Connection): void {
@@ -265,7 +266,7 @@ function reportFailure(error: unknown, metrics: GatewayMetrics, log: Logger): vo
     case ConnectionOutcome.ClientClosed:
       return log.debug(fields, 'client left during the handshake');
     default:
-      return log.info(fields, refusal === undefined ? 'connection closed during the handshake' : 'connection refused');
+      return logClientEvent(log, 'info', fields, refusal === undefined ? 'connection closed during the handshake' : 'connection refused');
   }
 }
 

@@ -13,7 +13,7 @@ import { abandonBackend, openBackend, startBackendSession, type BackendAuth, typ
 import { backendAddress, type BackendTls } from '../backend/index.ts';
 import type { CancelKey, CancelRegistry, CancelTarget } from '../cancel/index.ts';
 import type { TenantDirectory } from '../tenants/index.ts';
-import { ConnectionOutcome, Phase, type GatewayMetrics } from '../telemetry/index.ts';
+import { ConnectionOutcome, Phase, logClientEvent, type GatewayMetrics } from '../telemetry/index.ts';
 import { sendRefusal } from '../refusal.ts';
 import { BackendError, BackendStartupError, EdgeAuthError, Refusal, TenantDirectoryUnreachableError } from '../errors.ts';
 
@@ -308,7 +308,7 @@ function fail(shared: Shared, client: SessionClient, connection: Connection, err
   if (error instanceof EdgeAuthError) {
     // The client has been told already; the message says which case it was (for us, not it).
     shared.metrics.connections.inc({ outcome: error.outcome });
-    log.info({ outcome: error.outcome, reason: error.message }, 'authentication failed');
+    logClientEvent(log, 'info', { outcome: error.outcome, reason: error.message }, 'authentication failed');
     return;
   }
   if (socket.destroyed) {
@@ -320,7 +320,7 @@ function fail(shared: Shared, client: SessionClient, connection: Connection, err
   const reason = shared.shutdown.aborted && shared.shutdown.reason instanceof Refusal ? shared.shutdown.reason : error;
   if (reason instanceof Refusal) {
     shared.metrics.connections.inc({ outcome: ConnectionOutcome.Refused });
-    log.info({ sqlstate: reason.sqlState, reason: reason.message }, 'refused');
+    logClientEvent(log, 'info', { sqlstate: reason.sqlState, reason: reason.message }, 'refused');
     sendRefusal(socket, reason, { metrics: shared.metrics });
   } else if (reason instanceof BackendError) {
     shared.metrics.connections.inc({ outcome: ConnectionOutcome.Refused });
