@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createTestPki } from '@tenantgate/testing';
-import { CLIENT_LINES_PER_SECOND } from '../telemetry/log-limit.ts';
+import { CLIENT_LINES_PER_SECOND } from '../telemetry/index.ts';
 import { connectRaw, errorFields, readUntilClose, startTestFront, startupMessage } from '../testing/front-door.ts';
 
 const FLOOD = 120;
