@@ -308,6 +308,17 @@ for (const kind of ['pglite', 'postgres'] as const satisfies readonly StoreKind[
       assert.equal(tooLarge.limit, 1024 * 1024);
       expect(await api('POST', '/v1/tenants', { raw: 'id=x', headers: { 'content-type': 'application/x-www-form-urlencoded' } }), 415, ErrorCode.UnsupportedMediaType);
       expect(await api('PATCH', '/v1/tenants/dupe', { raw: 'status: active', headers: { 'content-type': 'text/plain' } }), 415, ErrorCode.UnsupportedMediaType);
+      // A PATCH nested 5,000 levels deep is refused with 400, not a stack overflow's 500.
+      const deep = `{"backend":${'{"a":'.repeat(5000)}1${'}'.repeat(5000)}}`;
+      const tooDeep = expect(await api('PATCH', '/v1/tenants/dupe', { raw: deep, headers: { 'content-type': 'application/merge-patch+json' } }), 400, ErrorCode.Validation);
+      assert.deepEqual(tooDeep.issues, [{ path: '', message: 'is nested deeper than 32 levels' }]);
+      // Records the gateway could not use are refused by name.
+      const unusable = expect(
+        await api('POST', '/v1/tenants', { json: tenantBody('unusable', { userRewrite: { template: 'everyone' }, authMode: 'passthrough' }) }),
+        400,
+        ErrorCode.Validation,
+      );
+      assert.deepEqual(unusable.issues.map((i: { path: string }) => i.path).sort(), ['/backend/database', '/userRewrite/template']);
       // Nothing of the rejected requests was written.
       assert.equal((await api('GET', '/v1/tenants/large')).status, 404);
       const dupe = (await api('GET', '/v1/tenants/dupe')).body;

@@ -5,6 +5,8 @@
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import type { Redis } from 'ioredis';
 import type { Database } from './db/database.ts';
+import { validationError } from './errors.ts';
+import { jsonDepthExceeds, MAX_JSON_DEPTH } from './json-depth.ts';
 import authPlugin from './plugins/auth.ts';
 import docsPlugin from './plugins/docs.ts';
 import errorsPlugin from './plugins/errors.ts';
@@ -79,7 +81,17 @@ export function buildApp(options: BuildAppOptions): FastifyInstance {
 
   // JSON only (415 for anything else, text/plain included).
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser(JSON_TYPES, { parseAs: 'string' }, app.getDefaultJsonParser('error', 'error'));
+  // A body nested deeper than any record goes is refused before a route walks it recursively.
+  const parseJson = app.getDefaultJsonParser('error', 'error');
+  app.addContentTypeParser(JSON_TYPES, { parseAs: 'string' }, (request, body: string, done) =>
+    parseJson(request, body, (error, value) => {
+      if (error !== null) return done(error, undefined);
+      if (jsonDepthExceeds(value, MAX_JSON_DEPTH)) {
+        return done(validationError('body', [{ path: '', message: `is nested deeper than ${MAX_JSON_DEPTH} levels` }]), undefined);
+      }
+      done(null, value);
+    }),
+  );
 
   void app.register(errorsPlugin, { bodyLimit });
   void app.register(schemasPlugin);

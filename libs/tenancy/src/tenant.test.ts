@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { materializeTenant, TenantValidationError, validateTenantInput, validateTenantsFile } from './tenant.ts';
+import { CA_PEM, LEAF_PEM } from './testing/certificates.ts';
 
 const secret = `SCRAM-SHA-256$4096:${Buffer.alloc(16, 1).toString('base64')}$${Buffer.alloc(32, 2).toString('base64')}:${Buffer.alloc(32, 3).toString('base64')}`;
 const minimal = { id: 'acme', backend: { host: '10.0.3.17' } };
@@ -40,7 +41,7 @@ test('a record with every field validates', () => {
     status: 'maintenance',
     backend: {
       host: '10.0.3.17', port: 6432, serverName: 'acme.internal.example.net', database: 'app',
-      caCertificate: '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n', clientCertificate: 'acme',
+      caCertificate: CA_PEM, clientCertificate: 'acme',
     },
     authMode: 'passthrough',
     userRewrite: { template: '{user}_{tenant}' },
@@ -68,6 +69,16 @@ test('each bad field is named with a message a person can act on', () => {
     [{ ...minimal, allowedCidrs: ['10.0.0.0/33'] }, '/allowedCidrs/0', /not a CIDR/],
     [{ ...minimal, userRewrite: { template: '{user}_{db}' } }, '/userRewrite/template', /\{db\}/],
     [{ ...minimal, limits: { maxConnections: -1 } }, '/limits/maxConnections', />= 0/],
+    [{ ...minimal, backend: { host: 'h', caCertificate: '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----' } }, '/backend/caCertificate', /parse/],
+    [{ ...minimal, backend: { host: 'h', caCertificate: '-----BEGIN CERTIFICATE-----' } }, '/backend/caCertificate', /parse/],
+    [{ ...minimal, backend: { host: 'h', caCertificate: LEAF_PEM } }, '/backend/caCertificate', /CA:TRUE/],
+    [{ ...minimal, roles: [{ name: 'app', scramSecret: secret.replace('$4096:', '$9999999999:') }] }, '/roles/0/scramSecret', /1 to 100000 SCRAM iterations/],
+    [{ ...minimal, roles: [{ name: 'app', scramSecret: secret.replace('$4096:', '$100001:') }] }, '/roles/0/scramSecret', /iterations/],
+    [{ ...minimal, userRewrite: { template: 'shared_user' } }, '/userRewrite/template', /must contain \{user\}/],
+    [{ ...minimal, userRewrite: { template: '{tenant}' } }, '/userRewrite/template', /must contain \{user\}/],
+    [{ ...minimal, roles: [{ name: 'é'.repeat(32), password: 'x' }] }, '/roles/0/name', /63 bytes/],
+    [{ ...minimal, roles: [{ name: 'app', password: 'x', backendUser: 'ü'.repeat(40) }] }, '/roles/0/backendUser', /63 bytes/],
+    [{ ...minimal, authMode: 'passthrough' }, '/backend/database', /required with authMode "passthrough"/],
   ];
   for (const [input, path, message] of cases) {
     const issues = issuesOf(() => validateTenantInput(input));
@@ -89,4 +100,13 @@ test('materializeTenant keeps no password, only the secret made from it', async 
   const tenant = await materializeTenant(input, async (password) => `hashed:${password.length}`);
   assert.deepEqual(tenant.roles, [{ name: 'app', scramSecret: 'hashed:6' }, { name: 'ro', scramSecret: secret }]);
   assert.ok(!JSON.stringify(tenant).includes('pencil'));
+});
+
+test('limits that are just allowed pass: 63-byte names, 100000 iterations, a CA among other certificates', () => {
+  validateTenantInput({
+    ...minimal,
+    backend: { host: 'h', database: 'd'.repeat(63), caCertificate: `${LEAF_PEM}\n${CA_PEM}` },
+    roles: [{ name: 'é'.repeat(31) + 'a', scramSecret: secret.replace('$4096:', '$100000:') }],
+    userRewrite: { template: '{user}' },
+  });
 });

@@ -1,5 +1,6 @@
 // The tenant model: types for the tenant record, validation against the JSON Schema
 // (with defaults applied), and the semantic checks a schema cannot express.
+import { X509Certificate } from 'node:crypto';
 import { Ajv, type ErrorObject } from 'ajv';
 import { tenantSchema, tenantsFileSchema } from './schema.ts';
 import { parseCidr } from './cidr.ts';
@@ -86,6 +87,14 @@ const validateFileShape = ajv.compile(tenantsFileSchema);
 
 const TEMPLATE_PLACEHOLDER = /\{([^}]*)\}/g;
 const KNOWN_PLACEHOLDERS = new Set(['user', 'tenant']);
+/** PostgreSQL's NAMEDATALEN - 1: longer names are truncated by the server, so two roles could meet. */
+const MAX_NAME_BYTES = 63;
+/**
+ * SCRAM iterations the gateway will run for each login: PostgreSQL allows up to 2^31 - 1, but
+ * the edge computes the proof itself, so a record must not make one login cost seconds of CPU.
+ */
+export const MAX_SCRAM_ITERATIONS = 100_000;
+const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g;
 
 /**
  * Validates a tenant record and returns a copy with defaults applied.
@@ -177,14 +186,56 @@ function semanticIssues(tenant: TenantInput): ValidationIssue[] {
   tenant.roles.forEach((role, i) => {
     if (names.has(role.name)) issues.push({ path: `/roles/${i}/name`, message: `duplicate role "${role.name}"` });
     names.add(role.name);
+    checkNameBytes(issues, `/roles/${i}/name`, role.name);
+    checkNameBytes(issues, `/roles/${i}/backendUser`, role.backendUser);
+    if (role.scramSecret !== undefined) checkIterations(issues, `/roles/${i}/scramSecret`, role.scramSecret);
   });
+  checkNameBytes(issues, '/backend/database', tenant.backend.database);
+  if (tenant.backend.caCertificate !== undefined) checkCaCertificate(issues, tenant.backend.caCertificate);
+  if (tenant.authMode === AuthMode.Passthrough && tenant.backend.database === undefined) {
+    // Otherwise the client's `database` reaches a shared cluster as sent: any database there.
+    issues.push({ path: '/backend/database', message: 'is required with authMode "passthrough", so its users reach only this database' });
+  }
   const template = tenant.userRewrite.template;
   if (template !== undefined) {
-    for (const [, name] of template.matchAll(TEMPLATE_PLACEHOLDER)) {
-      if (!KNOWN_PLACEHOLDERS.has(name)) {
+    const used = new Set([...template.matchAll(TEMPLATE_PLACEHOLDER)].map(([, name]) => name));
+    for (const name of used) {
+      if (!KNOWN_PLACEHOLDERS.has(name!)) {
         issues.push({ path: '/userRewrite/template', message: `unknown placeholder {${name}}; use {user} or {tenant}` });
       }
     }
+    if (!used.has('user')) {
+      issues.push({ path: '/userRewrite/template', message: 'must contain {user}, or every role would log in as one backend user' });
+    }
   }
   return issues;
+}
+
+function checkNameBytes(issues: ValidationIssue[], path: string, name: string | undefined): void {
+  if (name !== undefined && Buffer.byteLength(name, 'utf8') > MAX_NAME_BYTES) {
+    issues.push({ path, message: `must be at most ${MAX_NAME_BYTES} bytes in UTF-8, as PostgreSQL names are` });
+  }
+}
+
+function checkIterations(issues: ValidationIssue[], path: string, secret: string): void {
+  const iterations = Number(secret.slice(secret.indexOf('$') + 1, secret.indexOf(':')));
+  if (!(iterations >= 1 && iterations <= MAX_SCRAM_ITERATIONS)) {
+    issues.push({ path, message: `must use from 1 to ${MAX_SCRAM_ITERATIONS} SCRAM iterations` });
+  }
+}
+
+/** Every PEM block must parse, and one be a CA: the backend's certificate is checked against it. */
+function checkCaCertificate(issues: ValidationIssue[], pem: string): void {
+  const blocks = pem.match(PEM_CERTIFICATE) ?? [];
+  let certificates: X509Certificate[];
+  try {
+    certificates = blocks.map((block) => new X509Certificate(block));
+  } catch {
+    certificates = [];
+  }
+  if (certificates.length === 0) {
+    issues.push({ path: '/backend/caCertificate', message: 'must be PEM certificates that parse' });
+  } else if (!certificates.some((certificate) => certificate.ca)) {
+    issues.push({ path: '/backend/caCertificate', message: 'must hold a CA certificate (basicConstraints CA:TRUE)' });
+  }
 }
