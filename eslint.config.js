@@ -1,5 +1,5 @@
 // Lint: typescript-eslint's recommended rules, plus Nx module boundaries. Apps may import libs
-// (never another app); libs/wire imports nothing of ours; libs/tenancy only libs/wire.
+// (never another app); libs/wire and libs/runtime import nothing of ours; libs/tenancy only libs/wire.
 import js from '@eslint/js';
 import nx from '@nx/eslint-plugin';
 import tseslint from 'typescript-eslint';
@@ -25,6 +25,7 @@ export default tseslint.config(
           depConstraints: [
             { sourceTag: 'scope:wire', onlyDependOnLibsWithTags: ['scope:wire'] },
             { sourceTag: 'scope:tenancy', onlyDependOnLibsWithTags: ['scope:wire'] },
+            { sourceTag: 'scope:runtime', onlyDependOnLibsWithTags: ['scope:runtime'] },
             { sourceTag: 'type:lib', onlyDependOnLibsWithTags: ['type:lib'] },
             { sourceTag: 'type:app', onlyDependOnLibsWithTags: ['type:lib', 'type:testing'] },
             { sourceTag: 'type:testing', onlyDependOnLibsWithTags: ['type:lib'] },

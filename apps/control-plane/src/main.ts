@@ -2,10 +2,10 @@
 // embedded PGlite) and Redis opened, the app built and listening. SIGTERM/SIGINT close it
 // gracefully: start-up (a PGlite initdb, migrations) is let finish, in-flight requests finish,
 // then Redis and the store close, and the process exits 0.
-import { pino, type Logger } from 'pino';
+import { createLogger, type Logger } from '@tenantgate/runtime';
 import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
-import { buildApp, REDACT_PATHS } from './app.ts';
+import { buildApp } from './app.ts';
 import { ConfigError, helpText, loadConfig, type ControlPlaneConfig } from './config.ts';
 import type { Database } from './db/database.ts';
 import { createPostgresDatabase } from './db/postgres.ts';
@@ -32,7 +32,7 @@ async function main(): Promise<void> {
     process.exitCode = EXIT_CONFIG;
     return;
   }
-  const logger = pino({ level: config.logLevel, redact: [...REDACT_PATHS] });
+  const logger = createLogger({ level: config.logLevel });
   const resources: Resources = {};
   // Handlers first: a signal that came before them would kill the process mid-start (a PGlite
   // initdb, a migration) instead of letting it finish and close.
