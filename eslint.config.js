@@ -41,4 +41,10 @@ export default tseslint.config(
     files: ['tools/**', '**/src/main.ts', 'bench/**'],
     rules: { 'no-console': 'off' },
   },
+  {
+    // The Node version check runs before anything else, as CommonJS on any Node.
+    files: ['**/*.cjs'],
+    languageOptions: { sourceType: 'commonjs', globals: { require: 'readonly', process: 'readonly' } },
+    rules: { '@typescript-eslint/no-require-imports': 'off' },
+  },
 );
