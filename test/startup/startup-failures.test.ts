@@ -36,6 +36,12 @@ test('gateway: a certificate file that does not exist', async (t) => {
   assertStoppedWith(result, `GATEWAY_TLS_CERT: cannot read ${cert}: no such file`);
 });
 
+test('gateway: a tenants file that does not exist', async (t) => {
+  const file = join(tempDir(t, 'startup-tenants'), 'tenants.json');
+  const result = await runScript(GATEWAY, { ...GATEWAY_ENV, GATEWAY_TENANTS_FILE: file });
+  assertStoppedWith(result, `GATEWAY_TENANTS_FILE: cannot read ${file}: no such file`);
+});
+
 test('gateway: a listen port in use', async (t) => {
   const port = await occupiedPort(t);
   const result = await runScript(GATEWAY, { ...GATEWAY_ENV, GATEWAY_LISTEN: `127.0.0.1:${port}` });

@@ -7,11 +7,11 @@ import cluster from 'node:cluster';
 import { AggregatorRegistry } from 'prom-client';
 import { createGateway, type Gateway } from './app.ts';
 import { adminProxyProtocol, startAdminServer, type AdminServer } from './ops/admin.ts';
-import { describeListenFailure, PemReadError, readPemSource, type ListenAddress, type PemSource } from '@tenantgate/runtime';
+import { describeListenFailure, describeSystemError, PemReadError, readPemSource, type ListenAddress, type PemSource } from '@tenantgate/runtime';
 import { ConfigError, helpText, loadConfig, type GatewayConfig, type VariableName } from './config/config.ts';
 import { createLogger, type Logger } from './telemetry/logger.ts';
 import { createMetrics } from './telemetry/metrics.ts';
-import { StartupError } from './errors.ts';
+import { StartupError, TenantsFileError } from './errors.ts';
 import type { CertificateInput } from './edge/tls-contexts.ts';
 import { TenantsFileDirectory } from './tenants/tenants-file.ts';
 import { ControlPlaneDirectory } from './tenants/control-plane.ts';
@@ -152,7 +152,7 @@ async function readBackendDefaults(config: GatewayConfig): Promise<Partial<Backe
 /** The static tenants file, or the control plane behind the resolver (Redis shared when REDIS_URL is set). */
 async function openTenantDirectory(config: GatewayConfig, metrics: GatewayMetrics, logger: Logger): Promise<TenantDirectory> {
   const source = config.tenantSource;
-  if (source.kind === 'file') return TenantsFileDirectory.open(source.path);
+  if (source.kind === 'file') return openTenantsFile(source.path);
   // Routes carry role secrets: say so when they would cross a network in the clear.
   const { protocol, hostname } = new URL(source.url);
   if (protocol === 'http:' && !['127.0.0.1', 'localhost', '[::1]'].includes(hostname)) {
@@ -165,6 +165,18 @@ async function openTenantDirectory(config: GatewayConfig, metrics: GatewayMetric
     metrics,
     logger: logger.child({ component: 'resolver' }),
   });
+}
+
+/** The static tenants file; one that cannot be read or is not valid names GATEWAY_TENANTS_FILE. */
+async function openTenantsFile(path: string): Promise<TenantsFileDirectory> {
+  try {
+    return await TenantsFileDirectory.open(path);
+  } catch (error) {
+    if (!(error instanceof TenantsFileError)) throw error;
+    // Only a failed read has a cause; the other messages say where in the file it is wrong.
+    const reason = error.cause === undefined ? error.message : `cannot read ${path}: ${describeSystemError(error.cause)}`;
+    throw new StartupError('GATEWAY_TENANTS_FILE', reason.replaceAll('\n', '; '), { cause: error });
+  }
 }
 
 async function reload(config: GatewayConfig, gateway: Gateway, tenants: TenantDirectory, logger: Logger): Promise<void> {
