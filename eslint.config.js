@@ -1,7 +1,7 @@
 // Lint: typescript-eslint's recommended rules, plus Nx module boundaries. Apps may import libs
-// (never another app); libs/wire imports nothing of ours; libs/tenancy only libs/wire. Inside the
-// gateway, folders import each other only down its layers (docs/architecture.md, "Parts") and only
-// through their index.ts; no import cycle anywhere.
+// (never another app); libs/wire and libs/runtime import nothing of ours; libs/tenancy only libs/wire.
+// Inside the gateway, folders import each other only down its layers (docs/architecture.md,
+// "Inside the gateway") and only through their index.ts; no import cycle anywhere.
 import js from '@eslint/js';
 import nx from '@nx/eslint-plugin';
 import { createNodeResolver, importX } from 'eslint-plugin-import-x';
@@ -67,6 +67,7 @@ export default tseslint.config(
           depConstraints: [
             { sourceTag: 'scope:wire', onlyDependOnLibsWithTags: ['scope:wire'] },
             { sourceTag: 'scope:tenancy', onlyDependOnLibsWithTags: ['scope:wire'] },
+            { sourceTag: 'scope:runtime', onlyDependOnLibsWithTags: ['scope:runtime'] },
             { sourceTag: 'type:lib', onlyDependOnLibsWithTags: ['type:lib'] },
             { sourceTag: 'type:app', onlyDependOnLibsWithTags: ['type:lib', 'type:testing'] },
             { sourceTag: 'type:testing', onlyDependOnLibsWithTags: ['type:lib'] },
@@ -99,5 +100,11 @@ export default tseslint.config(
     // Tools and the CLI entry points may print to the terminal.
     files: ['tools/**', '**/src/main.ts', 'bench/**'],
     rules: { 'no-console': 'off' },
+  },
+  {
+    // The Node version check runs before anything else, as CommonJS on any Node.
+    files: ['**/*.cjs'],
+    languageOptions: { sourceType: 'commonjs', globals: { require: 'readonly', process: 'readonly' } },
+    rules: { '@typescript-eslint/no-require-imports': 'off' },
   },
 );

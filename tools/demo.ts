@@ -5,11 +5,11 @@
 import { readFile } from 'node:fs/promises';
 import { startPostgres, type PostgresServer } from '@tenantgate/testing';
 import { DEV_DOMAIN, GATEWAY_CLIENT_CN } from './dev-certs.ts';
-import { controlPlaneRequest, startDevStack, stopOnSignal, type DevStack } from './dev-stack.ts';
+import { controlPlaneRequest, startDevStackOrExit, stopOnSignal, type DevStack } from './dev-stack.ts';
 
 const PASSWORD = 'demo-password';
 
-const stack = await startDevStack();
+const stack = await startDevStackOrExit();
 const backends: PostgresServer[] = [];
 stopOnSignal(async () => {
   await stack.stop();

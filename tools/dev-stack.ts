@@ -45,6 +45,32 @@ async function devTokens(): Promise<Tokens> {
   }
 }
 
+/** A service of the stack exited before it was ready; `stderr` is everything it wrote there. */
+export class ServiceExitedError extends Error {
+  readonly exitCode: number | null;
+  readonly stderr: string;
+  constructor(name: string, exitCode: number | null, stderr: string, lastLines: readonly string[]) {
+    super(`${name} exited with code ${exitCode} before it was ready:\n${stderr}${lastLines.join('\n')}`);
+    this.name = 'ServiceExitedError';
+    this.exitCode = exitCode;
+    this.stderr = stderr;
+  }
+}
+
+/**
+ * The stack, or, when a service stops at start-up with a line on stderr (`GATEWAY_LISTEN:
+ * 127.0.0.1:6432 is already in use`), that line as it is and the service's exit status.
+ */
+export async function startDevStackOrExit(): Promise<DevStack> {
+  try {
+    return await startDevStack();
+  } catch (error) {
+    if (!(error instanceof ServiceExitedError) || error.stderr === '') throw error;
+    process.stderr.write(error.stderr);
+    process.exit(error.exitCode || 1);
+  }
+}
+
 /** Starts the control plane, then the gateway; resolves once both listen. */
 export async function startDevStack(): Promise<DevStack> {
   await mkdir(join(DATA_DIR, 'logs'), { recursive: true });
@@ -127,9 +153,8 @@ async function startService(name: string, script: string, readyMessage: string, 
       if (last.length > 5) last.shift();
       if (line.includes(`"msg":"${readyMessage}"`)) resolve(child);
     });
-    child.once('exit', (code) => {
-      reject(new Error(`${name} exited with code ${code} before it was ready:\n${stderr}${last.join('\n')}`));
-    });
+    // 'close', not 'exit': stderr is read to its end by then.
+    child.once('close', (code) => reject(new ServiceExitedError(name, code, stderr, last)));
   });
 }
 

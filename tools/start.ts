@@ -2,9 +2,9 @@
 // in-process cache) and how to create a tenant with curl and connect with psql.
 import { join } from 'node:path';
 import { DEV_DOMAIN, GATEWAY_CLIENT_CN } from './dev-certs.ts';
-import { startDevStack, stopOnSignal } from './dev-stack.ts';
+import { startDevStackOrExit, stopOnSignal } from './dev-stack.ts';
 
-const stack = await startDevStack();
+const stack = await startDevStackOrExit();
 stopOnSignal(stack.stop);
 const ca = stack.rel(stack.certs.caFile);
 const tenant = JSON.stringify({

@@ -4,6 +4,7 @@
 // and closes them after `app.close()`.
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import type { Redis } from 'ioredis';
+import { loggerOptions } from '@tenantgate/runtime';
 import type { Database } from './db/database.ts';
 import { validationError } from './errors.ts';
 import { jsonDepthExceeds, MAX_JSON_DEPTH } from './json-depth.ts';
@@ -31,15 +32,8 @@ export { SCRAM_ITERATIONS } from './passwords.ts';
 /** Request bodies larger than this get 413. */
 export const DEFAULT_BODY_LIMIT = 1024 * 1024;
 
-/** Fields of log lines that may hold credentials. */
-export const REDACT_PATHS: readonly string[] = [
-  'req.headers.authorization',
-  'headers.authorization',
-  'password',
-  '*.password',
-  'scramSecret',
-  '*.scramSecret',
-];
+/** Fields of log lines that may hold credentials: the one list of both apps. */
+export { REDACT_PATHS } from '@tenantgate/runtime';
 
 export interface BuildAppOptions {
   readonly database: Database;
@@ -113,6 +107,7 @@ export function buildApp(options: BuildAppOptions): FastifyInstance {
 function loggerOf(options: BuildAppOptions): Pick<FastifyServerOptions, 'logger' | 'loggerInstance'> {
   if (options.loggerInstance !== undefined) return { loggerInstance: options.loggerInstance };
   const { logger = false } = options;
-  if (typeof logger === 'boolean') return { logger: logger && { redact: [...REDACT_PATHS] } };
-  return { logger: { redact: [...REDACT_PATHS], ...logger } };
+  // The pino setup of both apps (libs/runtime): level names, ISO times, the shared redaction list.
+  if (typeof logger === 'boolean') return { logger: logger && loggerOptions() };
+  return { logger: { ...loggerOptions(), ...logger } };
 }

@@ -1,90 +1,34 @@
-// The control plane's configuration: one table of environment variables, from which come the
-// JSON schema that @fastify/env validates (types, enums, defaults, what is required), the error
-// lines of a bad start-up, and the `--help` text, so a variable cannot be checked without being
-// documented. The checks a schema cannot say (addresses, URLs, tokens) follow the schema.
+// The control plane's configuration: its table of environment variables (in libs/runtime, beside
+// the gateway's), from which come the JSON schema that @fastify/env validates (types, enums,
+// defaults, what is required), the error lines of a bad start-up, and the `--help` text, so a
+// variable cannot be checked without being documented. The checks a schema cannot say
+// (addresses, URLs, tokens) follow the schema.
 // This module never reads process.env: main.ts hands the environment in.
 import Fastify from 'fastify';
 import fastifyEnv from '@fastify/env';
+import {
+  CONTROL_PLANE_HELP,
+  CONTROL_PLANE_VARIABLES,
+  LISTEN_EXPECTS,
+  MAX_TOKEN_LENGTH,
+  MIN_TOKEN_LENGTH,
+  parseListenAddress,
+  helpText as renderHelp,
+  variablesSchema,
+  type ConfigVariable,
+  type ControlPlaneVariableName,
+  type ListenAddress,
+  type LogLevel,
+} from '@tenantgate/runtime';
 
-export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
-export type LogLevel = (typeof LOG_LEVELS)[number];
+export { LOG_LEVELS, MIN_TOKEN_LENGTH, type ConfigVariable, type ListenAddress, type LogLevel } from '@tenantgate/runtime';
 
-/** Shortest token accepted: a guessable token would open the whole API. */
-export const MIN_TOKEN_LENGTH = 16;
-const MAX_TOKEN_LENGTH = 256;
 /** The token characters of RFC 6750 (b64token), which is what a Bearer header can carry. */
 const TOKEN = /^[A-Za-z0-9\-._~+/]+=*$/;
 
-export interface ConfigVariable {
-  readonly name: string;
-  readonly schema: { readonly type: 'string'; readonly default?: string; readonly enum?: readonly string[]; readonly separator?: string };
-  readonly required?: boolean;
-  /** What a valid value looks like, for error lines and --help. */
-  readonly expects: string;
-  readonly description: string;
-  /** Never echo the value: it may hold a credential. */
-  readonly secret?: boolean;
-}
+export const CONFIG_VARIABLES = CONTROL_PLANE_VARIABLES;
 
-const LISTEN_EXPECTS = 'host:port, [ipv6]:port or :port, with a port from 0 to 65535';
-const TOKENS_EXPECTS = `tokens of ${MIN_TOKEN_LENGTH} to ${MAX_TOKEN_LENGTH} characters (A-Z a-z 0-9 - . _ ~ + / =), comma-separated`;
-
-export const CONFIG_VARIABLES = [
-  {
-    name: 'CONTROL_PLANE_LISTEN',
-    schema: { type: 'string', default: '127.0.0.1:8080' },
-    expects: LISTEN_EXPECTS,
-    description: 'Address of the REST API; ":8080" means every IPv4 interface.',
-  },
-  {
-    name: 'DATABASE_URL',
-    schema: { type: 'string' },
-    expects: 'a postgres:// or postgresql:// URL',
-    description: 'PostgreSQL store (migrated at start). Unset: embedded PGlite in CONTROL_PLANE_DATA_DIR.',
-    secret: true,
-  },
-  {
-    name: 'CONTROL_PLANE_DATA_DIR',
-    schema: { type: 'string', default: '.data/control-plane' },
-    expects: 'a directory path',
-    description: 'Data directory of the embedded PGlite store (only without DATABASE_URL); created if missing.',
-  },
-  {
-    name: 'REDIS_URL',
-    schema: { type: 'string' },
-    expects: 'a redis:// or rediss:// URL',
-    description: 'Redis that gateways cache routes in; every write publishes an invalidation there. Unset: none published.',
-    secret: true,
-  },
-  {
-    name: 'CONTROL_PLANE_ADMIN_TOKENS',
-    schema: { type: 'string', separator: ',' },
-    required: true,
-    expects: `one or more ${TOKENS_EXPECTS}`,
-    description: 'Bearer tokens that may read and write everything. Required.',
-    secret: true,
-  },
-  {
-    name: 'CONTROL_PLANE_GATEWAY_TOKENS',
-    schema: { type: 'string', separator: ',' },
-    expects: TOKENS_EXPECTS,
-    description: 'Bearer tokens that may only read routes (GET /v1/routes/:id), one per gateway fleet.',
-    secret: true,
-  },
-  {
-    name: 'LOG_LEVEL',
-    schema: { type: 'string', enum: LOG_LEVELS, default: 'info' },
-    expects: `one of ${LOG_LEVELS.join(', ')}`,
-    description: 'Least severe level logged (pino JSON lines on stdout).',
-  },
-] as const satisfies readonly ConfigVariable[];
-
-export type VariableName = (typeof CONFIG_VARIABLES)[number]['name'];
-
-export interface ListenAddress {
-  readonly host: string;
-  readonly port: number;
-}
+export type VariableName = ControlPlaneVariableName;
 
 export type StoreConfig =
   | { readonly kind: 'postgres'; readonly url: string }
@@ -182,11 +126,7 @@ async function validateVariables(
   const data = Object.fromEntries(
     variables.flatMap(({ name }) => (env[name] === undefined || env[name].trim() === '' ? [] : [[name, env[name]]])),
   );
-  const schema = {
-    type: 'object',
-    required: variables.filter((v) => v.required).map((v) => v.name),
-    properties: Object.fromEntries(variables.map((v) => [v.name, { ...v.schema }])),
-  };
+  const schema = variablesSchema(variables);
   const app = Fastify({ logger: false });
   try {
     await app.register(fastifyEnv, { schema, data, env: false, dotenv: false });
@@ -203,7 +143,7 @@ function valuesAsGiven(data: Record<string, string>, variables: readonly ConfigV
   const values: Record<string, unknown> = {};
   for (const { name, schema } of variables) {
     const value = data[name] ?? schema.default;
-    values[name] = value !== undefined && schema.separator !== undefined ? value.split(schema.separator) : value;
+    values[name] = typeof value === 'string' && schema.separator !== undefined ? value.split(schema.separator) : value;
   }
   return values as unknown as RawValues;
 }
@@ -232,11 +172,7 @@ function shown(variable: ConfigVariable, value: string): string {
 
 /** `host:port`, `[ipv6]:port` or `:port` (every IPv4 interface); an error line otherwise. */
 export function parseListen(text: string): ListenAddress | string {
-  const match = /^(?:\[([0-9A-Fa-f:.]+)\]|([^\s:[\]]*)):(\d{1,5})$/.exec(text.trim());
-  const port = match === null ? Number.NaN : Number(match[3]);
-  if (match === null || port > 65535) return `expected ${LISTEN_EXPECTS}, got ${JSON.stringify(text)}`;
-  const host = match[1] ?? (match[2] === '' ? '0.0.0.0' : match[2]);
-  return { host, port };
+  return parseListenAddress(text.trim()) ?? `expected ${LISTEN_EXPECTS}, got ${JSON.stringify(text)}`;
 }
 
 function storeOf(raw: Pick<RawValues, 'DATABASE_URL' | 'CONTROL_PLANE_DATA_DIR'>): StoreConfig | string {
@@ -265,19 +201,7 @@ function parseTokens(values: readonly string[], name: VariableName): string[] | 
   return `expected ${expectsOf(name)}; token ${bad + 1} is not`;
 }
 
-/** The `--help` text: every variable, its default and what it expects. */
+/** The `--help` text: every variable with its default, what it does and the values it accepts. */
 export function helpText(): string {
-  const lines = [
-    'tenantgate control plane: the REST API that provisions tenants (OpenAPI at /docs).',
-    '',
-    'Usage: npm run control-plane            (or: node apps/control-plane/src/main.ts [--help])',
-    '',
-    'Configured by environment variables (an empty value counts as unset):',
-  ];
-  for (const v of CONFIG_VARIABLES as readonly ConfigVariable[]) {
-    const setting = v.required === true ? 'required' : 'default' in v.schema ? `default ${v.schema.default}` : 'optional, no default';
-    lines.push('', `  ${v.name}  (${setting})`, `      ${v.description}`, `      Expects ${v.expects}.`);
-  }
-  lines.push('', 'A bad value stops start-up (exit status 2) with one line naming the variable.');
-  return lines.join('\n');
+  return renderHelp(CONTROL_PLANE_HELP);
 }

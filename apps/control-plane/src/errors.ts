@@ -49,6 +49,23 @@ export const UnsupportedMediaTypeError = createError(
 export const NotReadyError = createError(ErrorCode.NotReady, 'not ready: %s', 503);
 export const InternalError = createError(ErrorCode.Internal, 'internal error', 500);
 
+/** Not an API error: start-up stopped, and main.ts prints the message as one line. */
+export const StartupErrorCode = 'TG_ERR_STARTUP';
+
+/**
+ * Start-up cannot go on because of what one variable says: the database it names cannot be
+ * reached, the address it gives is in use. The message is `VARIABLE: reason`.
+ */
+export class StartupError extends Error {
+  readonly code = StartupErrorCode;
+  readonly variable: string;
+  constructor(variable: string, reason: string, options?: ErrorOptions) {
+    super(`${variable}: ${reason}`, options);
+    this.name = 'StartupError';
+    this.variable = variable;
+  }
+}
+
 /** Where a request's failing field is: the JSON pointer of each issue is relative to it. */
 export type RequestPart = 'body' | 'params' | 'querystring' | 'headers';
 

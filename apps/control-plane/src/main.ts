@@ -2,15 +2,16 @@
 // embedded PGlite) and Redis opened, the app built and listening. SIGTERM/SIGINT close it
 // gracefully: start-up (a PGlite initdb, migrations) is let finish, in-flight requests finish,
 // then Redis and the store close, and the process exits 0.
-import { pino, type Logger } from 'pino';
+import { createLogger, describeListenFailure, describeSystemError, type Logger } from '@tenantgate/runtime';
 import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
-import { buildApp, REDACT_PATHS } from './app.ts';
+import { buildApp } from './app.ts';
 import { ConfigError, helpText, loadConfig, type ControlPlaneConfig } from './config.ts';
 import type { Database } from './db/database.ts';
 import { createPostgresDatabase } from './db/postgres.ts';
 import { openPgliteDatabase } from './db/pglite.ts';
 import { createRedisClient } from './redis.ts';
+import { StartupError } from './errors.ts';
 
 /** Exit status of a configuration error (as the gateway's). */
 const EXIT_CONFIG = 2;
@@ -32,7 +33,7 @@ async function main(): Promise<void> {
     process.exitCode = EXIT_CONFIG;
     return;
   }
-  const logger = pino({ level: config.logLevel, redact: [...REDACT_PATHS] });
+  const logger = createLogger({ level: config.logLevel });
   const resources: Resources = {};
   // Handlers first: a signal that came before them would kill the process mid-start (a PGlite
   // initdb, a migration) instead of letting it finish and close.
@@ -46,7 +47,13 @@ async function main(): Promise<void> {
   try {
     await started;
   } catch (error) {
-    logger.fatal({ err: error }, 'the control plane could not start');
+    if (error instanceof StartupError) {
+      // One line for the person starting it, no stack: the variable says what to fix.
+      process.stderr.write(`${error.message}\n`);
+      logger.fatal({ code: error.code, variable: error.variable, reason: error.message }, 'the control plane could not start');
+    } else {
+      logger.fatal({ err: error }, 'the control plane could not start');
+    }
     await close(resources).catch((cause: unknown) => logger.error({ err: cause }, 'closing after the failed start failed'));
     logger.flush();
     process.exitCode = 1;
@@ -75,19 +82,38 @@ async function start(config: ControlPlaneConfig, logger: Logger, resources: Reso
     gatewayTokens: config.gatewayTokens,
     loggerInstance: logger,
   });
-  await resources.app.listen({ host: config.listen.host, port: config.listen.port });
+  try {
+    await resources.app.listen({ host: config.listen.host, port: config.listen.port });
+  } catch (error) {
+    const reason = describeListenFailure(error, config.listen);
+    throw reason === undefined ? error : new StartupError('CONTROL_PLANE_LISTEN', reason, { cause: error });
+  }
   logger.info({ store: config.store.kind, redis: resources.redis !== undefined, address: resources.app.addresses() }, 'control plane ready');
 }
 
 async function openDatabase(config: ControlPlaneConfig, logger: Logger): Promise<Database> {
   if (config.store.kind === 'postgres') {
-    return createPostgresDatabase({
+    const database = createPostgresDatabase({
       connectionString: config.store.url,
       onError: (error) => logger.warn({ err: error }, 'a pooled database connection failed'),
     });
+    await checkConnection(database, config.store.url);
+    return database;
   }
   logger.info({ dataDir: config.store.dataDir }, 'using the embedded PGlite store');
   return openPgliteDatabase(config.store.dataDir);
+}
+
+/** One query, so an unreachable DATABASE_URL is named at start rather than by the first migration. */
+async function checkConnection(database: Database, url: string): Promise<void> {
+  try {
+    await database.query('select 1');
+  } catch (error) {
+    await database.close();
+    // The host and port only: the URL may hold a password.
+    const { hostname, port } = new URL(url);
+    throw new StartupError('DATABASE_URL', `cannot connect to ${hostname || 'localhost'}:${port || 5432}: ${describeSystemError(error)}`, { cause: error });
+  }
 }
 
 async function shutdown(signal: string, started: Promise<void>, resources: Resources, logger: Logger): Promise<void> {

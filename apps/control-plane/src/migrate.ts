@@ -1,7 +1,7 @@
 // `npm run migrate`: applies pending schema migrations to the store named by DATABASE_URL (or
 // the PGlite data directory) and exits. The control plane also migrates at start; this is for
 // deployments that migrate before rolling out.
-import { pino } from 'pino';
+import { createLogger } from '@tenantgate/runtime';
 import { ConfigError, loadStoreConfig } from './config.ts';
 import type { Database } from './db/database.ts';
 import { migrate } from './db/migrations.ts';
@@ -21,7 +21,7 @@ async function run(): Promise<void> {
     process.stderr.write(`${error.issues.map((i) => `tenantgate migrate: ${i.variable}: ${i.message}`).join('\n')}\n`);
     process.exit(2);
   }
-  const logger = pino({ level: config.logLevel });
+  const logger = createLogger({ level: config.logLevel });
   let database: Database | undefined;
   try {
     database =

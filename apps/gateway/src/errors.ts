@@ -17,6 +17,7 @@ export const ErrorCode = {
   TenantsFile: 'TG_ERR_TENANTS_FILE',
   TenantDirectoryUnreachable: 'TG_ERR_TENANT_DIRECTORY_UNREACHABLE',
   GatewaySetup: 'TG_ERR_GATEWAY_SETUP',
+  Startup: 'TG_ERR_STARTUP',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -175,6 +176,20 @@ export class GatewaySetupError extends Error {
   constructor(message: string, options?: ErrorOptions) {
     super(message, options);
     this.name = 'GatewaySetupError';
+  }
+}
+
+/**
+ * Start-up cannot go on because of what one variable says: a file it names cannot be read, the
+ * address it gives is in use. The message is the one line main.ts prints: `VARIABLE: reason`.
+ */
+export class StartupError extends Error {
+  readonly code = ErrorCode.Startup;
+  readonly variable: string;
+  constructor(variable: string, reason: string, options?: ErrorOptions) {
+    super(`${variable}: ${reason}`, options);
+    this.name = 'StartupError';
+    this.variable = variable;
   }
 }
 

@@ -8,10 +8,11 @@ import cluster from 'node:cluster';
 import { AggregatorRegistry } from 'prom-client';
 import { createGateway, type Gateway } from './app.ts';
 import { adminProxyProtocol, startAdminServer, type AdminServer } from './ops/index.ts';
-import { ConfigError, helpText, loadConfig, type GatewayConfig } from './config/index.ts';
+import { describeListenFailure, describeSystemError, PemReadError, readPemSource, type ListenAddress, type PemSource } from '@tenantgate/runtime';
+import { ConfigError, helpText, loadConfig, type GatewayConfig, type VariableName } from './config/index.ts';
 import { createLogger, type Logger } from './telemetry/index.ts';
 import { createMetrics } from './telemetry/index.ts';
-import { readPem } from './backend/index.ts';
+import { StartupError, TenantsFileError } from './errors.ts';
 import type { CertificateInput } from './edge/index.ts';
 import { TenantsFileDirectory } from './tenants/index.ts';
 import { ControlPlaneDirectory } from './tenants/index.ts';
@@ -32,7 +33,13 @@ async function main(): Promise<void> {
     if (config.workers > 1 && cluster.isPrimary) await runPrimary(config, logger);
     else await serve(config, cluster.isWorker ? logger.child({ worker: cluster.worker?.id }) : logger);
   } catch (error) {
-    logger.fatal({ err: error }, 'the gateway could not start');
+    if (error instanceof StartupError) {
+      // One line for the person starting the gateway, no stack: the variable says what to fix.
+      process.stderr.write(`${error.message}\n`);
+      logger.fatal({ code: error.code, variable: error.variable, reason: error.message }, 'the gateway could not start');
+    } else {
+      logger.fatal({ err: error }, 'the gateway could not start');
+    }
     // Exit now: an open Redis connection or a worker's IPC channel would keep a failed process
     // alive, and its primary would never learn to replace it. pino flushes at exit.
     process.exit(1);
@@ -62,19 +69,26 @@ async function serve(config: GatewayConfig, logger: Logger): Promise<void> {
     AggregatorRegistry.setRegistries(metrics.registry);
   }
   const tenants = await openTenantDirectory(config, metrics, logger);
-  const gateway = await createGateway({
-    settings: config,
-    certificates: await readCertificates(config),
-    backendDefaults: await readBackendDefaults(config),
-    tenants,
-    logger,
-    metrics,
-    ...(worker ? { reusePort: true, cancelStore: new ClusterCancelKeyStore(process as WorkerChannel) } : {}),
-  });
+  const certificates = await readCertificates(config);
+  const backendDefaults = await readBackendDefaults(config);
+  const gateway = await listening('GATEWAY_LISTEN', config.listen, () =>
+    createGateway({
+      settings: config,
+      certificates,
+      backendDefaults,
+      tenants,
+      logger,
+      metrics,
+      ...(worker ? { reusePort: true, cancelStore: new ClusterCancelKeyStore(process as WorkerChannel) } : {}),
+    }),
+  );
   let ready = true;
-  const admin = config.adminListen === undefined || worker
+  const adminListen = worker ? undefined : config.adminListen;
+  const admin = adminListen === undefined
     ? undefined
-    : await startAdminServer({ listen: config.adminListen, metrics: metrics.registry, readiness: () => ready, logger, proxyProtocol: adminProxyProtocol(config.proxyProtocol) });
+    : await listening('GATEWAY_ADMIN_LISTEN', adminListen, () =>
+        startAdminServer({ listen: adminListen, metrics: metrics.registry, readiness: () => ready, logger, proxyProtocol: adminProxyProtocol(config.proxyProtocol) }),
+      );
   const directory = tenants instanceof TenantsFileDirectory ? { tenants: tenants.size } : { controlPlane: config.tenantSource.kind, redis: config.redisUrl !== undefined };
   logger.info({ listen: gateway.address, admin: admin?.address, ...directory }, 'gateway listening');
   if (worker) process.send?.({ type: ClusterMessage.Listening });
@@ -89,6 +103,25 @@ async function serve(config: GatewayConfig, logger: Logger): Promise<void> {
   };
   process.once('SIGTERM', () => stop('SIGTERM'));
   process.once('SIGINT', () => stop('SIGINT'));
+}
+
+/** Runs a start-up step that listens on `address`; a failure to listen names `variable`. */
+async function listening<T>(variable: VariableName, address: ListenAddress, start: () => Promise<T>): Promise<T> {
+  try {
+    return await start();
+  } catch (error) {
+    const reason = describeListenFailure(error, address);
+    throw reason === undefined ? error : new StartupError(variable, reason, { cause: error });
+  }
+}
+
+/** The PEM text of a certificate variable; a file that cannot be read names the variable. */
+async function readPem(source: PemSource, variable: VariableName): Promise<string> {
+  try {
+    return await readPemSource(source);
+  } catch (error) {
+    throw error instanceof PemReadError ? new StartupError(variable, error.message, { cause: error }) : error;
+  }
 }
 
 async function readCertificates(config: GatewayConfig): Promise<CertificateInput[]> {
@@ -120,7 +153,7 @@ async function readBackendDefaults(config: GatewayConfig): Promise<Partial<Backe
 /** The static tenants file, or the control plane behind the resolver (Redis shared when REDIS_URL is set). */
 async function openTenantDirectory(config: GatewayConfig, metrics: GatewayMetrics, logger: Logger): Promise<TenantDirectory> {
   const source = config.tenantSource;
-  if (source.kind === 'file') return TenantsFileDirectory.open(source.path);
+  if (source.kind === 'file') return openTenantsFile(source.path);
   // Routes carry role secrets: say so when they would cross a network in the clear.
   const { protocol, hostname } = new URL(source.url);
   if (protocol === 'http:' && !['127.0.0.1', 'localhost', '[::1]'].includes(hostname)) {
@@ -133,6 +166,18 @@ async function openTenantDirectory(config: GatewayConfig, metrics: GatewayMetric
     metrics,
     logger: logger.child({ component: 'resolver' }),
   });
+}
+
+/** The static tenants file; one that cannot be read or is not valid names GATEWAY_TENANTS_FILE. */
+async function openTenantsFile(path: string): Promise<TenantsFileDirectory> {
+  try {
+    return await TenantsFileDirectory.open(path);
+  } catch (error) {
+    if (!(error instanceof TenantsFileError)) throw error;
+    // Only a failed read has a cause; the other messages say where in the file it is wrong.
+    const reason = error.cause === undefined ? error.message : `cannot read ${path}: ${describeSystemError(error.cause)}`;
+    throw new StartupError('GATEWAY_TENANTS_FILE', reason.replaceAll('\n', '; '), { cause: error });
+  }
 }
 
 async function reload(config: GatewayConfig, gateway: Gateway, tenants: TenantDirectory, logger: Logger): Promise<void> {

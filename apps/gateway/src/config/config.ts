@@ -4,22 +4,14 @@
 // No file is read here, so start-up errors are about variables, and this stays unit-testable.
 // Map: docs/architecture.md, "Inside the gateway".
 import { availableParallelism } from 'node:os';
-import { isIPv6 } from 'node:net';
 import envSchema from 'env-schema';
-import { CONFIG_VARIABLES, type ConfigVariable, type LOG_LEVELS, type PROXY_PROTOCOL_MODES, type VariableName } from './variables.ts';
+import { parseListenAddress, PEM_BEGIN, pemSource, variablesSchema, type ListenAddress, type LogLevel, type PemKind, type PemSource } from '@tenantgate/runtime';
+import { CONFIG_VARIABLES, type ConfigVariable, type PROXY_PROTOCOL_MODES, type VariableName } from './variables.ts';
 
 export { CONFIG_VARIABLES, helpText, type ConfigVariable, type VariableName } from './variables.ts';
+export { parseListenAddress, type ListenAddress, type LogLevel, type PemSource } from '@tenantgate/runtime';
 
-export type LogLevel = (typeof LOG_LEVELS)[number];
 export type ProxyProtocolMode = (typeof PROXY_PROTOCOL_MODES)[number];
-
-export interface ListenAddress {
-  readonly host: string;
-  readonly port: number;
-}
-
-/** A certificate or key given as a file path, or as PEM text in the variable itself (ECS secrets). */
-export type PemSource = { readonly kind: 'path'; readonly path: string } | { readonly kind: 'pem'; readonly pem: string };
 
 /** One server certificate and the SNI suffixes it serves. */
 export interface TlsCertificate {
@@ -117,11 +109,7 @@ type KeyedByTable<T> = [Exclude<VariableName, keyof T>, Exclude<keyof T, Variabl
   : { mismatch: [missing: Exclude<VariableName, keyof T>, unknown: Exclude<keyof T, VariableName>] };
 
 const VARIABLES = new Map<string, ConfigVariable>(CONFIG_VARIABLES.map((v) => [v.name, v]));
-const SCHEMA = {
-  type: 'object',
-  properties: Object.fromEntries(CONFIG_VARIABLES.map((v) => [v.name, v.schema])),
-  additionalProperties: false,
-};
+const SCHEMA = { ...variablesSchema(CONFIG_VARIABLES), additionalProperties: false };
 
 /**
  * Reads and checks the gateway's variables.
@@ -267,18 +255,6 @@ function failedVariables(error: unknown): VariableName[] {
   return [...new Set(names)].filter((name): name is VariableName => VARIABLES.has(name));
 }
 
-const LISTEN = /^(?:\[([^\]]+)\]|([A-Za-z0-9.-]*)):([0-9]{1,5})$/;
-
-/** `host:port`, `[ipv6]:port`, or `:port` for every IPv4 interface. */
-export function parseListenAddress(value: string): ListenAddress | undefined {
-  const match = LISTEN.exec(value);
-  if (match === null) return undefined;
-  const [, ipv6, host, portText] = match;
-  const port = Number(portText);
-  if (port > 65535 || (ipv6 !== undefined && !isIPv6(ipv6))) return undefined;
-  return { host: ipv6 ?? (host || '0.0.0.0'), port };
-}
-
 function parseListenVariable(name: VariableName, value: string, issues: Issues): ListenAddress | undefined {
   const address = parseListenAddress(value);
   if (address === undefined) issues.invalid(name, value);
@@ -314,24 +290,6 @@ function parseSuffixes(value: string | undefined, required: boolean, issues: Iss
     return undefined;
   }
   return suffixes;
-}
-
-const PEM_BEGIN = '-----BEGIN ';
-const PEM_SHAPE = {
-  certificate: /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/,
-  // Encrypted keys are refused here rather than at the handshake: there is no passphrase variable.
-  key: /-----BEGIN (RSA |EC )?PRIVATE KEY-----(?![\s\S]*ENCRYPTED)[\s\S]+?-----END \1?PRIVATE KEY-----/,
-} as const;
-type PemKind = keyof typeof PEM_SHAPE;
-
-/**
- * A value that starts with `-----BEGIN` is PEM text, any other a file path. Some secret stores
- * keep PEM on one line with `\n` escapes; those are turned back into newlines.
- */
-function pemSource(item: string, kind: PemKind): PemSource | undefined {
-  if (!item.startsWith(PEM_BEGIN)) return item === '' || item.includes('\n') ? undefined : { kind: 'path', path: item };
-  const pem = item.includes('\n') ? item : item.replaceAll('\\n', '\n');
-  return PEM_SHAPE[kind].test(pem) ? { kind: 'pem', pem } : undefined;
 }
 
 /**

@@ -1,66 +1,10 @@
-// The gateway's pino loggers: JSON lines on stdout, secrets redacted by configuration (so no call
-// site has to remember), one child logger per connection carrying its id, client and tenant.
+// The gateway's pino loggers: the setup both apps share (libs/runtime: JSON lines on stdout, level
+// names, secrets redacted by configuration), and one child logger per connection carrying its id,
+// client and tenant.
 // Map: docs/architecture.md, "Inside the gateway".
-import { pino, type DestinationStream, type LevelWithSilent, type Logger } from 'pino';
+import type { Logger } from '@tenantgate/runtime';
 
-export type { Logger } from 'pino';
-
-/**
- * Fields that hold credentials in what the gateway logs: its configuration, tenant routes with
- * role secrets, HTTP headers of control plane requests, cancel keys. pino's redaction is not
- * recursive, so each path names a depth; log these objects at the top level or under `config`,
- * `tenant` or `route`, where these paths find them.
- */
-export const REDACT_PATHS: readonly string[] = [
-  'password',
-  '*.password',
-  'token',
-  '*.token',
-  'scramSecret',
-  '*.scramSecret',
-  'roles[*].scramSecret',
-  'roles[*].password',
-  '*.roles[*].scramSecret',
-  '*.roles[*].password',
-  'key',
-  '*.key',
-  'privateKey',
-  '*.privateKey',
-  'cancelKey',
-  '*.cancelKey',
-  'redisUrl',
-  '*.redisUrl',
-  'headers.authorization',
-  '*.headers.authorization',
-  // GatewayConfig, logged whole at start-up: key PEM text, the control plane token, a Redis
-  // URL (may carry its password); paths and the PEM of certificates stay readable.
-  'config.tenantSource.token',
-  'config.controlPlaneToken',
-  'config.tls.certificates[*].key.pem',
-  'config.backend.client.key.pem',
-];
-
-export const REDACTED = '[Redacted]';
-
-export interface LoggerOptions {
-  readonly level: LevelWithSilent;
-  /** Where JSON lines go; stdout (asynchronous, flushed at exit) when absent. */
-  readonly destination?: DestinationStream;
-}
-
-export function createLogger({ level, destination }: LoggerOptions): Logger {
-  return pino(
-    {
-      level,
-      redact: { paths: [...REDACT_PATHS], censor: REDACTED },
-      // ISO time and level names read well in CloudWatch and need no lookup table in queries.
-      timestamp: pino.stdTimeFunctions.isoTime,
-      formatters: { level: (label) => ({ level: label }) },
-    },
-    // Asynchronous writes keep logging off the connection path; pino flushes them on exit.
-    destination ?? pino.destination({ dest: 1, sync: false }),
-  );
-}
+export { createLogger, REDACT_PATHS, REDACTED, type Logger, type LoggerOptions } from '@tenantgate/runtime';
 
 export interface ConnectionBindings {
   /** The connection id: unique within the process, on every line about this connection. */

@@ -1,0 +1,66 @@
+// The control plane's environment variables. apps/control-plane validates them with
+// @fastify/env and turns them into a ControlPlaneConfig; its `--help` is generated from this table.
+import type { HelpPage } from './help.ts';
+import { LISTEN_EXPECTS, LOG_LEVEL_VARIABLE, type ConfigVariable } from './variables.ts';
+
+/** Shortest token accepted: a guessable token would open the whole API. */
+export const MIN_TOKEN_LENGTH = 16;
+export const MAX_TOKEN_LENGTH = 256;
+const TOKENS_EXPECTS = `tokens of ${MIN_TOKEN_LENGTH} to ${MAX_TOKEN_LENGTH} characters (A-Z a-z 0-9 - . _ ~ + / =), comma-separated`;
+
+const CONTROL_PLANE_TABLE = [
+  {
+    name: 'CONTROL_PLANE_LISTEN',
+    schema: { type: 'string', default: '127.0.0.1:8080' },
+    expects: LISTEN_EXPECTS,
+    description: 'Address of the REST API; ":8080" means every IPv4 interface.',
+  },
+  {
+    name: 'DATABASE_URL',
+    schema: { type: 'string' },
+    expects: 'a postgres:// or postgresql:// URL',
+    description: 'PostgreSQL store (migrated at start). Unset: embedded PGlite in CONTROL_PLANE_DATA_DIR.',
+    secret: true,
+  },
+  {
+    name: 'CONTROL_PLANE_DATA_DIR',
+    schema: { type: 'string', default: '.data/control-plane' },
+    expects: 'a directory path',
+    description: 'Data directory of the embedded PGlite store (only without DATABASE_URL); created if missing.',
+  },
+  {
+    name: 'REDIS_URL',
+    schema: { type: 'string' },
+    expects: 'a redis:// or rediss:// URL',
+    description: 'Redis that gateways cache routes in; every write publishes an invalidation there. Unset: none published.',
+    secret: true,
+  },
+  {
+    name: 'CONTROL_PLANE_ADMIN_TOKENS',
+    schema: { type: 'string', separator: ',' },
+    required: true,
+    expects: `one or more ${TOKENS_EXPECTS}`,
+    description: 'Bearer tokens that may read and write everything. Required.',
+    secret: true,
+  },
+  {
+    name: 'CONTROL_PLANE_GATEWAY_TOKENS',
+    schema: { type: 'string', separator: ',' },
+    expects: TOKENS_EXPECTS,
+    description: 'Bearer tokens that may only read routes (GET /v1/routes/:id), one per gateway fleet.',
+    secret: true,
+  },
+  LOG_LEVEL_VARIABLE,
+] as const satisfies readonly ConfigVariable[];
+
+export type ControlPlaneVariableName = (typeof CONTROL_PLANE_TABLE)[number]['name'];
+
+/** Every variable, in `--help` order. */
+export const CONTROL_PLANE_VARIABLES: readonly (ConfigVariable & { readonly name: ControlPlaneVariableName })[] = CONTROL_PLANE_TABLE;
+
+export const CONTROL_PLANE_HELP: HelpPage = {
+  title: 'tenantgate control plane: the REST API that provisions tenants (OpenAPI at /docs).',
+  usage: 'npm run control-plane           (or: node apps/control-plane/src/main.ts [--help])',
+  intro: ['Configured by environment variables (an empty value counts as unset).'],
+  variables: CONTROL_PLANE_VARIABLES,
+};
