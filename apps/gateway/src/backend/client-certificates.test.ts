@@ -4,27 +4,18 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createTestPki } from '@tenantgate/testing';
-import { ClientCertificateStore, readPem, scramMockKey } from './client-certificates.ts';
+import { ClientCertificateStore, scramMockKey } from './client-certificates.ts';
 import { SecretsError } from '../errors.ts';
-
-test('readPem takes PEM text as is and reads paths, naming the file on failure', async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), 'tg-secrets-'));
-  t.after(() => rm(dir, { recursive: true, force: true }));
-  await writeFile(join(dir, 'a.pem'), 'PEM-A');
-  assert.equal(await readPem({ kind: 'pem', pem: 'PEM-X' }, 'x'), 'PEM-X');
-  assert.equal(await readPem({ kind: 'path', path: join(dir, 'a.pem') }, 'x'), 'PEM-A');
-  await assert.rejects(readPem({ kind: 'path', path: join(dir, 'missing.pem') }, 'the edge key'), (error: Error) => {
-    assert.ok(error instanceof SecretsError);
-    assert.match(error.message, /the edge key.*missing\.pem/);
-    return true;
-  });
-});
 
 test('client certificates are read once per name, and a missing one can appear later', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'tg-secrets-'));
   t.after(() => rm(dir, { recursive: true, force: true }));
   const store = new ClientCertificateStore(dir);
-  await assert.rejects(store.get('acme'), SecretsError);
+  await assert.rejects(store.get('acme'), (error: Error) => {
+    assert.ok(error instanceof SecretsError);
+    assert.match(error.message, /^client certificate "acme": cannot read .*acme\.crt: no such file/);
+    return true;
+  });
   await writeFile(join(dir, 'acme.crt'), 'CERT');
   await writeFile(join(dir, 'acme.key'), 'KEY');
   assert.deepEqual(await store.get('acme'), { certPem: 'CERT', keyPem: 'KEY' });

@@ -1,21 +1,19 @@
-// Key material the gateway reads from disk or from its environment: PEM sources of the
-// configuration, tenants' client certificates under GATEWAY_SECRETS_DIR, and the key that
-// makes SCRAM mock salts for unknown roles.
+// Tenants' client certificates under GATEWAY_SECRETS_DIR, and the key that makes SCRAM mock salts
+// for unknown roles.
 // Map: docs/architecture.md, step 10.
 import { createHmac, createPrivateKey } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CERTIFICATE_REF_PATTERN } from '@tenantgate/tenancy';
-import type { PemSource } from '../config/index.ts';
+import { readPemSource } from '@tenantgate/runtime';
 import type { ClientCertificatePem } from './tls.ts';
 import { SecretsError } from '../errors.ts';
 
-export async function readPem(source: PemSource, what: string): Promise<string> {
-  if (source.kind === 'pem') return source.pem;
+/** A file of the secrets directory; a failure names the certificate (`what`) and the file. */
+async function readSecretFile(path: string, what: string): Promise<string> {
   try {
-    return await readFile(source.path, 'utf8');
+    return await readPemSource({ kind: 'path', path });
   } catch (error) {
-    throw new SecretsError(`cannot read ${what} from ${source.path}: ${(error as Error).message}`, { cause: error });
+    throw new SecretsError(`${what}: ${(error as Error).message}`, { cause: error });
   }
 }
 
@@ -54,8 +52,8 @@ export class ClientCertificateStore {
     // The schema already forbids separators; checked again because the name crosses a trust boundary.
     if (!REFERENCE.test(name)) throw new SecretsError(`client certificate name "${name}" is not a plain file name`);
     const [certPem, keyPem] = await Promise.all([
-      readPem({ kind: 'path', path: join(this.#dir, `${name}.crt`) }, `client certificate "${name}"`),
-      readPem({ kind: 'path', path: join(this.#dir, `${name}.key`) }, `client key "${name}"`),
+      readSecretFile(join(this.#dir, `${name}.crt`), `client certificate "${name}"`),
+      readSecretFile(join(this.#dir, `${name}.key`), `client key "${name}"`),
     ]);
     return { certPem, keyPem };
   }

@@ -1,5 +1,5 @@
 // What the rest of the gateway uses of backend/; everything else here is internal to it.
-export { ClientCertificateStore, readPem, scramMockKey } from './client-certificates.ts';
+export { ClientCertificateStore, scramMockKey } from './client-certificates.ts';
 export { type BackendAuth, type BackendSession, type OpenedBackend, abandonBackend, openBackend, startBackendSession } from './connect.ts';
 export { takeIdleWatch } from './idle.ts';
 export { checkTimeout } from './phase.ts';
