@@ -30,18 +30,33 @@ function gatewayZones() {
       if (other === folder) continue;
       zones.push(
         allowed.includes(other)
-          ? { target: `${GATEWAY}/${folder}`, from: `${GATEWAY}/${other}`, except: ['./index.ts'], message: `import ${other}/ through its index.ts` }
-          : { target: `${GATEWAY}/${folder}`, from: `${GATEWAY}/${other}`, message: `${folder}/ may not import ${other}/ (layers: eslint.config.js GATEWAY_LAYERS)` },
+          ? {
+              target: `${GATEWAY}/${folder}`,
+              from: `${GATEWAY}/${other}`,
+              except: ['./index.ts'],
+              message: `import ${other}/ through its index.ts`,
+            }
+          : {
+              target: `${GATEWAY}/${folder}`,
+              from: `${GATEWAY}/${other}`,
+              message: `${folder}/ may not import ${other}/ (layers: eslint.config.js GATEWAY_LAYERS)`,
+            },
       );
     }
   }
   // The composition roots: main.ts builds on app.ts, and the package entry (index.ts) re-exports it.
   for (const entry of ENTRY_POINTS) {
     zones.push({ target: `${GATEWAY}/!(index|main).ts`, from: `${GATEWAY}/${entry}`, message: `nothing imports ${entry}` });
-    for (const folder of FOLDERS) zones.push({ target: `${GATEWAY}/${folder}`, from: `${GATEWAY}/${entry}`, message: `nothing imports ${entry}` });
+    for (const folder of FOLDERS)
+      zones.push({ target: `${GATEWAY}/${folder}`, from: `${GATEWAY}/${entry}`, message: `nothing imports ${entry}` });
   }
   for (const folder of FOLDERS) {
-    zones.push({ target: `${GATEWAY}/*.ts`, from: `${GATEWAY}/${folder}`, except: ['./index.ts'], message: `import ${folder}/ through its index.ts` });
+    zones.push({
+      target: `${GATEWAY}/*.ts`,
+      from: `${GATEWAY}/${folder}`,
+      except: ['./index.ts'],
+      message: `import ${folder}/ through its index.ts`,
+    });
   }
   return zones;
 }

@@ -23,7 +23,11 @@ try {
   };
   const [certBackend, scramBackend] = await Promise.all([
     startPostgres({ ...tls, hba: [`hostssl all ${GATEWAY_CLIENT_CN} 127.0.0.1/32 cert`], roles: [{ name: GATEWAY_CLIENT_CN }] }),
-    startPostgres({ ...tls, hba: ['hostssl all all 127.0.0.1/32 scram-sha-256 clientcert=verify-ca'], roles: [{ name: 'app', password: PASSWORD }] }),
+    startPostgres({
+      ...tls,
+      hba: ['hostssl all all 127.0.0.1/32 scram-sha-256 clientcert=verify-ca'],
+      roles: [{ name: 'app', password: PASSWORD }],
+    }),
   ]);
   backends.push(certBackend, scramBackend);
   await certBackend.sql(`create table hello as select 'acme''s own database' as greeting; grant select on hello to ${GATEWAY_CLIENT_CN}`);

@@ -182,7 +182,12 @@ export function stopOnSignal(stop: () => Promise<void>): void {
 }
 
 /** A request to the control plane with the admin token; the body as JSON text. */
-export async function controlPlaneRequest(stack: DevStack, method: string, path: string, body?: unknown): Promise<{ status: number; text: string }> {
+export async function controlPlaneRequest(
+  stack: DevStack,
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<{ status: number; text: string }> {
   const response = await fetch(`${stack.controlPlaneUrl}${path}`, {
     method,
     headers: { authorization: `Bearer ${stack.adminToken}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },

@@ -58,7 +58,18 @@ export async function copyIn(env: NodeJS.ProcessEnv, data: CopyData, postgres: P
 /** Runs one statement with \timing on; returns its time in seconds. */
 async function psqlTimed(env: NodeJS.ProcessEnv, sql: string, io: { output?: string; input?: string }): Promise<number> {
   // -o takes the query output (COPY TO STDOUT rows included); the timing line still goes to stdout.
-  const args = ['-X', '-q', '-w', '-v', 'ON_ERROR_STOP=1', ...(io.output === undefined ? [] : ['-o', io.output]), '-c', '\\timing on', '-c', sql];
+  const args = [
+    '-X',
+    '-q',
+    '-w',
+    '-v',
+    'ON_ERROR_STOP=1',
+    ...(io.output === undefined ? [] : ['-o', io.output]),
+    '-c',
+    '\\timing on',
+    '-c',
+    sql,
+  ];
   const result = await runCommand(PSQL, args, { env, stdinFile: io.input, timeoutMs: 600_000 });
   if (result.timedOut) throw new Error(`psql -c '${sql}' hung: killed after 600 s`);
   if (result.code !== 0) throw new Error(`psql -c '${sql}' failed (exit code ${result.code}): ${result.stderr.trim()}`);

@@ -20,7 +20,13 @@ export interface GatewayProcessOptions {
   readonly role: { readonly name: string; readonly scramSecret: string };
   readonly backend: { readonly host: string; readonly port: number };
   /** Paths of PEM files. */
-  readonly files: { readonly edgeCert: string; readonly edgeKey: string; readonly ca: string; readonly clientCert: string; readonly clientKey: string };
+  readonly files: {
+    readonly edgeCert: string;
+    readonly edgeKey: string;
+    readonly ca: string;
+    readonly clientCert: string;
+    readonly clientKey: string;
+  };
   /** The gateway's LOG_LEVEL; `info` (its default) logs every session's start and end, as PgBouncer does. */
   readonly logLevel: string;
   /** NODE_OPTIONS for the gateway process (`--cpu-prof --cpu-prof-dir=...` to profile it); empty for none. */

@@ -60,6 +60,8 @@ export function reportNotes(result: GatewayBenchResult, env: NodeJS.ProcessEnv =
     '```',
     '',
     `Conditions: ${result.conditions}.`,
-    ...(errors.length + result.notes.length === 0 ? [] : ['', ...[...errors, ...result.notes].map((line) => `- ${line.replaceAll('\n', '\n  ')}`)]),
+    ...(errors.length + result.notes.length === 0
+      ? []
+      : ['', ...[...errors, ...result.notes].map((line) => `- ${line.replaceAll('\n', '\n  ')}`)]),
   ].join('\n');
 }

@@ -51,8 +51,18 @@ export async function startGatewayStack(options: StackOptions, cleanup: Cleanup)
   const { gateway, pgbouncer } = await startProxies(pki, postgres, dir, options, cleanup);
   const paths = {
     direct: { name: 'direct', env: libpqEnvironment('127.0.0.1', undefined, postgres.port), pid: undefined, logFile: undefined },
-    PgBouncer: { name: 'PgBouncer', env: libpqEnvironment('127.0.0.1', undefined, pgbouncer.port), pid: pgbouncer.pid, logFile: pgbouncer.logFile },
-    gateway: { name: 'gateway', env: libpqEnvironment(`${TENANT}${SNI_SUFFIX}`, '127.0.0.1', gateway.port), pid: gateway.pid, logFile: gateway.logFile },
+    PgBouncer: {
+      name: 'PgBouncer',
+      env: libpqEnvironment('127.0.0.1', undefined, pgbouncer.port),
+      pid: pgbouncer.pid,
+      logFile: pgbouncer.logFile,
+    },
+    gateway: {
+      name: 'gateway',
+      env: libpqEnvironment(`${TENANT}${SNI_SUFFIX}`, '127.0.0.1', gateway.port),
+      pid: gateway.pid,
+      logFile: gateway.logFile,
+    },
   } as const satisfies Record<PathName, ClientPath>;
   return { postgres, paths, dir };
 }
@@ -72,8 +82,20 @@ async function startProxies(
   ]);
   const role = { name: BENCH_ROLE, scramSecret: await roleSecret(postgres) };
   const backend = { host: '127.0.0.1', port: postgres.port };
-  const files = await writePemFiles(dir, { edgeCert: pki.edge.chainPem, edgeKey: pki.edge.keyPem, ca: pki.ca.certPem, clientCert: client.chainPem, clientKey: client.keyPem });
-  const pem = { serverCert: pgbouncerCert.chainPem, serverKey: pgbouncerCert.keyPem, ca: pki.ca.certPem, clientCert: client.chainPem, clientKey: client.keyPem };
+  const files = await writePemFiles(dir, {
+    edgeCert: pki.edge.chainPem,
+    edgeKey: pki.edge.keyPem,
+    ca: pki.ca.certPem,
+    clientCert: client.chainPem,
+    clientKey: client.keyPem,
+  });
+  const pem = {
+    serverCert: pgbouncerCert.chainPem,
+    serverKey: pgbouncerCert.keyPem,
+    ca: pki.ca.certPem,
+    clientCert: client.chainPem,
+    clientKey: client.keyPem,
+  };
   // Both settled before going on: a failure of one must not leave the other starting unregistered.
   const [gateway, pgbouncer] = settled(
     await Promise.allSettled([

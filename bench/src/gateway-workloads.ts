@@ -58,7 +58,8 @@ function pgbenchWorkload(id: string, options: string, figure: 'tps' | 'latencyMs
     paths: ALL,
     digits,
     target,
-    measure: async (context, path) => (await pgbench(path.env, pgbenchArgs(options, context.settings.seconds), context.settings.seconds))[figure],
+    measure: async (context, path) =>
+      (await pgbench(path.env, pgbenchArgs(options, context.settings.seconds), context.settings.seconds))[figure],
   };
 }
 
@@ -94,9 +95,13 @@ export const WORKLOADS: readonly Workload[] = [
     measure: async (context, path) => {
       const figures = await idleSessionMemory(path, context.postgres, context.settings.idleSessions, context.dir);
       const mib = (kib: number) => (kib / 1024).toFixed(1);
-      context.note(`${path.name} RSS: ${mib(figures.rssKiB.before)} MiB before, ${mib(figures.rssKiB.with)} MiB with ${context.settings.idleSessions} idle sessions.`);
+      context.note(
+        `${path.name} RSS: ${mib(figures.rssKiB.before)} MiB before, ${mib(figures.rssKiB.with)} MiB with ${context.settings.idleSessions} idle sessions.`,
+      );
       if (figures.leftOpen !== undefined && figures.leftOpen > 0) {
-        context.note(`${path.name}: ${figures.leftOpen} backend sessions still open 10 s after the ${context.settings.idleSessions} idle clients left.`);
+        context.note(
+          `${path.name}: ${figures.leftOpen} backend sessions still open 10 s after the ${context.settings.idleSessions} idle clients left.`,
+        );
       }
       return figures.kibPerSession;
     },

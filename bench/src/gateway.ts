@@ -45,7 +45,8 @@ export function optionsFromEnvironment(env: NodeJS.ProcessEnv = process.env): Ga
   const quick = env.BENCH_QUICK === '1';
   const number = (name: string, fallback: number, minimum: number): number => {
     const value = env[name] === undefined || env[name] === '' ? fallback : Number(env[name]);
-    if (!Number.isInteger(value) || value < minimum) throw new Error(`${name}: expected an integer of at least ${minimum}, got "${env[name]}"`);
+    if (!Number.isInteger(value) || value < minimum)
+      throw new Error(`${name}: expected an integer of at least ${minimum}, got "${env[name]}"`);
     return value;
   };
   return {
@@ -98,7 +99,13 @@ export async function runGatewayBench(options: GatewayBenchOptions): Promise<Gat
     const conditions = await describeConditions(stack, options, loadAtStart);
     progress(`pgbench -i -s ${options.scale}, COPY table of ${options.copyMegabytes} MB`);
     const notes: string[] = [];
-    const context: WorkloadContext = { settings: options, postgres: stack.postgres, copyData: await prepare(stack, options), dir: stack.dir, note: (text) => notes.push(text) };
+    const context: WorkloadContext = {
+      settings: options,
+      postgres: stack.postgres,
+      copyData: await prepare(stack, options),
+      dir: stack.dir,
+      note: (text) => notes.push(text),
+    };
     progress(`warm-up, ${options.warmupSeconds} s per path`);
     await warmUp(stack, options.warmupSeconds, context);
     const figures = await measureAll(context, stack, options, { progress, signal: interrupted.signal });
@@ -147,7 +154,10 @@ function median(values: readonly (number | Error)[]): number | Error {
 }
 
 async function prepare(stack: GatewayStack, options: GatewayBenchOptions): Promise<CopyData> {
-  const init = await runCommand(PGBENCH, ['-i', '-I', 'dtGvp', '-q', '-s', String(options.scale)], { env: stack.paths.direct.env, timeoutMs: 600_000 });
+  const init = await runCommand(PGBENCH, ['-i', '-I', 'dtGvp', '-q', '-s', String(options.scale)], {
+    env: stack.paths.direct.env,
+    timeoutMs: 600_000,
+  });
   if (init.code !== 0) throw new Error(`pgbench -i failed: ${init.stderr.trim()}`);
   return prepareCopy(stack.postgres, stack.paths.direct.env, stack.dir, options.copyMegabytes);
 }
@@ -164,11 +174,15 @@ async function warmUp(stack: GatewayStack, seconds: number, context: WorkloadCon
 
 async function logProblems(stack: GatewayStack): Promise<string[]> {
   const notes: string[] = [];
-  for (const [name, scan] of [['gateway', gatewayProblems], ['PgBouncer', pgbouncerProblems]] as const) {
+  for (const [name, scan] of [
+    ['gateway', gatewayProblems],
+    ['PgBouncer', pgbouncerProblems],
+  ] as const) {
     const file = stack.paths[name].logFile;
     if (file === undefined) continue;
     const problems = scan(await readFile(file, 'utf8'));
-    if (problems.length > 0) notes.push(`${name} logged ${problems.length} warnings or errors; the first: ${problems.slice(0, 3).join(' | ')}`);
+    if (problems.length > 0)
+      notes.push(`${name} logged ${problems.length} warnings or errors; the first: ${problems.slice(0, 3).join(' | ')}`);
   }
   return notes;
 }

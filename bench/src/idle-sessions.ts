@@ -26,7 +26,12 @@ export interface IdleSessionFigures {
   readonly leftOpen: number | undefined;
 }
 
-export async function idleSessionMemory(path: ClientPath, postgres: PostgresServer, count: number, dir: string): Promise<IdleSessionFigures> {
+export async function idleSessionMemory(
+  path: ClientPath,
+  postgres: PostgresServer,
+  count: number,
+  dir: string,
+): Promise<IdleSessionFigures> {
   if (path.pid === undefined) throw new Error(`${path.name}: no proxy process to measure`);
   const script = join(dir, 'idle-session.sql');
   // pgbench keeps \sleep in microseconds in an int32: 2000 s is about the longest it takes.
@@ -45,17 +50,27 @@ export async function idleSessionMemory(path: ClientPath, postgres: PostgresServ
     child.kill('SIGTERM');
     await result;
   }
-  return { kibPerSession: (after - before) / count, rssKiB: { before, with: after }, leftOpen: await sessionsLeftOpen(postgres, path, sessionsBefore) };
+  return {
+    kibPerSession: (after - before) / count,
+    rssKiB: { before, with: after },
+    leftOpen: await sessionsLeftOpen(postgres, path, sessionsBefore),
+  };
 }
 
-async function waitForIdleSessions(postgres: PostgresServer, count: number, pgbench: Promise<CommandResult>, timeoutMs: number): Promise<void> {
+async function waitForIdleSessions(
+  postgres: PostgresServer,
+  count: number,
+  pgbench: Promise<CommandResult>,
+  timeoutMs: number,
+): Promise<void> {
   let exited: CommandResult | undefined;
   void pgbench.then((result) => (exited = result));
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const idle = await countSessions(postgres, `state = 'idle' and query like '%${MARKER}%'`);
     if (idle >= count) return;
-    if (exited !== undefined) throw new Error(`pgbench exited with ${idle} of ${count} sessions idle:\n${exited.stderr.trim().split('\n').slice(-10).join('\n')}`);
+    if (exited !== undefined)
+      throw new Error(`pgbench exited with ${idle} of ${count} sessions idle:\n${exited.stderr.trim().split('\n').slice(-10).join('\n')}`);
     if (Date.now() > deadline) throw new Error(`only ${idle} of ${count} sessions were idle after ${timeoutMs} ms`);
     await sleep(200);
   }
@@ -74,6 +89,8 @@ async function sessionsLeftOpen(postgres: PostgresServer, path: ClientPath, sess
 }
 
 async function countSessions(postgres: PostgresServer, condition = 'true'): Promise<number> {
-  const rows = await postgres.sql<{ n: number }>(`select count(*)::int as n from pg_stat_activity where usename = $1 and ${condition}`, [BENCH_ROLE]);
+  const rows = await postgres.sql<{ n: number }>(`select count(*)::int as n from pg_stat_activity where usename = $1 and ${condition}`, [
+    BENCH_ROLE,
+  ]);
   return rows[0]?.n ?? 0;
 }

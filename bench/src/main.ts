@@ -36,8 +36,7 @@ export const benchmarks: Benchmark[] = [
 export function markdownTable(rows: readonly BenchRow[]): string {
   const columns = [...new Set(rows.flatMap((row) => Object.keys(row)))];
   const numeric = columns.map((column) => rows.every((row) => typeof (row[column] ?? 0) === 'number'));
-  const cell = (value: string | number | undefined): string =>
-    typeof value === 'number' ? value.toLocaleString('en-US') : (value ?? '');
+  const cell = (value: string | number | undefined): string => (typeof value === 'number' ? value.toLocaleString('en-US') : (value ?? ''));
   const lines = [
     `| ${columns.join(' | ')} |`,
     `| ${numeric.map((isNumber) => (isNumber ? '---:' : '---')).join(' | ')} |`,

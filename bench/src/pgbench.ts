@@ -17,7 +17,8 @@ export async function pgbench(env: NodeJS.ProcessEnv, args: readonly string[], s
   const result = await runCommand(PGBENCH, args, { env, timeoutMs: (seconds + 60) * 1000 });
   const output = `${result.stdout}\n${result.stderr}`.trim();
   if (result.timedOut) throw new Error(`pgbench ${args.join(' ')} hung: killed after ${seconds + 60} s\n${lastLines(output)}`);
-  if (result.code !== 0) throw new Error(`pgbench ${args.join(' ')} failed (${result.signal ?? `exit code ${result.code}`})\n${lastLines(output)}`);
+  if (result.code !== 0)
+    throw new Error(`pgbench ${args.join(' ')} failed (${result.signal ?? `exit code ${result.code}`})\n${lastLines(output)}`);
   return parsePgbenchOutput(result.stdout);
 }
 

@@ -21,7 +21,13 @@ export interface PgBouncerOptions {
   /** Client sessions it must hold at once (the idle-session measurement). */
   readonly maxClients: number;
   /** PEM texts. */
-  readonly pem: { readonly serverCert: string; readonly serverKey: string; readonly ca: string; readonly clientCert: string; readonly clientKey: string };
+  readonly pem: {
+    readonly serverCert: string;
+    readonly serverKey: string;
+    readonly ca: string;
+    readonly clientCert: string;
+    readonly clientKey: string;
+  };
 }
 
 export interface PgBouncerProcess {
@@ -59,7 +65,12 @@ export async function startPgBouncer(options: PgBouncerOptions, cleanup: Cleanup
     await writeFile(path, text, { mode: 0o600 });
     if (account !== undefined) await chown(path, account.uid, account.gid);
   }
-  const child = startServer(PGBOUNCER, [files.ini], { cwd: options.dir, env: { PATH: process.env.PATH ?? '' }, logFile: files.log, account });
+  const child = startServer(PGBOUNCER, [files.ini], {
+    cwd: options.dir,
+    env: { PATH: process.env.PATH ?? '' },
+    logFile: files.log,
+    account,
+  });
   // SIGTERM is PgBouncer's immediate shutdown (SIGINT would wait for its clients to leave).
   cleanup.add(() => stopServer(child, 'SIGTERM'));
   await waitForPort(child, port, files.log, 'PgBouncer');

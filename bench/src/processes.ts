@@ -156,7 +156,11 @@ export function runCommand(command: string, args: readonly string[], options: Co
 }
 
 /** Starts a client that runs until stopped (idle sessions); `runCommand` semantics otherwise. */
-export function startCommand(command: string, args: readonly string[], options: CommandOptions): { child: ChildProcess; result: Promise<CommandResult> } {
+export function startCommand(
+  command: string,
+  args: readonly string[],
+  options: CommandOptions,
+): { child: ChildProcess; result: Promise<CommandResult> } {
   const child = spawn(command, args, { env: options.env, stdio: ['ignore', 'pipe', 'pipe'] });
   return { child, result: completion(child, options.timeoutMs) };
 }

@@ -97,7 +97,11 @@ for (const kind of ['pglite', 'postgres'] as const satisfies readonly StoreKind[
         const page = await api('GET', `/v1/tenants${query}`);
         assert.equal(page.status, 200);
         assert.ok(page.body.items.length <= 2);
-        for (const item of page.body.items) assert.equal(item.roles.some((r: object) => 'scramSecret' in r), false);
+        for (const item of page.body.items)
+          assert.equal(
+            item.roles.some((r: object) => 'scramSecret' in r),
+            false,
+          );
         seen.push(...page.body.items.map((t: { id: string }) => t.id));
         cursor = page.body.nextCursor;
         pages += 1;
@@ -123,8 +127,14 @@ for (const kind of ['pglite', 'postgres'] as const satisfies readonly StoreKind[
       const stored = await running.database.query<{ name: string; scram_secret: string }>(
         "SELECT name, scram_secret FROM tenant_roles WHERE tenant_id = 'pw' ORDER BY name",
       );
-      assert.deepEqual(stored.map((r) => r.name), ['owner', 'reader']);
-      for (const [row, pw] of [[stored[0], password], [stored[1], `${password}-2`]] as const) {
+      assert.deepEqual(
+        stored.map((r) => r.name),
+        ['owner', 'reader'],
+      );
+      for (const [row, pw] of [
+        [stored[0], password],
+        [stored[1], `${password}-2`],
+      ] as const) {
         const secret = parseScramSecret(row.scram_secret);
         assert.ok(secret.iterations >= SCRAM_ITERATIONS);
         assert.equal(await createScramSecret(pw, { salt: secret.salt, iterations: secret.iterations }), row.scram_secret);
@@ -190,7 +200,10 @@ for (const kind of ['pglite', 'postgres'] as const satisfies readonly StoreKind[
       assert.deepEqual(badPort.body.details, { in: 'body', issues: [{ path: '/backend/port', message: 'must be >= 1' }] });
       const badCidr = await api('PATCH', '/v1/tenants/patchy', { json: { allowedCidrs: ['10.0.0.0/8', '10.0.0.0/33'] } });
       assert.equal(badCidr.status, 400);
-      assert.deepEqual(badCidr.body.details.issues.map((i: { path: string }) => i.path), ['/allowedCidrs/1']);
+      assert.deepEqual(
+        badCidr.body.details.issues.map((i: { path: string }) => i.path),
+        ['/allowedCidrs/1'],
+      );
       // A failed write leaves nothing: same version, nothing queued.
       const after = await api('GET', '/v1/tenants/patchy');
       assert.equal(after.body.version, merged.body.version);
@@ -221,7 +234,10 @@ for (const kind of ['pglite', 'postgres'] as const satisfies readonly StoreKind[
       assert.equal(unchanged.body.status, 'maintenance');
       const badHeader = await api('PATCH', '/v1/tenants/guarded', { json: { status: 'active' }, headers: { 'if-match': 'yesterday' } });
       assert.equal(badHeader.status, 400);
-      assert.deepEqual(badHeader.body.details, { in: 'headers', issues: [{ path: '/if-match', message: badHeader.body.details.issues[0].message }] });
+      assert.deepEqual(badHeader.body.details, {
+        in: 'headers',
+        issues: [{ path: '/if-match', message: badHeader.body.details.issues[0].message }],
+      });
       const deleted = await api('DELETE', '/v1/tenants/guarded', { headers: { 'if-match': v2 } });
       assert.equal(deleted.status, 204);
     });
@@ -242,7 +258,11 @@ for (const kind of ['pglite', 'postgres'] as const satisfies readonly StoreKind[
 
     test('tokens: none or unknown is 401, a gateway token only reads routes (403 elsewhere)', async () => {
       await create('guests');
-      const attempts: Record<string, string>[] = [{}, { authorization: 'Bearer wrong-token-0123456789abcdef' }, { authorization: `Basic ${GATEWAY_TOKEN}` }];
+      const attempts: Record<string, string>[] = [
+        {},
+        { authorization: 'Bearer wrong-token-0123456789abcdef' },
+        { authorization: `Basic ${GATEWAY_TOKEN}` },
+      ];
       for (const headers of attempts) {
         const reply = await api('GET', '/v1/routes/guests', { token: null, headers });
         assert.equal(reply.status, 401);
@@ -288,13 +308,21 @@ for (const kind of ['pglite', 'postgres'] as const satisfies readonly StoreKind[
       assert.deepEqual(invalid.issues.map((i: { path: string }) => i.path).sort(), ['/backend/port', '/colour', '/id']);
       const missing = expect(await api('POST', '/v1/tenants', { json: { id: 'nobackend' } }), 400, ErrorCode.Validation);
       assert.deepEqual(missing.issues, [{ path: '/backend', message: 'is required' }]);
-      const role = expect(await api('PUT', '/v1/tenants/dupe/roles/app', { json: { password: 'a', scramSecret: 'b' } }), 400, ErrorCode.Validation);
+      const role = expect(
+        await api('PUT', '/v1/tenants/dupe/roles/app', { json: { password: 'a', scramSecret: 'b' } }),
+        400,
+        ErrorCode.Validation,
+      );
       assert.deepEqual(role.issues, [{ path: '', message: 'give exactly one of "password" and "scramSecret"' }]);
       expect(await api('PUT', '/v1/tenants/dupe/roles/app', { json: {} }), 400, ErrorCode.Validation);
       assert.deepEqual(expect(await api('GET', '/v1/tenants/NOT_AN_ID'), 400, ErrorCode.Validation).issues[0].path, '/id');
       assert.deepEqual(expect(await api('GET', '/v1/tenants?limit=1000'), 400, ErrorCode.Validation).issues[0].path, '/limit');
       assert.deepEqual(expect(await api('GET', '/v1/tenants?cursor=nope'), 400, ErrorCode.Validation).issues[0].path, '/cursor');
-      expect(await api('POST', '/v1/tenants', { raw: '{"id":', headers: { 'content-type': 'application/json' } }), 400, ErrorCode.MalformedBody);
+      expect(
+        await api('POST', '/v1/tenants', { raw: '{"id":', headers: { 'content-type': 'application/json' } }),
+        400,
+        ErrorCode.MalformedBody,
+      );
       expect(await api('GET', '/v1/routes/BAD!', { token: null }), 401, ErrorCode.Unauthorized);
       expect(await api('GET', '/v1/tenants/dupe', { token: GATEWAY_TOKEN }), 403, ErrorCode.Forbidden);
       expect(await api('GET', '/v1/tenants/ghost'), 404, ErrorCode.TenantNotFound);
@@ -304,17 +332,35 @@ for (const kind of ['pglite', 'postgres'] as const satisfies readonly StoreKind[
       const duplicate = tenantBody('dupe', { roles: [{ name: 'sneaky', password: 'pw' }], status: 'suspended' });
       expect(await api('POST', '/v1/tenants', { json: duplicate }), 409, ErrorCode.TenantExists);
       const large = JSON.stringify(tenantBody('large', { userRewrite: { template: 'x'.repeat(2 * 1024 * 1024) } }));
-      const tooLarge = expect(await api('POST', '/v1/tenants', { raw: large, headers: { 'content-type': 'application/json' } }), 413, ErrorCode.BodyTooLarge);
+      const tooLarge = expect(
+        await api('POST', '/v1/tenants', { raw: large, headers: { 'content-type': 'application/json' } }),
+        413,
+        ErrorCode.BodyTooLarge,
+      );
       assert.equal(tooLarge.limit, 1024 * 1024);
-      expect(await api('POST', '/v1/tenants', { raw: 'id=x', headers: { 'content-type': 'application/x-www-form-urlencoded' } }), 415, ErrorCode.UnsupportedMediaType);
-      expect(await api('PATCH', '/v1/tenants/dupe', { raw: 'status: active', headers: { 'content-type': 'text/plain' } }), 415, ErrorCode.UnsupportedMediaType);
+      expect(
+        await api('POST', '/v1/tenants', { raw: 'id=x', headers: { 'content-type': 'application/x-www-form-urlencoded' } }),
+        415,
+        ErrorCode.UnsupportedMediaType,
+      );
+      expect(
+        await api('PATCH', '/v1/tenants/dupe', { raw: 'status: active', headers: { 'content-type': 'text/plain' } }),
+        415,
+        ErrorCode.UnsupportedMediaType,
+      );
       // A PATCH nested 5,000 levels deep is refused with 400, not a stack overflow's 500.
       const deep = `{"backend":${'{"a":'.repeat(5000)}1${'}'.repeat(5000)}}`;
-      const tooDeep = expect(await api('PATCH', '/v1/tenants/dupe', { raw: deep, headers: { 'content-type': 'application/merge-patch+json' } }), 400, ErrorCode.Validation);
+      const tooDeep = expect(
+        await api('PATCH', '/v1/tenants/dupe', { raw: deep, headers: { 'content-type': 'application/merge-patch+json' } }),
+        400,
+        ErrorCode.Validation,
+      );
       assert.deepEqual(tooDeep.issues, [{ path: '', message: 'is nested deeper than 32 levels' }]);
       // Records the gateway could not use are refused by name.
       const unusable = expect(
-        await api('POST', '/v1/tenants', { json: tenantBody('unusable', { userRewrite: { template: 'everyone' }, authMode: 'passthrough' }) }),
+        await api('POST', '/v1/tenants', {
+          json: tenantBody('unusable', { userRewrite: { template: 'everyone' }, authMode: 'passthrough' }),
+        }),
         400,
         ErrorCode.Validation,
       );
@@ -342,7 +388,9 @@ for (const kind of ['pglite', 'postgres'] as const satisfies readonly StoreKind[
       assert.equal(await inspector.exists(routeKey('cached')), 0);
       const recreated = await create('cached');
       assert.ok(recreated.body.version > floor, 'a re-created tenant starts above the floor');
-      await eventually('the outbox to drain', async () => ((await api('GET', '/readyz')).body.pendingInvalidations === 0 ? true : undefined));
+      await eventually('the outbox to drain', async () =>
+        (await api('GET', '/readyz')).body.pendingInvalidations === 0 ? true : undefined,
+      );
     });
 
     test('/metrics has the request histogram by route template and the tenant gauge', async () => {
@@ -353,7 +401,10 @@ for (const kind of ['pglite', 'postgres'] as const satisfies readonly StoreKind[
       const text: string = reply.body;
       assert.match(text, /^# TYPE tenantgate_http_request_duration_seconds histogram$/m);
       assert.match(text, /^tenantgate_http_request_duration_seconds_count\{method="GET",route="\/v1\/routes\/:id",status="404"\} \d+$/m);
-      assert.match(text, /^tenantgate_http_request_duration_seconds_bucket\{le="0.005",method="POST",route="\/v1\/tenants",status="201"\} \d+$/m);
+      assert.match(
+        text,
+        /^tenantgate_http_request_duration_seconds_bucket\{le="0.005",method="POST",route="\/v1\/tenants",status="201"\} \d+$/m,
+      );
       assert.doesNotMatch(text, /route="\/v1\/routes\/ghost"/);
       const count = (await api('GET', '/v1/tenants?limit=100')).body.items.length;
       assert.match(text, new RegExp(`^tenantgate_tenants ${count}$`, 'm'));
@@ -381,7 +432,10 @@ for (const kind of ['pglite', 'postgres'] as const satisfies readonly StoreKind[
       assert.deepEqual(await migrate(running.database), { applied: [], version: MIGRATIONS.length });
       assert.deepEqual(await migrate(running.database), { applied: [], version: MIGRATIONS.length });
       const rows = await running.database.query<{ version: number }>('SELECT version FROM control_plane_migrations ORDER BY version');
-      assert.deepEqual(rows.map((r) => Number(r.version)), MIGRATIONS.map((m) => m.version));
+      assert.deepEqual(
+        rows.map((r) => Number(r.version)),
+        MIGRATIONS.map((m) => m.version),
+      );
       if (home.emptyDatabaseUrl === undefined) return;
       const url = await home.emptyDatabaseUrl('racing');
       const [one, two] = [createPostgresDatabase({ connectionString: url }), createPostgresDatabase({ connectionString: url })];
@@ -405,7 +459,10 @@ for (const kind of ['pglite', 'postgres'] as const satisfies readonly StoreKind[
         await api('POST', '/v1/tenants', { json: tenantBody('offline-b') }),
         await api('PATCH', '/v1/tenants/offline-a', { json: { status: 'suspended' } }),
       ];
-      assert.deepEqual(writes.map((w) => w.status), [201, 201, 200]);
+      assert.deepEqual(
+        writes.map((w) => w.status),
+        [201, 201, 200],
+      );
       const down = await api('GET', '/readyz');
       assert.equal(down.status, 503);
       assert.equal(down.body.code, ErrorCode.NotReady);

@@ -61,10 +61,7 @@ export interface RunningApp {
   close(): Promise<void>;
 }
 
-export async function startApp(
-  database: Database,
-  options: { redisUrl?: string } & Partial<BuildAppOptions> = {},
-): Promise<RunningApp> {
+export async function startApp(database: Database, options: { redisUrl?: string } & Partial<BuildAppOptions> = {}): Promise<RunningApp> {
   const redis = options.redisUrl === undefined ? undefined : createRedisClient(options.redisUrl, { maxReconnectDelayMs: 200 });
   const app = buildApp({
     database,

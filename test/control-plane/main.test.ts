@@ -139,7 +139,11 @@ test('starts on PGlite, serves the API, and exits 0 on SIGTERM', async (t) => {
 });
 
 test('SIGTERM during start-up lets it finish, then exits 0', async (t) => {
-  const child = start(MAIN, { CONTROL_PLANE_LISTEN: '127.0.0.1:0', CONTROL_PLANE_DATA_DIR: dataDir, CONTROL_PLANE_ADMIN_TOKENS: ADMIN_TOKEN });
+  const child = start(MAIN, {
+    CONTROL_PLANE_LISTEN: '127.0.0.1:0',
+    CONTROL_PLANE_DATA_DIR: dataDir,
+    CONTROL_PLANE_ADMIN_TOKENS: ADMIN_TOKEN,
+  });
   t.after(() => child.kill('SIGKILL'));
   const run = watch(child);
   // Logged once the signal handlers are in place, before the store is open.

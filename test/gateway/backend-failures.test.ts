@@ -25,7 +25,8 @@ import {
 
 const CERT_HBA = ['hostssl all all 127.0.0.1/32 cert'];
 const roles = [{ name: 'app', password: PASSWORD }];
-const UNTRUSTED = /^could not verify the tenant database's certificate: it is not signed by the certificate authority configured for the tenant$/;
+const UNTRUSTED =
+  /^could not verify the tenant database's certificate: it is not signed by the certificate authority configured for the tenant$/;
 const MISNAMED = /^could not verify the tenant database's certificate: it is not issued for the name the tenant configured$/;
 const CLIENT_CERT_REFUSED = /^the tenant's database refused the gateway's client certificate$/;
 
@@ -43,11 +44,31 @@ test('backend failures reach the client as FATAL 08001', async (t) => {
   const misnamedServer = await pki.ca.issueServerCertificate({ dnsNames: ['db9.elsewhere.example.test'] });
   const [good, expired, untrusted, misnamed, plaintext] = await Promise.all([
     // Only user app has a pg_hba entry on the good backend.
-    startBackend(t, pki, { hba: ['hostssl all app 127.0.0.1/32 cert'], roles: [{ name: 'app' }], databases: [{ name: 'app', owner: 'app' }] }),
+    startBackend(t, pki, {
+      hba: ['hostssl all app 127.0.0.1/32 cert'],
+      roles: [{ name: 'app' }],
+      databases: [{ name: 'app', owner: 'app' }],
+    }),
     startBackend(t, pki, { serverCert: expiredServer.chainPem, serverKey: expiredServer.keyPem, hba: CERT_HBA, roles: [{ name: 'app' }] }),
-    startBackend(t, pki, { serverCert: untrustedServer.chainPem, serverKey: untrustedServer.keyPem, hba: CERT_HBA, roles: [{ name: 'app' }] }),
-    startBackend(t, pki, { serverCert: misnamedServer.chainPem, serverKey: misnamedServer.keyPem, hba: CERT_HBA, roles: [{ name: 'app' }] }),
-    startBackend(t, pki, { serverCert: undefined, serverKey: undefined, clientCa: undefined, hba: ['host all all 127.0.0.1/32 trust'], roles: [{ name: 'app' }] }),
+    startBackend(t, pki, {
+      serverCert: untrustedServer.chainPem,
+      serverKey: untrustedServer.keyPem,
+      hba: CERT_HBA,
+      roles: [{ name: 'app' }],
+    }),
+    startBackend(t, pki, {
+      serverCert: misnamedServer.chainPem,
+      serverKey: misnamedServer.keyPem,
+      hba: CERT_HBA,
+      roles: [{ name: 'app' }],
+    }),
+    startBackend(t, pki, {
+      serverCert: undefined,
+      serverKey: undefined,
+      clientCa: undefined,
+      hba: ['host all all 127.0.0.1/32 trust'],
+      roles: [{ name: 'app' }],
+    }),
   ]);
   const closedPort = await getFreePort();
   const at = (port: number, extra: Partial<TenantEntry['backend']> = {}) => ({ host: '127.0.0.1', port, database: 'app', ...extra });
@@ -66,7 +87,13 @@ test('backend failures reach the client as FATAL 08001', async (t) => {
     { id: 'unreachable', backend: at(closedPort), roles },
   ];
   const gateway = await startGateway(t, { pki, dir, tenants, settings: { secretsDir } });
-  const portOf: Record<string, number> = { expired: expired.port, 'wrong-ca': untrusted.port, 'wrong-name': misnamed.port, 'no-tls': plaintext.port, unreachable: closedPort };
+  const portOf: Record<string, number> = {
+    expired: expired.port,
+    'wrong-ca': untrusted.port,
+    'wrong-name': misnamed.port,
+    'no-tls': plaintext.port,
+    unreachable: closedPort,
+  };
 
   /** The FATAL a pg client gets for `tenant`, and proof that the gateway still serves `good`. */
   async function refusal(tenant: string) {
@@ -88,8 +115,16 @@ test('backend failures reach the client as FATAL 08001', async (t) => {
     { what: "a backend certificate the tenant's own CA did not sign", tenant: 'other-tenant-ca', message: UNTRUSTED },
     { what: 'a backend certificate for another host name', tenant: 'wrong-name', message: MISNAMED },
     { what: "a backend certificate without the tenant's serverName", tenant: 'other-server-name', message: MISNAMED },
-    { what: 'an expired certificate', tenant: 'expired', message: /^could not verify the tenant database's certificate: certificate has expired$/ },
-    { what: "a backend that refuses the gateway's client certificate (signed by a CA it does not trust)", tenant: 'untrusted-client', message: CLIENT_CERT_REFUSED },
+    {
+      what: 'an expired certificate',
+      tenant: 'expired',
+      message: /^could not verify the tenant database's certificate: certificate has expired$/,
+    },
+    {
+      what: "a backend that refuses the gateway's client certificate (signed by a CA it does not trust)",
+      tenant: 'untrusted-client',
+      message: CLIENT_CERT_REFUSED,
+    },
     {
       what: "a backend that refuses the gateway's client certificate (expired)",
       tenant: 'expired-client',
@@ -97,7 +132,11 @@ test('backend failures reach the client as FATAL 08001', async (t) => {
       // OpenSSL 3 names alerts 42-46 ERR_SSL_SSL/TLS_ALERT_*.
     },
     { what: 'a backend that does not speak TLS', tenant: 'no-tls', message: /^the tenant's database does not accept TLS$/ },
-    { what: 'a backend port nobody listens on', tenant: 'unreachable', message: /^could not connect to the tenant's database: connection refused$/ },
+    {
+      what: 'a backend port nobody listens on',
+      tenant: 'unreachable',
+      message: /^could not connect to the tenant's database: connection refused$/,
+    },
   ];
   for (const { what, tenant, message } of cases) {
     await t.test(`${what}: FATAL 08001 with no internal address, then the next client is served`, async () => {
@@ -124,13 +163,10 @@ test('backend failures reach the client as FATAL 08001', async (t) => {
     assert.match(error.message, /^no pg_hba\.conf entry for host "\(the gateway\)", user "[^"]+", database "app"/);
   });
 
-  await t.test(
-    'a backend refusal does not show the backend role the client was mapped to',
-    async () => {
-      const error = await refusal('no-hba-entry');
-      assert.doesNotMatch(`${error.message} ${error.detail ?? ''}`, /acme_internal_role/);
-    },
-  );
+  await t.test('a backend refusal does not show the backend role the client was mapped to', async () => {
+    const error = await refusal('no-hba-entry');
+    assert.doesNotMatch(`${error.message} ${error.detail ?? ''}`, /acme_internal_role/);
+  });
 
   await t.test('a wrong password for a tenant whose backend is broken: 28P01, not the backend failure', async () => {
     for (const tenant of ['expired', 'unreachable']) {

@@ -57,7 +57,13 @@ test('real clients through the gateway', async (t) => {
   const gateway = await startGateway(t, {
     pki,
     dir,
-    tenants: [{ id: 'acme', backend: { host: '127.0.0.1', port: backend.port }, roles: [{ name: 'app', scramSecret: await roleSecret(backend, 'app') }] }],
+    tenants: [
+      {
+        id: 'acme',
+        backend: { host: '127.0.0.1', port: backend.port },
+        roles: [{ name: 'app', scramSecret: await roleSecret(backend, 'app') }],
+      },
+    ],
   });
   const direct = (sql: string, params: unknown[] = []) => backend.sql(sql, params, { database: 'app' });
 
@@ -153,7 +159,11 @@ test('real clients through the gateway', async (t) => {
     const notifier = await connectPg(t, gateway, pki, { servername: tenantHost('acme') });
     await listener.query('listen tenant_events');
     const arrived = once(listener, 'notification');
-    const [{ pid }] = (await notifier.query<{ pid: number }>("select pg_backend_pid() as pid, pg_notify('tenant_events', 'from ' || (select token from marker))")).rows;
+    const [{ pid }] = (
+      await notifier.query<{ pid: number }>(
+        "select pg_backend_pid() as pid, pg_notify('tenant_events', 'from ' || (select token from marker))",
+      )
+    ).rows;
     const [notification] = (await arrived) as [{ channel: string; payload: string; processId: number }];
     assert.equal(notification.channel, 'tenant_events');
     assert.equal(notification.payload, `from ${token}`);

@@ -16,7 +16,15 @@ import { createStoreHome, type StoreHome } from '../control-plane/harness.ts';
 import { createTestGateway } from './harness.ts';
 import { ControlPlaneDirectory, createLogger, createMetrics, type Gateway } from '@tenantgate/gateway';
 import { serializeStartupMessage } from '@tenantgate/wire';
-import { createTestPki, runPsql, startPostgres, startRedis, type PostgresServer, type RedisServer, type TestPki } from '@tenantgate/testing';
+import {
+  createTestPki,
+  runPsql,
+  startPostgres,
+  startRedis,
+  type PostgresServer,
+  type RedisServer,
+  type TestPki,
+} from '@tenantgate/testing';
 
 const ADMIN = 'admin-token-for-tests';
 const GATEWAY = 'gateway-token-for-tests';
@@ -35,7 +43,14 @@ let dir: string;
 
 async function startControlPlane() {
   const publisher = createRedisClient(redis.url, { maxReconnectDelayMs: 200 });
-  const app = buildApp({ database, redis: publisher, adminTokens: [ADMIN], gatewayTokens: [GATEWAY], migrate: true, invalidation: { maxRetryDelayMs: 200 } });
+  const app = buildApp({
+    database,
+    redis: publisher,
+    adminTokens: [ADMIN],
+    gatewayTokens: [GATEWAY],
+    migrate: true,
+    invalidation: { maxRetryDelayMs: 200 },
+  });
   await app.listen({ host: '127.0.0.1', port: controlPlanePort });
   controlPlanePort = (app.server.address() as AddressInfo).port;
   return {
@@ -116,11 +131,26 @@ async function routeRequests(): Promise<number> {
 
 /** A client that opens TLS, sends its StartupMessage, and leaves once the gateway asks it to authenticate. */
 async function untilAuthentication(tenant: string): Promise<string> {
-  const socket = tlsConnect({ host: '127.0.0.1', port: gateway.address.port, servername: `${tenant}.db.example.test`, ca: pki.ca.certPem, ALPNProtocols: ['postgresql'] });
+  const socket = tlsConnect({
+    host: '127.0.0.1',
+    port: gateway.address.port,
+    servername: `${tenant}.db.example.test`,
+    ca: pki.ca.certPem,
+    ALPNProtocols: ['postgresql'],
+  });
   socket.on('error', () => {});
   try {
     await once(socket, 'secureConnect');
-    socket.write(serializeStartupMessage({ minorVersion: 0, parameters: new Map([['user', 'app'], ['database', 'postgres']]), protocolOptions: new Map() }));
+    socket.write(
+      serializeStartupMessage({
+        minorVersion: 0,
+        parameters: new Map([
+          ['user', 'app'],
+          ['database', 'postgres'],
+        ]),
+        protocolOptions: new Map(),
+      }),
+    );
     const [chunk] = (await once(socket, 'data')) as [Buffer];
     return String.fromCharCode(chunk[0]!);
   } finally {
@@ -129,120 +159,139 @@ async function untilAuthentication(tenant: string): Promise<string> {
 }
 
 // The same suite with the control plane's two stores: embedded PGlite and a real PostgreSQL.
-for (const kind of ['pglite', 'postgres'] as const) describe(`the gateway with the control plane (${kind} store) and Redis`, () => {
-  before(async () => {
+for (const kind of ['pglite', 'postgres'] as const)
+  describe(`the gateway with the control plane (${kind} store) and Redis`, () => {
+    before(async () => {
       store = await createStoreHome(kind);
-    pki = await createTestPki();
-    const tls = { serverCert: pki.backend.chainPem, serverKey: pki.backend.keyPem, clientCa: pki.ca.certPem };
-    [backendA, backendB, redis] = await Promise.all([
-      startPostgres({ ...tls, hba: ['hostssl all all 127.0.0.1/32 cert'], roles: [{ name: 'app' }], settings: { max_connections: 40 } }),
-      startPostgres({ ...tls, hba: ['hostssl all all 127.0.0.1/32 cert'], roles: [{ name: 'app' }] }),
-      startRedis(),
-    ]);
-    await backendA.sql("create table marker as select 'backend-a' as name; grant select on marker to app");
-    await backendB.sql("create table marker as select 'backend-b' as name; grant select on marker to app");
-    dir = await mkdtemp(join(tmpdir(), 'tg-cp-gateway-'));
-    await writeFile(join(dir, 'ca.pem'), pki.ca.certPem);
-    database = await store.open();
-    controlPlanePort = 0;
-    controlPlane = await startControlPlane();
-    const metrics = createMetrics();
-    const logger = createLogger({ level: 'silent' });
-    const tenants = new ControlPlaneDirectory({ controlPlaneUrl: controlPlane.url, controlPlaneToken: GATEWAY, redisUrl: redis.url, metrics, logger });
-    await tenants.ready(AbortSignal.timeout(10_000));
-    gateway = await createTestGateway(pki, tenants, { metrics });
+      pki = await createTestPki();
+      const tls = { serverCert: pki.backend.chainPem, serverKey: pki.backend.keyPem, clientCa: pki.ca.certPem };
+      [backendA, backendB, redis] = await Promise.all([
+        startPostgres({ ...tls, hba: ['hostssl all all 127.0.0.1/32 cert'], roles: [{ name: 'app' }], settings: { max_connections: 40 } }),
+        startPostgres({ ...tls, hba: ['hostssl all all 127.0.0.1/32 cert'], roles: [{ name: 'app' }] }),
+        startRedis(),
+      ]);
+      await backendA.sql("create table marker as select 'backend-a' as name; grant select on marker to app");
+      await backendB.sql("create table marker as select 'backend-b' as name; grant select on marker to app");
+      dir = await mkdtemp(join(tmpdir(), 'tg-cp-gateway-'));
+      await writeFile(join(dir, 'ca.pem'), pki.ca.certPem);
+      database = await store.open();
+      controlPlanePort = 0;
+      controlPlane = await startControlPlane();
+      const metrics = createMetrics();
+      const logger = createLogger({ level: 'silent' });
+      const tenants = new ControlPlaneDirectory({
+        controlPlaneUrl: controlPlane.url,
+        controlPlaneToken: GATEWAY,
+        redisUrl: redis.url,
+        metrics,
+        logger,
+      });
+      await tenants.ready(AbortSignal.timeout(10_000));
+      gateway = await createTestGateway(pki, tenants, { metrics });
+    });
 
-  });
+    after(async () => {
+      await gateway?.close();
+      await controlPlane?.close().catch(() => {});
+      await database?.close();
+      await Promise.all([backendA?.stop(), backendB?.stop(), redis?.stop(), store?.remove()]);
+      if (dir !== undefined) await rm(dir, { recursive: true, force: true });
+    });
 
-  after(async () => {
-    await gateway?.close();
-    await controlPlane?.close().catch(() => {});
-    await database?.close();
-    await Promise.all([backendA?.stop(), backendB?.stop(), redis?.stop(), store?.remove()]);
-    if (dir !== undefined) await rm(dir, { recursive: true, force: true });
-  });
+    test('a tenant provisioned after a failed attempt is reachable at once: the invalidation drops the negative entry', async () => {
+      assert.equal((await connectError('fresh')).code, '08004');
+      await create('fresh', backendA);
+      const run = await runPsql(
+        {
+          host: 'fresh.db.example.test',
+          hostaddr: '127.0.0.1',
+          port: String(gateway.address.port),
+          user: 'app',
+          dbname: 'postgres',
+          sslmode: 'verify-full',
+          sslrootcert: join(dir, 'ca.pem'),
+        },
+        { sql: 'select name from marker', password: PASSWORD, home: dir },
+      );
+      assert.deepEqual(run, { code: 0, stdout: 'backend-a\n', stderr: '' });
+    });
 
-  test('a tenant provisioned after a failed attempt is reachable at once: the invalidation drops the negative entry', async () => {
-    assert.equal((await connectError('fresh')).code, '08004');
-    await create('fresh', backendA);
-    const run = await runPsql(
-      { host: 'fresh.db.example.test', hostaddr: '127.0.0.1', port: String(gateway.address.port), user: 'app', dbname: 'postgres', sslmode: 'verify-full', sslrootcert: join(dir, 'ca.pem') },
-      { sql: 'select name from marker', password: PASSWORD, home: dir },
-    );
-    assert.deepEqual(run, { code: 0, stdout: 'backend-a\n', stderr: '' });
-  });
+    test('a changed backend takes effect on the next connection; an open session stays where it is', async () => {
+      await create('mover', backendA);
+      assert.equal(await marker('mover'), 'backend-a');
+      const open = client('mover');
+      await open.connect();
+      try {
+        const patched = await api('PATCH', '/v1/tenants/mover', {
+          backend: { host: '127.0.0.1', port: backendB.port, database: 'postgres' },
+        });
+        assert.equal(patched.status, 200, JSON.stringify(patched.body));
+        assert.equal(await marker('mover'), 'backend-b');
+        assert.deepEqual((await open.query('select name from marker')).rows, [{ name: 'backend-a' }]);
+      } finally {
+        await open.end();
+      }
+    });
 
-  test('a changed backend takes effect on the next connection; an open session stays where it is', async () => {
-    await create('mover', backendA);
-    assert.equal(await marker('mover'), 'backend-a');
-    const open = client('mover');
-    await open.connect();
-    try {
-      const patched = await api('PATCH', '/v1/tenants/mover', { backend: { host: '127.0.0.1', port: backendB.port, database: 'postgres' } });
-      assert.equal(patched.status, 200, JSON.stringify(patched.body));
-      assert.equal(await marker('mover'), 'backend-b');
-      assert.deepEqual((await open.query('select name from marker')).rows, [{ name: 'backend-a' }]);
-    } finally {
-      await open.end();
-    }
-  });
+    test('suspending refuses new connections at once and leaves open sessions alone; deleting makes the tenant unknown', async () => {
+      await create('pausing', backendA);
+      const open = client('pausing');
+      await open.connect();
+      try {
+        assert.equal((await api('PATCH', '/v1/tenants/pausing', { status: 'suspended' })).status, 200);
+        const refused = await connectError('pausing');
+        assert.equal(refused.code, '08004');
+        assert.match(refused.message, /suspended/);
+        assert.deepEqual((await open.query('select 1 as one')).rows, [{ one: 1 }]);
+      } finally {
+        await open.end();
+      }
+      assert.equal((await api('DELETE', '/v1/tenants/pausing')).status, 204);
+      const gone = await connectError('pausing');
+      assert.equal(gone.code, '08004');
+      assert.match(gone.message, /does not exist/);
+    });
 
-  test('suspending refuses new connections at once and leaves open sessions alone; deleting makes the tenant unknown', async () => {
-    await create('pausing', backendA);
-    const open = client('pausing');
-    await open.connect();
-    try {
-      assert.equal((await api('PATCH', '/v1/tenants/pausing', { status: 'suspended' })).status, 200);
-      const refused = await connectError('pausing');
-      assert.equal(refused.code, '08004');
-      assert.match(refused.message, /suspended/);
-      assert.deepEqual((await open.query('select 1 as one')).rows, [{ one: 1 }]);
-    } finally {
-      await open.end();
-    }
-    assert.equal((await api('DELETE', '/v1/tenants/pausing')).status, 204);
-    const gone = await connectError('pausing');
-    assert.equal(gone.code, '08004');
-    assert.match(gone.message, /does not exist/);
-  });
+    test('500 concurrent connections to a tenant not yet cached make exactly one control-plane request', async () => {
+      await create('burst', backendA);
+      const before = await routeRequests();
+      const answers = await Promise.all(Array.from({ length: 500 }, () => untilAuthentication('burst')));
+      assert.deepEqual(new Set(answers), new Set(['R']), 'every client was asked to authenticate');
+      assert.equal((await routeRequests()) - before, 1);
+    });
 
-  test('500 concurrent connections to a tenant not yet cached make exactly one control-plane request', async () => {
-    await create('burst', backendA);
-    const before = await routeRequests();
-    const answers = await Promise.all(Array.from({ length: 500 }, () => untilAuthentication('burst')));
-    assert.deepEqual(new Set(answers), new Set(['R']), 'every client was asked to authenticate');
-    assert.equal((await routeRequests()) - before, 1);
-  });
+    test('Redis stopped and restarted: connections keep working throughout, and invalidations resume', async () => {
+      await create('steady', backendA);
+      assert.equal(await marker('steady'), 'backend-a');
+      await redis.kill();
+      assert.equal(await marker('steady'), 'backend-a');
+      await create('during-outage', backendB);
+      assert.equal(await marker('during-outage'), 'backend-b');
+      await redis.restart();
+      assert.equal(await marker('steady'), 'backend-a');
+      // Once both sides are back on Redis, a change reaches the gateway without waiting for a TTL.
+      await waitFor(async () => (await fetch(`${controlPlane.url}/readyz`)).status === 200);
+      await marker('steady');
+      assert.equal(
+        (await api('PATCH', '/v1/tenants/steady', { backend: { host: '127.0.0.1', port: backendB.port, database: 'postgres' } })).status,
+        200,
+      );
+      await waitFor(async () => (await marker('steady')) === 'backend-b');
+    });
 
-  test('Redis stopped and restarted: connections keep working throughout, and invalidations resume', async () => {
-    await create('steady', backendA);
-    assert.equal(await marker('steady'), 'backend-a');
-    await redis.kill();
-    assert.equal(await marker('steady'), 'backend-a');
-    await create('during-outage', backendB);
-    assert.equal(await marker('during-outage'), 'backend-b');
-    await redis.restart();
-    assert.equal(await marker('steady'), 'backend-a');
-    // Once both sides are back on Redis, a change reaches the gateway without waiting for a TTL.
-    await waitFor(async () => (await fetch(`${controlPlane.url}/readyz`)).status === 200);
-    await marker('steady');
-    assert.equal((await api('PATCH', '/v1/tenants/steady', { backend: { host: '127.0.0.1', port: backendB.port, database: 'postgres' } })).status, 200);
-    await waitFor(async () => (await marker('steady')) === 'backend-b');
+    test('control plane stopped: cached tenants keep connecting, uncached ones get 08001 naming the tenant directory', async () => {
+      await create('cached', backendA);
+      assert.equal(await marker('cached'), 'backend-a');
+      await create('never-seen', backendA);
+      await controlPlane.close();
+      assert.equal(await marker('cached'), 'backend-a');
+      const error = await connectError('never-seen');
+      assert.equal(error.code, '08001');
+      assert.match(error.message, /tenant directory is unreachable/);
+      controlPlane = await startControlPlane();
+      assert.equal(await marker('never-seen'), 'backend-a');
+    });
   });
-
-  test('control plane stopped: cached tenants keep connecting, uncached ones get 08001 naming the tenant directory', async () => {
-    await create('cached', backendA);
-    assert.equal(await marker('cached'), 'backend-a');
-    await create('never-seen', backendA);
-    await controlPlane.close();
-    assert.equal(await marker('cached'), 'backend-a');
-    const error = await connectError('never-seen');
-    assert.equal(error.code, '08001');
-    assert.match(error.message, /tenant directory is unreachable/);
-    controlPlane = await startControlPlane();
-    assert.equal(await marker('never-seen'), 'backend-a');
-  });
-});
 
 /** Polls a condition that depends on a reconnect in the background; the test's timeout bounds it. */
 async function waitFor(condition: () => Promise<boolean>): Promise<void> {

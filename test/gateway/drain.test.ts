@@ -16,7 +16,10 @@ test('a client mid-authentication when drain starts gets FATAL 57P01', async (t)
   const dir = createTempDir('drain');
   t.after(() => removeTempDir(dir));
   const tenantsFile = join(dir, 'tenants.json');
-  await writeFile(tenantsFile, JSON.stringify({ tenants: [{ id: 'acme', backend: { host: '127.0.0.1', port: 1 }, roles: [{ name: 'app', password: 'pw' }] }] }));
+  await writeFile(
+    tenantsFile,
+    JSON.stringify({ tenants: [{ id: 'acme', backend: { host: '127.0.0.1', port: 1 }, roles: [{ name: 'app', password: 'pw' }] }] }),
+  );
   const gateway = await createGateway({
     settings: {
       listen: { host: '127.0.0.1', port: 0 },
@@ -37,11 +40,25 @@ test('a client mid-authentication when drain starts gets FATAL 57P01', async (t)
   t.after(() => gateway.close());
 
   // Direct TLS (ALPN postgresql), a StartupMessage, then silence after AuthenticationSASL.
-  const socket = connect({ host: '127.0.0.1', port: gateway.address.port, servername: 'acme.db.example.test', ca: pki.ca.certPem, ALPNProtocols: ['postgresql'] });
+  const socket = connect({
+    host: '127.0.0.1',
+    port: gateway.address.port,
+    servername: 'acme.db.example.test',
+    ca: pki.ca.certPem,
+    ALPNProtocols: ['postgresql'],
+  });
   t.after(() => socket.destroy());
   await once(socket, 'secureConnect');
   const messages = backendMessages(socket);
-  socket.write(serializeStartupMessage({ minorVersion: 0, parameters: new Map([['user', 'app'], ['database', 'postgres']]) }));
+  socket.write(
+    serializeStartupMessage({
+      minorVersion: 0,
+      parameters: new Map([
+        ['user', 'app'],
+        ['database', 'postgres'],
+      ]),
+    }),
+  );
   assert.equal((await messages.next()).value?.kind, 'AuthenticationSASL');
 
   await gateway.drain(5000);

@@ -27,7 +27,11 @@ before(async () => {
   const tls = { serverCert: pki.backend.chainPem, serverKey: pki.backend.keyPem, clientCa: pki.ca.certPem };
   [certBackend, scramBackend] = await Promise.all([
     startPostgres({ ...tls, hba: ['hostssl all all 127.0.0.1/32 cert'], roles: [{ name: 'app' }] }),
-    startPostgres({ ...tls, hba: ['hostssl all all 127.0.0.1/32 scram-sha-256 clientcert=verify-full'], roles: [{ name: 'app', password: PASSWORD }] }),
+    startPostgres({
+      ...tls,
+      hba: ['hostssl all all 127.0.0.1/32 scram-sha-256 clientcert=verify-full'],
+      roles: [{ name: 'app', password: PASSWORD }],
+    }),
   ]);
   await certBackend.sql("create table marker as select 'cert-backend' as name; grant select on marker to app");
   await scramBackend.sql("create table marker as select 'scram-backend' as name; grant select on marker to app");
@@ -40,9 +44,17 @@ before(async () => {
     JSON.stringify({
       tenants: [
         // The cert backend knows no password: the gateway's client certificate (CN app) is the login.
-        { id: 'acme', backend: { host: '127.0.0.1', port: certBackend.port, database: 'postgres' }, roles: [{ name: 'app', password: PASSWORD }] },
+        {
+          id: 'acme',
+          backend: { host: '127.0.0.1', port: certBackend.port, database: 'postgres' },
+          roles: [{ name: 'app', password: PASSWORD }],
+        },
         // The SCRAM backend checks the key recovered from the client's proof: same secret, same salt.
-        { id: 'globex', backend: { host: '127.0.0.1', port: scramBackend.port, database: 'postgres' }, roles: [{ name: 'app', scramSecret: rolpassword }] },
+        {
+          id: 'globex',
+          backend: { host: '127.0.0.1', port: scramBackend.port, database: 'postgres' },
+          roles: [{ name: 'app', scramSecret: rolpassword }],
+        },
       ],
     }),
   );
@@ -100,7 +112,16 @@ describe('through the gateway', () => {
 
   test('psql connects with sslmode=verify-full and channel_binding=require', async () => {
     const run = await runPsql(
-      { host: 'globex.db.example.test', hostaddr: '127.0.0.1', port: String(gateway.address.port), user: 'app', dbname: 'postgres', sslmode: 'verify-full', sslrootcert: join(dir, 'ca.pem'), channel_binding: 'require' },
+      {
+        host: 'globex.db.example.test',
+        hostaddr: '127.0.0.1',
+        port: String(gateway.address.port),
+        user: 'app',
+        dbname: 'postgres',
+        sslmode: 'verify-full',
+        sslrootcert: join(dir, 'ca.pem'),
+        channel_binding: 'require',
+      },
       { sql: 'select name from marker', password: PASSWORD, home: dir },
     );
     assert.deepEqual(run, { code: 0, stdout: 'scram-backend\n', stderr: '' });

@@ -12,7 +12,16 @@ import type { TestContext } from 'node:test';
 import { connect as connectTls, type ConnectionOptions, type TLSSocket } from 'node:tls';
 import pg from 'pg';
 import postgres from 'postgres';
-import { createGateway, createLogger, createMetrics, TenantsFileDirectory, type Gateway, type GatewayMetrics, type GatewaySettings, type TenantDirectory } from '@tenantgate/gateway';
+import {
+  createGateway,
+  createLogger,
+  createMetrics,
+  TenantsFileDirectory,
+  type Gateway,
+  type GatewayMetrics,
+  type GatewaySettings,
+  type TenantDirectory,
+} from '@tenantgate/gateway';
 import type { TenantInput } from '@tenantgate/tenancy';
 import {
   conninfo,
@@ -24,7 +33,14 @@ import {
   type StartPostgresOptions,
   type TestPki,
 } from '@tenantgate/testing';
-import { FrameDecoder, FramePhase, parseBackendMessage, serializeSSLRequest, type BackendMessage, type NoticeFields } from '@tenantgate/wire';
+import {
+  FrameDecoder,
+  FramePhase,
+  parseBackendMessage,
+  serializeSSLRequest,
+  type BackendMessage,
+  type NoticeFields,
+} from '@tenantgate/wire';
 
 export const PASSWORD = 'secret-pw';
 export const SUFFIX = '.db.example.test';
@@ -45,7 +61,12 @@ export function scratchDir(t: TestContext, what: string): string {
 
 /** A PostgreSQL with the PKI's backend certificate (unless overridden), stopped after the test. */
 export async function startBackend(t: TestContext, pki: TestPki, options: StartPostgresOptions): Promise<PostgresServer> {
-  const server = await startPostgres({ serverCert: pki.backend.chainPem, serverKey: pki.backend.keyPem, clientCa: pki.ca.certPem, ...options });
+  const server = await startPostgres({
+    serverCert: pki.backend.chainPem,
+    serverKey: pki.backend.keyPem,
+    clientCa: pki.ca.certPem,
+    ...options,
+  });
   t.after(() => server.stop());
   return server;
 }
@@ -174,7 +195,12 @@ export async function connectError(client: pg.Client): Promise<ConnectFailure> {
 }
 
 /** A postgres.js pool of one connection to the gateway, ended after the test. */
-export function postgresJs(t: TestContext, gateway: Gateway, pki: TestPki, options: ClientOptions & { direct?: boolean } = {}): postgres.Sql {
+export function postgresJs(
+  t: TestContext,
+  gateway: Gateway,
+  pki: TestPki,
+  options: ClientOptions & { direct?: boolean } = {},
+): postgres.Sql {
   const sql = postgres({
     host: '127.0.0.1',
     port: gateway.address.port,
@@ -192,7 +218,12 @@ export function postgresJs(t: TestContext, gateway: Gateway, pki: TestPki, optio
 }
 
 /** libpq settings for the gateway: the tenant's host name for SNI, 127.0.0.1 to reach it. */
-export function psqlSettings(gateway: Gateway, caFile: string, tenant: string, extra: Readonly<Record<string, string>> = {}): Record<string, string> {
+export function psqlSettings(
+  gateway: Gateway,
+  caFile: string,
+  tenant: string,
+  extra: Readonly<Record<string, string>> = {},
+): Record<string, string> {
   return {
     host: tenantHost(tenant),
     hostaddr: '127.0.0.1',
@@ -209,7 +240,10 @@ export function psqlSettings(gateway: Gateway, caFile: string, tenant: string, e
 export function spawnPsql(settings: Readonly<Record<string, string>>, sql: string, home: string): ChildProcess {
   const inherited = Object.entries(process.env).filter(([name]) => !name.startsWith('PG'));
   const env = { ...Object.fromEntries(inherited), LC_ALL: 'C', PGPASSWORD: PASSWORD, HOME: home };
-  return spawn(requirePsql(), ['-X', '-w', '-v', 'ON_ERROR_STOP=1', conninfo(settings), '-c', sql], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+  return spawn(requirePsql(), ['-X', '-w', '-v', 'ON_ERROR_STOP=1', conninfo(settings), '-c', sql], {
+    env,
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
 }
 
 /** psql's exit code and stderr, once it has exited. */
@@ -286,7 +320,11 @@ export function parsed(message: RawMessage | undefined): BackendMessage {
 export function errorFields(bytes: Buffer | RawMessage | undefined): NoticeFields {
   const frame = Buffer.isBuffer(bytes) ? bytes : bytes?.frame;
   assert.ok(frame !== undefined && frame.length > 0, 'expected an ErrorResponse, got nothing');
-  assert.equal(String.fromCharCode(frame[0] ?? 0), 'E', `expected an ErrorResponse, got ${JSON.stringify(frame.subarray(0, 16).toString('latin1'))}`);
+  assert.equal(
+    String.fromCharCode(frame[0] ?? 0),
+    'E',
+    `expected an ErrorResponse, got ${JSON.stringify(frame.subarray(0, 16).toString('latin1'))}`,
+  );
   const message = parseBackendMessage(frame);
   assert.equal(message.kind, 'ErrorResponse');
   return message.fields;

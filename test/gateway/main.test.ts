@@ -52,13 +52,23 @@ async function output(child: ChildProcess): Promise<{ code: number | null; stdou
 test('--help lists every variable with its default', async () => {
   const { code, stdout } = await output(gateway({}, ['--help']));
   assert.equal(code, 0);
-  for (const name of ['GATEWAY_LISTEN', 'GATEWAY_TLS_CERT', 'GATEWAY_SNI_SUFFIXES', 'GATEWAY_TENANTS_FILE', 'REDIS_URL', 'GATEWAY_DRAIN_SECONDS', 'LOG_LEVEL']) {
+  for (const name of [
+    'GATEWAY_LISTEN',
+    'GATEWAY_TLS_CERT',
+    'GATEWAY_SNI_SUFFIXES',
+    'GATEWAY_TENANTS_FILE',
+    'REDIS_URL',
+    'GATEWAY_DRAIN_SECONDS',
+    'LOG_LEVEL',
+  ]) {
     assert.match(stdout, new RegExp(name));
   }
 });
 
 test('a bad value stops start-up with one line naming the variable', async () => {
-  const { code, stderr } = await output(gateway({ GATEWAY_TENANTS_FILE: '/x.json', GATEWAY_ALLOW_PLAINTEXT: 'true', GATEWAY_DRAIN_SECONDS: 'soon' }));
+  const { code, stderr } = await output(
+    gateway({ GATEWAY_TENANTS_FILE: '/x.json', GATEWAY_ALLOW_PLAINTEXT: 'true', GATEWAY_DRAIN_SECONDS: 'soon' }),
+  );
   assert.equal(code, 2);
   assert.match(stderr, /^GATEWAY_DRAIN_SECONDS: .*"soon"/m);
 });
@@ -66,7 +76,12 @@ test('a bad value stops start-up with one line naming the variable', async () =>
 test('serves a tenant from a tenants file, with PEM in the environment, and drains on SIGTERM', async (t) => {
   const client = await pki.client('app');
   const tenantsFile = join(dir, 'tenants.json');
-  await writeFile(tenantsFile, JSON.stringify({ tenants: [{ id: 'acme', backend: { host: '127.0.0.1', port: backend.port }, roles: [{ name: 'app', password: 'pw' }] }] }));
+  await writeFile(
+    tenantsFile,
+    JSON.stringify({
+      tenants: [{ id: 'acme', backend: { host: '127.0.0.1', port: backend.port }, roles: [{ name: 'app', password: 'pw' }] }],
+    }),
+  );
   const child = gateway({
     GATEWAY_LISTEN: '127.0.0.1:0',
     GATEWAY_ADMIN_LISTEN: 'off',
@@ -82,7 +97,14 @@ test('serves a tenant from a tenants file, with PEM in the environment, and drai
   t.after(() => child.kill('SIGKILL'));
   const exited = output(child);
   const port = await listeningPort(child);
-  const c = new pg.Client({ host: '127.0.0.1', port, user: 'app', password: 'pw', database: 'postgres', ssl: { ca: pki.ca.certPem, servername: 'acme.db.example.test' } });
+  const c = new pg.Client({
+    host: '127.0.0.1',
+    port,
+    user: 'app',
+    password: 'pw',
+    database: 'postgres',
+    ssl: { ca: pki.ca.certPem, servername: 'acme.db.example.test' },
+  });
   await c.connect().catch(async (error) => {
     child.kill('SIGKILL');
     const { stdout, stderr } = await exited;

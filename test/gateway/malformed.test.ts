@@ -43,11 +43,22 @@ const SHORT_TIMEOUT_MS = 500;
 test('malformed and hostile clients', async (t) => {
   const pki = await createTestPki();
   const dir = scratchDir(t, 'gw-malformed');
-  const backend = await startBackend(t, pki, { hba: ['hostssl all all 127.0.0.1/32 cert'], roles: [{ name: 'app' }], databases: [{ name: 'app', owner: 'app' }] });
-  await backend.sql("create table marker as select 'from-the-backend'::text as name; grant select on marker to app", [], { database: 'app' });
+  const backend = await startBackend(t, pki, {
+    hba: ['hostssl all all 127.0.0.1/32 cert'],
+    roles: [{ name: 'app' }],
+    databases: [{ name: 'app', owner: 'app' }],
+  });
+  await backend.sql("create table marker as select 'from-the-backend'::text as name; grant select on marker to app", [], {
+    database: 'app',
+  });
   const tenants = [{ id: 'acme', backend: { host: '127.0.0.1', port: backend.port }, roles: [{ name: 'app', password: PASSWORD }] }];
   const gateway = await startGateway(t, { pki, dir, tenants });
-  const impatient = await startGateway(t, { pki, dir, tenants, settings: { handshakeTimeoutMs: SHORT_TIMEOUT_MS, authTimeoutMs: SHORT_TIMEOUT_MS } });
+  const impatient = await startGateway(t, {
+    pki,
+    dir,
+    tenants,
+    settings: { handshakeTimeoutMs: SHORT_TIMEOUT_MS, authTimeoutMs: SHORT_TIMEOUT_MS },
+  });
 
   /** Runs `attack`, then checks that a normal client is served by the same gateway. */
   async function thenServes(target: Gateway, attack: () => Promise<void>): Promise<void> {
@@ -81,15 +92,28 @@ test('malformed and hostile clients', async (t) => {
     await t.test(`${what} in plaintext: closed without a word`, (t) =>
       thenServes(gateway, async () => assert.equal((await plaintextAnswer(t, bytes)).length, 0)),
     );
-    await t.test(`${what} inside TLS: closed`, (t) =>
-      thenServes(gateway, async () => assert.equal((await tlsAnswer(t, bytes)).length, 0)),
-    );
+    await t.test(`${what} inside TLS: closed`, (t) => thenServes(gateway, async () => assert.equal((await tlsAnswer(t, bytes)).length, 0)));
   }
 
   const refused: [string, Buffer, string, RegExp][] = [
-    ['a startup packet without its final NUL', startupBytes(['user', 'app', 'database', 'app'], false), '08P01', /expected terminator as last byte/],
-    ['a startup packet with a parameter name cut short', Buffer.concat([int32(14), int32(0x0003_0000), Buffer.from('user\0a')]), '08P01', /./],
-    ['a startup packet without a user', startupBytes(['database', 'app'], true), '28000', /^no PostgreSQL user name specified in startup packet$/],
+    [
+      'a startup packet without its final NUL',
+      startupBytes(['user', 'app', 'database', 'app'], false),
+      '08P01',
+      /expected terminator as last byte/,
+    ],
+    [
+      'a startup packet with a parameter name cut short',
+      Buffer.concat([int32(14), int32(0x0003_0000), Buffer.from('user\0a')]),
+      '08P01',
+      /./,
+    ],
+    [
+      'a startup packet without a user',
+      startupBytes(['database', 'app'], true),
+      '28000',
+      /^no PostgreSQL user name specified in startup packet$/,
+    ],
   ];
   for (const [what, bytes, sqlState, message] of refused) {
     await t.test(`${what} inside TLS: FATAL ${sqlState} in TLS`, (t) =>
@@ -118,7 +142,10 @@ test('malformed and hostile clients', async (t) => {
 
   await t.test("bytes after the SSLRequest, sent with it: plaintext FATAL 08P01 and no 'S'", (t) =>
     thenServes(gateway, async () => {
-      const answer = await plaintextAnswer(t, Buffer.concat([serializeSSLRequest(), startupBytes(['user', 'app', 'database', 'app'], true)]));
+      const answer = await plaintextAnswer(
+        t,
+        Buffer.concat([serializeSSLRequest(), startupBytes(['user', 'app', 'database', 'app'], true)]),
+      );
       assert.notEqual(answer.toString('latin1', 0, 1), 'S');
       const fields = errorFields(answer);
       assert.deepEqual([fields.severity, fields.code], ['FATAL', '08P01']);
@@ -201,15 +228,13 @@ test('malformed and hostile clients', async (t) => {
     }),
   );
 
-  await t.test(
-    'a 10,000-byte StartupMessage without a database: a clear refusal, not an internal error',
-    (t) =>
-      thenServes(gateway, async () => {
-        const socket = await upgradeToTls(t, gateway, pki, tenantHost('acme'));
-        const { error } = await login(socket, serverMessages(socket), sizedStartup(10_000));
-        assert.equal(error?.code, '08P01');
-        assert.match(error?.message ?? '', /invalid length of startup packet/);
-      }),
+  await t.test('a 10,000-byte StartupMessage without a database: a clear refusal, not an internal error', (t) =>
+    thenServes(gateway, async () => {
+      const socket = await upgradeToTls(t, gateway, pki, tenantHost('acme'));
+      const { error } = await login(socket, serverMessages(socket), sizedStartup(10_000));
+      assert.equal(error?.code, '08P01');
+      assert.match(error?.message ?? '', /invalid length of startup packet/);
+    }),
   );
 
   await t.test('direct TLS with ALPN "postgresql": SCRAM-SHA-256-PLUS and a query, end to end', (t) =>
@@ -217,7 +242,17 @@ test('malformed and hostile clients', async (t) => {
       const socket = await directTls(t, gateway, pki, ['postgresql']);
       assert.equal(socket.alpnProtocol, 'postgresql');
       const messages = serverMessages(socket);
-      const { kinds, error } = await login(socket, messages, serializeStartupMessage({ minorVersion: 0, parameters: new Map([['user', 'app'], ['database', 'app']]) }));
+      const { kinds, error } = await login(
+        socket,
+        messages,
+        serializeStartupMessage({
+          minorVersion: 0,
+          parameters: new Map([
+            ['user', 'app'],
+            ['database', 'app'],
+          ]),
+        }),
+      );
       assert.equal(error, undefined);
       assert.equal(kinds[0], 'AuthenticationOk');
       assert.ok(kinds.includes('BackendKeyData'));
@@ -243,7 +278,13 @@ test('malformed and hostile clients', async (t) => {
 
   await t.test('direct TLS offering only ALPN "http/1.1": the handshake is refused', (t) =>
     thenServes(gateway, async () => {
-      const socket = connectTls({ host: '127.0.0.1', port: gateway.address.port, servername: tenantHost('acme'), ca: pki.ca.certPem, ALPNProtocols: ['http/1.1'] });
+      const socket = connectTls({
+        host: '127.0.0.1',
+        port: gateway.address.port,
+        servername: tenantHost('acme'),
+        ca: pki.ca.certPem,
+        ALPNProtocols: ['http/1.1'],
+      });
       t.after(() => socket.destroy());
       const failed = new Promise<Error & { code?: string }>((resolve) => socket.once('error', resolve));
       const secured = once(socket, 'secureConnect').then(() => 'secure' as const);
@@ -277,11 +318,19 @@ interface LoginOutcome {
 }
 
 /** `startup`, then SCRAM-SHA-256-PLUS with the libs/wire client, up to ReadyForQuery or an error. */
-async function login(socket: TLSSocket, messages: AsyncGenerator<RawMessage>, startup: Buffer = startupBytes(['user', 'app', 'database', 'app'], true)): Promise<LoginOutcome> {
+async function login(
+  socket: TLSSocket,
+  messages: AsyncGenerator<RawMessage>,
+  startup: Buffer = startupBytes(['user', 'app', 'database', 'app'], true),
+): Promise<LoginOutcome> {
   socket.write(startup);
   const sasl = parsed(await nextMessage(messages));
   assert.equal(sasl.kind, 'AuthenticationSASL');
-  const scram = new ScramClientExchange({ password: PASSWORD, peerCertificate: socket.getPeerX509Certificate(), channelBinding: 'require' });
+  const scram = new ScramClientExchange({
+    password: PASSWORD,
+    peerCertificate: socket.getPeerX509Certificate(),
+    channelBinding: 'require',
+  });
   const first = scram.start(sasl.kind === 'AuthenticationSASL' ? sasl.mechanisms : []);
   assert.equal(first.mechanism, 'SCRAM-SHA-256-PLUS');
   socket.write(serializeSASLInitialResponse(first.mechanism, Buffer.from(first.message)));

@@ -31,7 +31,10 @@ before(async () => {
     startPostgres({
       ...tls,
       hba: ['hostssl all all 127.0.0.1/32 scram-sha-256 clientcert=verify-ca'],
-      roles: [{ name: 'alice', password: ALICE }, { name: 'dave_app', password: DAVE }],
+      roles: [
+        { name: 'alice', password: ALICE },
+        { name: 'dave_app', password: DAVE },
+      ],
     }),
     startPostgres({ ...tls, hba: ['hostssl all all 127.0.0.1/32 md5 clientcert=verify-ca'], roles: [{ name: 'carol' }] }),
     startPostgres({ ...tls, hba: ['hostssl all all 127.0.0.1/32 cert'], roles: [{ name: 'gateway' }] }),

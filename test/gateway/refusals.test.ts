@@ -38,7 +38,11 @@ test('refusals and tenant selection', async (t) => {
   const caFile = join(dir, 'ca.pem');
   await writeFile(caFile, pki.ca.certPem);
   // pg_hba `cert`: every edge role maps to the backend user "app", the gateway certificate's CN.
-  const backend = await startBackend(t, pki, { hba: ['hostssl all all 127.0.0.1/32 cert'], roles: [{ name: 'app' }], databases: [{ name: 'app', owner: 'app' }] });
+  const backend = await startBackend(t, pki, {
+    hba: ['hostssl all all 127.0.0.1/32 cert'],
+    roles: [{ name: 'app' }],
+    databases: [{ name: 'app', owner: 'app' }],
+  });
   const at = { host: '127.0.0.1', port: backend.port };
   const app = { name: 'app', password: PASSWORD };
   const tenants: TenantEntry[] = [
@@ -53,12 +57,19 @@ test('refusals and tenant selection', async (t) => {
   const viaSni = (tenant: string, options: { user?: string; password?: string; options?: string } = {}) =>
     pgClient(gateway, pki, { servername: tenantHost(tenant), ...options });
   // An IP host: TLS without SNI, verified against the CA only (the edge certificate names no IP).
-  const viaIp = (options: string | undefined) => pgClient(gateway, pki, { sslmode: 'require', ...(options === undefined ? {} : { options }) });
+  const viaIp = (options: string | undefined) =>
+    pgClient(gateway, pki, { sslmode: 'require', ...(options === undefined ? {} : { options }) });
 
   await t.test('a wrong password and an unknown role: 28P01, the same words, nothing else to tell them apart', async () => {
     const wrong = await connectError(viaSni('acme', { password: 'not-it' }));
     const unknown = await connectError(viaSni('acme', { user: 'mallory' }));
-    assert.deepEqual(pick(wrong), { severity: 'FATAL', code: '28P01', message: 'password authentication failed for user "app"', detail: undefined, hint: undefined });
+    assert.deepEqual(pick(wrong), {
+      severity: 'FATAL',
+      code: '28P01',
+      message: 'password authentication failed for user "app"',
+      detail: undefined,
+      hint: undefined,
+    });
     assert.deepEqual(pick(unknown), { ...pick(wrong), message: 'password authentication failed for user "mallory"' });
   });
 
@@ -86,7 +97,13 @@ test('refusals and tenant selection', async (t) => {
     assert.deepEqual((await control.query('select current_user as u')).rows, [{ u: 'app' }]);
     await control.end();
     const error = await connectError(viaSni('globex', { user: 'alice', password: ALICE_PASSWORD }));
-    assert.deepEqual(pick(error), { severity: 'FATAL', code: '28P01', message: 'password authentication failed for user "alice"', detail: undefined, hint: undefined });
+    assert.deepEqual(pick(error), {
+      severity: 'FATAL',
+      code: '28P01',
+      message: 'password authentication failed for user "alice"',
+      detail: undefined,
+      hint: undefined,
+    });
     // The same role name in both tenants: acme's password is not globex's.
     assert.equal((await connectError(viaSni('globex', { password: PASSWORD }))).code, '28P01');
   });
@@ -97,7 +114,9 @@ test('refusals and tenant selection', async (t) => {
       client.on('error', () => {});
       t.after(() => client.end().catch(() => {}));
       await client.connect();
-      const { rows } = await client.query("select current_setting('port')::int as port, current_setting('search_path') as path, current_setting('tenant', true) as tenant");
+      const { rows } = await client.query(
+        "select current_setting('port')::int as port, current_setting('search_path') as path, current_setting('tenant', true) as tenant",
+      );
       assert.deepEqual(rows, [{ port: backend.port, path: 'tenant_schema,public', tenant: null }]);
     });
   }
@@ -108,12 +127,23 @@ test('refusals and tenant selection', async (t) => {
   });
 
   await t.test('a host name outside the suffixes (a customer CNAME) with options naming the tenant connects', async (t) => {
-    const client = await connectPg(t, gateway, pki, { servername: 'postgres.customer.example.org', sslmode: 'require', options: '-c tenant=acme' });
+    const client = await connectPg(t, gateway, pki, {
+      servername: 'postgres.customer.example.org',
+      sslmode: 'require',
+      options: '-c tenant=acme',
+    });
     assert.deepEqual((await client.query("select current_setting('port')::int as port")).rows, [{ port: backend.port }]);
   });
 
   await t.test('psql to 127.0.0.1 with options=tenant=acme connects', async () => {
-    const settings = { host: '127.0.0.1', port: String(gateway.address.port), user: 'app', dbname: 'app', sslmode: 'require', options: 'tenant=acme' };
+    const settings = {
+      host: '127.0.0.1',
+      port: String(gateway.address.port),
+      user: 'app',
+      dbname: 'app',
+      sslmode: 'require',
+      options: 'tenant=acme',
+    };
     const run = await runPsql(settings, { sql: "select current_setting('port')", password: PASSWORD, home: dir });
     assert.deepEqual(run, { code: 0, stdout: `${backend.port}\n`, stderr: '' });
   });
@@ -205,7 +235,15 @@ function pick(error: { severity?: string; code?: string; message: string; detail
 async function serverFirst(t: TestContext, gateway: Gateway, pki: TestPki, user: string) {
   const socket = await upgradeToTls(t, gateway, pki, tenantHost('acme'));
   const messages = serverMessages(socket);
-  socket.write(serializeStartupMessage({ minorVersion: 0, parameters: new Map([['user', user], ['database', 'app']]) }));
+  socket.write(
+    serializeStartupMessage({
+      minorVersion: 0,
+      parameters: new Map([
+        ['user', user],
+        ['database', 'app'],
+      ]),
+    }),
+  );
   const sasl = parsed(await nextMessage(messages));
   assert.equal(sasl.kind, 'AuthenticationSASL');
   const mechanisms = sasl.kind === 'AuthenticationSASL' ? sasl.mechanisms : [];
@@ -216,7 +254,9 @@ async function serverFirst(t: TestContext, gateway: Gateway, pki: TestPki, user:
   const challenge = next?.type === 'E' ? assert.fail(`refused: ${errorFields(next).message}`) : parsed(next);
   assert.equal(challenge.kind, 'AuthenticationSASLContinue');
   const fields = new Map(
-    (challenge.kind === 'AuthenticationSASLContinue' ? challenge.data.toString() : '').split(',').map((part) => [part[0], part.slice(2)] as const),
+    (challenge.kind === 'AuthenticationSASLContinue' ? challenge.data.toString() : '')
+      .split(',')
+      .map((part) => [part[0], part.slice(2)] as const),
   );
   socket.destroy();
   return { mechanisms, salt: fields.get('s'), iterations: fields.get('i') };

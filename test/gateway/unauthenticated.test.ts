@@ -8,7 +8,19 @@ import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createTestPki } from '@tenantgate/testing';
 import { serializeStartupMessage } from '@tenantgate/wire';
-import { NO_LIMITS, connectPg, nextMessage, parsed, scratchDir, serverMessages, startBackend, startGateway, tenantHost, upgradeToTls, type TenantEntry } from './harness.ts';
+import {
+  NO_LIMITS,
+  connectPg,
+  nextMessage,
+  parsed,
+  scratchDir,
+  serverMessages,
+  startBackend,
+  startGateway,
+  tenantHost,
+  upgradeToTls,
+  type TenantEntry,
+} from './harness.ts';
 
 /** The gateway's default early-open budget per tenant (session/admission.ts EARLY_OPENS_PER_TENANT). */
 const EARLY_OPENS = 4;
@@ -31,7 +43,11 @@ async function postmasterChildren(dataDir: string): Promise<number> {
 test('clients that never log in hold no capacity and start no backend beyond the early-open budget', async (t) => {
   const pki = await createTestPki();
   const dir = scratchDir(t, 'gw-unauthenticated');
-  const backend = await startBackend(t, pki, { hba: ['hostssl all all 127.0.0.1/32 cert'], roles: [{ name: 'app' }], databases: [{ name: 'app', owner: 'app' }] });
+  const backend = await startBackend(t, pki, {
+    hba: ['hostssl all all 127.0.0.1/32 cert'],
+    roles: [{ name: 'app' }],
+    databases: [{ name: 'app', owner: 'app' }],
+  });
   if (backend.dataDir === undefined) return t.skip('the backend runs in a container: its processes are not visible here');
   const at = { host: '127.0.0.1', port: backend.port };
   const tenants: TenantEntry[] = [
@@ -47,7 +63,15 @@ test('clients that never log in hold no capacity and start no backend beyond the
   for (let i = 0; i < PARKED; i++) {
     const socket = await upgradeToTls(t, gateway, pki, tenantHost('small'));
     const messages = serverMessages(socket);
-    socket.write(serializeStartupMessage({ minorVersion: 0, parameters: new Map([['user', i % 2 === 0 ? 'app' : 'mallory'], ['database', 'app']]) }));
+    socket.write(
+      serializeStartupMessage({
+        minorVersion: 0,
+        parameters: new Map([
+          ['user', i % 2 === 0 ? 'app' : 'mallory'],
+          ['database', 'app'],
+        ]),
+      }),
+    );
     // Asked for SCRAM, the client says nothing more.
     assert.equal(parsed(await nextMessage(messages)).kind, 'AuthenticationSASL');
   }

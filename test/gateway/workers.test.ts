@@ -50,7 +50,12 @@ before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'tg-workers-'));
   const client = await pki.client('app');
   const tenantsFile = join(dir, 'tenants.json');
-  await writeFile(tenantsFile, JSON.stringify({ tenants: [{ id: 'acme', backend: { host: '127.0.0.1', port: backend.port }, roles: [{ name: 'app', password: 'pw' }] }] }));
+  await writeFile(
+    tenantsFile,
+    JSON.stringify({
+      tenants: [{ id: 'acme', backend: { host: '127.0.0.1', port: backend.port }, roles: [{ name: 'app', password: 'pw' }] }],
+    }),
+  );
   [port, adminPort] = [await getFreePort(), await getFreePort()];
   child = spawn(process.execPath, ['--conditions=@tenantgate/source', MAIN], {
     env: {
@@ -86,7 +91,14 @@ function workersListening(count: number, after = 0): Promise<unknown> {
 }
 
 function client(): pg.Client {
-  return new pg.Client({ host: '127.0.0.1', port, user: 'app', password: 'pw', database: 'postgres', ssl: { ca: pki.ca.certPem, servername: 'acme.db.example.test' } });
+  return new pg.Client({
+    host: '127.0.0.1',
+    port,
+    user: 'app',
+    password: 'pw',
+    database: 'postgres',
+    ssl: { ca: pki.ca.certPem, servername: 'acme.db.example.test' },
+  });
 }
 
 async function currentUser(): Promise<string> {
@@ -131,8 +143,8 @@ test('a cancel reaches its session whichever worker takes the CancelRequest', as
       await once(socket, 'close');
       await assert.rejects(sleeping, (error: { code?: string }) => error.code === '57014');
       const session = lines.findLast((l) => l.msg === 'session started');
-      const cancel = await logLine(() => lines.filter((l) => l.msg === 'cancel request').length > i).then(
-        () => lines.findLast((l) => l.msg === 'cancel request'),
+      const cancel = await logLine(() => lines.filter((l) => l.msg === 'cancel request').length > i).then(() =>
+        lines.findLast((l) => l.msg === 'cancel request'),
       );
       assert.equal(cancel?.result, 'forwarded');
       crossed = session?.worker !== cancel?.worker;
@@ -162,7 +174,10 @@ test('SIGTERM drains every worker: an idle session gets 57P01, then the primary 
   assert.equal((await ended).code, '57P01');
   const [code] = await exited;
   assert.equal(code, 0);
-  assert.ok(lines.some((l) => l.msg === 'stopped' && l.worker === undefined), 'the primary logged its stop');
+  assert.ok(
+    lines.some((l) => l.msg === 'stopped' && l.worker === undefined),
+    'the primary logged its stop',
+  );
 });
 
 async function waitForActiveSleep(): Promise<void> {

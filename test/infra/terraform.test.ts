@@ -218,7 +218,8 @@ function checkModuleArguments(tree: Tree): string[] {
       if (!target) continue;
       const given = Object.keys(call.body).filter((k) => !MODULE_META_ARGUMENTS.has(k));
       for (const arg of given) {
-        if (!target.variables.has(arg)) findings.push(`${call.file}: module "${call.name}" passes ${arg}, which ${target.rel} does not declare`);
+        if (!target.variables.has(arg))
+          findings.push(`${call.file}: module "${call.name}" passes ${arg}, which ${target.rel} does not declare`);
       }
       for (const v of target.variables.values()) {
         if (!('default' in v.body) && !given.includes(v.name)) {
@@ -278,7 +279,7 @@ function worldVariables(tree: Tree): WorldVariables {
   for (const dir of tree.dirs.values()) {
     world.set(dir.rel, new Set([...dir.variables.values()].filter((v) => containsWorld(v.body.default)).map((v) => v.name)));
   }
-  for (let changed = true; changed; ) {
+  for (let changed = true; changed;) {
     changed = false;
     for (const dir of tree.dirs.values()) {
       for (const call of dir.modules.values()) {
@@ -332,9 +333,27 @@ function ingressRules(dir: Dir): IngressRule[] {
         return inlineIngressRules(r);
       case 'aws_security_group_rule':
         if (r.body.type === 'egress') return [];
-        return [{ ...base, cidrs: [r.body.cidr_blocks, r.body.ipv6_cidr_blocks].filter((c) => c !== undefined), iteratedOver, protocol: r.body.protocol, fromPort: r.body.from_port, toPort: r.body.to_port }];
+        return [
+          {
+            ...base,
+            cidrs: [r.body.cidr_blocks, r.body.ipv6_cidr_blocks].filter((c) => c !== undefined),
+            iteratedOver,
+            protocol: r.body.protocol,
+            fromPort: r.body.from_port,
+            toPort: r.body.to_port,
+          },
+        ];
       case 'aws_vpc_security_group_ingress_rule':
-        return [{ ...base, cidrs: [r.body.cidr_ipv4, r.body.cidr_ipv6].filter((c) => c !== undefined), iteratedOver, protocol: r.body.ip_protocol, fromPort: r.body.from_port, toPort: r.body.to_port }];
+        return [
+          {
+            ...base,
+            cidrs: [r.body.cidr_ipv4, r.body.cidr_ipv6].filter((c) => c !== undefined),
+            iteratedOver,
+            protocol: r.body.ip_protocol,
+            fromPort: r.body.from_port,
+            toPort: r.body.to_port,
+          },
+        ];
       default:
         return [];
     }
@@ -348,11 +367,16 @@ function listenerSecurityGroups(dir: Dir): Set<string> {
   for (const lb of ofType('aws_lb')) {
     if (lb.body.load_balancer_type === 'network') referencedNames(lb.body.security_groups, 'securityGroup').forEach((g) => groups.add(g));
   }
-  const tcpTargetGroups = new Set(ofType('aws_lb_target_group').filter((tg) => ['TCP', 'TLS', 'TCP_UDP'].includes(String(tg.body.protocol))).map((tg) => tg.name));
+  const tcpTargetGroups = new Set(
+    ofType('aws_lb_target_group')
+      .filter((tg) => ['TCP', 'TLS', 'TCP_UDP'].includes(String(tg.body.protocol)))
+      .map((tg) => tg.name),
+  );
   for (const service of ofType('aws_ecs_service')) {
     const fronted = referencedNames(service.body.load_balancer, 'targetGroup').some((tg) => tcpTargetGroups.has(tg));
     if (!fronted) continue;
-    for (const net of blocksOf(service.body.network_configuration)) referencedNames(net.security_groups, 'securityGroup').forEach((g) => groups.add(g));
+    for (const net of blocksOf(service.body.network_configuration))
+      referencedNames(net.security_groups, 'securityGroup').forEach((g) => groups.add(g));
   }
   return groups;
 }
@@ -364,12 +388,18 @@ function literalNumber(value: Json | undefined): number | undefined {
 
 function postgresOnly(rule: IngressRule): boolean {
   const protocol = String(rule.protocol).toLowerCase();
-  return (protocol === 'tcp' || protocol === '6') && literalNumber(rule.fromPort) === POSTGRES_PORT && literalNumber(rule.toPort) === POSTGRES_PORT;
+  return (
+    (protocol === 'tcp' || protocol === '6') &&
+    literalNumber(rule.fromPort) === POSTGRES_PORT &&
+    literalNumber(rule.toPort) === POSTGRES_PORT
+  );
 }
 
 function opensToWorld(rule: IngressRule, dir: Dir, world: WorldVariables): boolean {
   // A CIDR computed from an iteration (each.value) is as open as what is iterated over.
-  return rule.cidrs.some((c) => reachesWorld(c, dir, world) || (expressionStrings(c).length > 0 && rule.iteratedOver.some((it) => reachesWorld(it, dir, world))));
+  return rule.cidrs.some(
+    (c) => reachesWorld(c, dir, world) || (expressionStrings(c).length > 0 && rule.iteratedOver.some((it) => reachesWorld(it, dir, world))),
+  );
 }
 
 function checkWorldIngress(tree: Tree): { findings: string[]; allowed: string[] } {
@@ -381,7 +411,8 @@ function checkWorldIngress(tree: Tree): { findings: string[]; allowed: string[] 
     for (const rule of ingressRules(dir).filter((r) => opensToWorld(r, dir, world))) {
       const onListener = rule.securityGroups.length > 0 && rule.securityGroups.every((g) => listeners.has(g));
       if (onListener && postgresOnly(rule)) allowed.push(rule.where);
-      else findings.push(`${rule.where} is open to the world; only TCP ${POSTGRES_PORT} on the network load balancer (or its targets) may be`);
+      else
+        findings.push(`${rule.where} is open to the world; only TCP ${POSTGRES_PORT} on the network load balancer (or its targets) may be`);
     }
   }
   return { findings, allowed };
@@ -559,7 +590,8 @@ describe('each check rejects a bad tree', () => {
 
   test('a variable without a description, or without a type', async (t) => {
     const tree = await badTree(t, {
-      'a/variables.tf': 'variable "untyped" {\n  description = "d"\n}\n\nvariable "undocumented" {\n  type = string\n}\n\nvariable "blank" {\n  description = " "\n  type        = number\n}\n',
+      'a/variables.tf':
+        'variable "untyped" {\n  description = "d"\n}\n\nvariable "undocumented" {\n  type = string\n}\n\nvariable "blank" {\n  description = " "\n  type        = number\n}\n',
     });
     assert.deepEqual(checkVariableDocs(tree).sort(), [
       'a/variables.tf: variable "blank" has no description',
@@ -570,9 +602,12 @@ describe('each check rejects a bad tree', () => {
 
   test('a local module source that does not exist', async (t) => {
     const tree = await badTree(t, {
-      'root/main.tf': 'module "gone" {\n  source = "../modules/gone"\n}\n\nmodule "registry" {\n  source  = "terraform-aws-modules/vpc/aws"\n  version = "5.0.0"\n}\n',
+      'root/main.tf':
+        'module "gone" {\n  source = "../modules/gone"\n}\n\nmodule "registry" {\n  source  = "terraform-aws-modules/vpc/aws"\n  version = "5.0.0"\n}\n',
     });
-    assert.deepEqual(checkModuleSources(tree), ['root/main.tf: module "gone" source ../modules/gone is not a directory of .tf files in the tree']);
+    assert.deepEqual(checkModuleSources(tree), [
+      'root/main.tf: module "gone" source ../modules/gone is not a directory of .tf files in the tree',
+    ]);
   });
 
   test('a module given a variable it does not declare, or missing a required one', async (t) => {
@@ -589,7 +624,8 @@ describe('each check rejects a bad tree', () => {
   test('a module output, or a module, that does not exist', async (t) => {
     const tree = await badTree(t, {
       'modules/m/main.tf': MODULE_M,
-      'root/main.tf': 'module "m" {\n  source   = "../modules/m"\n  required = "x"\n}\n\noutput "a" {\n  value = module.m.out\n}\n\noutput "b" {\n  value = module.m.nope\n}\n\noutput "c" {\n  value = module.other.out\n}\n',
+      'root/main.tf':
+        'module "m" {\n  source   = "../modules/m"\n  required = "x"\n}\n\noutput "a" {\n  value = module.m.out\n}\n\noutput "b" {\n  value = module.m.nope\n}\n\noutput "c" {\n  value = module.other.out\n}\n',
     });
     assert.deepEqual(checkModuleOutputs(tree), [
       'root/main.tf: module.m.nope is referenced but modules/m has no output "nope"',
@@ -599,7 +635,8 @@ describe('each check rejects a bad tree', () => {
 
   test('SSH open to 0.0.0.0/0 in an inline ingress block', async (t) => {
     const tree = await badTree(t, {
-      'a/main.tf': 'resource "aws_security_group" "bastion" {\n  ingress {\n    protocol    = "tcp"\n    from_port   = 22\n    to_port     = 22\n    cidr_blocks = ["0.0.0.0/0"]\n  }\n}\n',
+      'a/main.tf':
+        'resource "aws_security_group" "bastion" {\n  ingress {\n    protocol    = "tcp"\n    from_port   = 22\n    to_port     = 22\n    cidr_blocks = ["0.0.0.0/0"]\n  }\n}\n',
     });
     assert.deepEqual(checkWorldIngress(tree).findings, [
       'a/main.tf: aws_security_group.bastion ingress is open to the world; only TCP 5432 on the network load balancer (or its targets) may be',
@@ -652,7 +689,7 @@ resource "aws_security_group_rule" "out" {
     ]);
   });
 
-  test('5432 open to the world on a group that is not the load balancer\'s (a database)', async (t) => {
+  test("5432 open to the world on a group that is not the load balancer's (a database)", async (t) => {
     const tree = await badTree(t, {
       'a/main.tf': `${NLB}\nresource "aws_security_group" "db" {\n  name = "db"\n}\n${ingress('db', '  security_group_id = aws_security_group.db.id\n  cidr_ipv4         = "0.0.0.0/0"\n  ip_protocol       = "tcp"\n  from_port         = 5432\n  to_port           = 5432')}`,
     });
@@ -687,7 +724,8 @@ resource "aws_security_group" "admin" {
   name = "admin"
 }
 ${ingress('ssh', '  for_each          = toset(local.admin_ranges)\n  security_group_id = aws_security_group.admin.id\n  cidr_ipv4         = each.value\n  ip_protocol       = "tcp"\n  from_port         = 22\n  to_port           = 22')}`,
-      'root/main.tf': 'variable "everyone" {\n  description = "d"\n  type        = list(string)\n  default     = ["0.0.0.0/0"]\n}\n\nmodule "sg" {\n  source = "../modules/sg"\n  admins = var.everyone\n}\n',
+      'root/main.tf':
+        'variable "everyone" {\n  description = "d"\n  type        = list(string)\n  default     = ["0.0.0.0/0"]\n}\n\nmodule "sg" {\n  source = "../modules/sg"\n  admins = var.everyone\n}\n',
     });
     assert.deepEqual(checkWorldIngress(tree).findings, [
       'modules/sg/main.tf: aws_vpc_security_group_ingress_rule.ssh is open to the world; only TCP 5432 on the network load balancer (or its targets) may be',

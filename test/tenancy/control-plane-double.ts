@@ -60,7 +60,8 @@ export async function startControlPlaneDouble(): Promise<ControlPlaneDouble & As
   });
 
   function answer(req: IncomingMessage, id: string | undefined): (res: ServerResponse) => void {
-    if (req.headers.authorization !== `Bearer ${GATEWAY_TOKEN}`) return json(401, { code: 'TG_ERR_UNAUTHORIZED', message: 'bad token', details: {} });
+    if (req.headers.authorization !== `Bearer ${GATEWAY_TOKEN}`)
+      return json(401, { code: 'TG_ERR_UNAUTHORIZED', message: 'bad token', details: {} });
     const route = id === undefined ? undefined : routes.get(decodeURIComponent(id));
     if (route === undefined) return json(404, { code: 'TG_ERR_TENANT_NOT_FOUND', message: 'no such tenant', details: {} });
     return json(200, structuredClone(route));
@@ -166,6 +167,7 @@ export async function applyWrite(
   write: { version: number; deleted?: boolean; publish?: boolean },
 ): Promise<void> {
   const multi = dropCachedRoute(redis.multi(), tenantId, write.version);
-  if (write.publish ?? true) multi.publish(INVALIDATION_CHANNEL, encodeInvalidation({ id: tenantId, version: write.deleted ? null : write.version }));
+  if (write.publish ?? true)
+    multi.publish(INVALIDATION_CHANNEL, encodeInvalidation({ id: tenantId, version: write.deleted ? null : write.version }));
   await multi.exec();
 }

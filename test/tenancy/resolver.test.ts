@@ -85,7 +85,12 @@ interface Setup {
   cacheSince(): string[];
 }
 
-function makeResolver(t: TestContext, cp: ControlPlaneDouble, redis: RedisServer | undefined, options: Partial<TenantResolverOptions> = {}): Setup {
+function makeResolver(
+  t: TestContext,
+  cp: ControlPlaneDouble,
+  redis: RedisServer | undefined,
+  options: Partial<TenantResolverOptions> = {},
+): Setup {
   const { log, observer } = recorder();
   const clock = { now: 0 };
   const resolver = createTenantResolver({
@@ -263,7 +268,8 @@ test('an unknown tenant (404) is cached negatively, in memory and in Redis, for 
 test('an id no tenant can have is unknown without asking anyone', async (t) => {
   const cp = await controlPlane(t);
   const { resolver, log } = makeResolver(t, cp, undefined);
-  for (const id of ['', 'ACME', 'a/b', 'x'.repeat(64), '../v1/tenants']) assert.deepEqual(await resolver.resolve(id), { kind: 'unknown' }, id);
+  for (const id of ['', 'ACME', 'a/b', 'x'.repeat(64), '../v1/tenants'])
+    assert.deepEqual(await resolver.resolve(id), { kind: 'unknown' }, id);
   assert.deepEqual(cp.requests, []);
   assert.deepEqual(log.cache, []);
 });
@@ -348,7 +354,11 @@ test('a refused token is an error, not an unknown tenant', async (t) => {
   const cp = await controlPlane(t);
   cp.routes.set('acme', route('acme'));
   const { resolver } = makeResolver(t, cp, undefined, { controlPlaneToken: 'wrong-token' });
-  await assert.rejects(resolver.resolve('acme'), (error: Error) => error instanceof TenantDirectoryUnavailableError && error.cause instanceof ControlPlaneStatusError && error.cause.statusCode === 401);
+  await assert.rejects(
+    resolver.resolve('acme'),
+    (error: Error) =>
+      error instanceof TenantDirectoryUnavailableError && error.cause instanceof ControlPlaneStatusError && error.cause.statusCode === 401,
+  );
 });
 
 test('control plane stopped: cached tenants are served stale, others get the unavailable error', async (t) => {
@@ -580,7 +590,10 @@ test('after close() nothing keeps the process alive: it exits by itself', async 
   assert.equal(signal, null, `the child did not exit by itself; it printed ${stdout} ${stderr}`);
   assert.equal(code, 0, stderr);
   const report = JSON.parse(stdout) as { found: string; unknown: string; slow: string; resources: string[] };
-  assert.deepEqual({ ...report, resources: undefined }, { found: 'found', unknown: 'unknown', slow: 'TG_ERR_TENANT_RESOLVER_CLOSED', resources: undefined });
+  assert.deepEqual(
+    { ...report, resources: undefined },
+    { found: 'found', unknown: 'unknown', slow: 'TG_ERR_TENANT_RESOLVER_CLOSED', resources: undefined },
+  );
   // The child's stdout and stderr are pipes to this process; anything else is a leak.
   const left = report.resources.filter((resource) => resource !== 'PipeWrap');
   assert.deepEqual(left, [], 'what keeps the event loop alive after close()');
@@ -625,10 +638,16 @@ test('after failures in a row the breaker stops asking the control plane; after 
   const { resolver, clock } = makeResolver(t, cp, undefined, { breakerFailures: 2, breakerOpenMs: 1_000 });
   cp.failAlways({ kind: 'status', status: 503 });
   for (const id of ['one', 'two']) {
-    await assert.rejects(resolver.resolve(id), (error: Error) => error instanceof TenantDirectoryUnavailableError && error.cause instanceof ControlPlaneStatusError);
+    await assert.rejects(
+      resolver.resolve(id),
+      (error: Error) => error instanceof TenantDirectoryUnavailableError && error.cause instanceof ControlPlaneStatusError,
+    );
   }
   const asked = cp.requests.length;
-  await assert.rejects(resolver.resolve('three'), (error: Error) => error instanceof TenantDirectoryUnavailableError && error.cause instanceof ControlPlaneCircuitOpenError);
+  await assert.rejects(
+    resolver.resolve('three'),
+    (error: Error) => error instanceof TenantDirectoryUnavailableError && error.cause instanceof ControlPlaneCircuitOpenError,
+  );
   assert.equal(cp.requests.length, asked, 'no request while the breaker is open');
 
   cp.failAlways(undefined);

@@ -22,19 +22,34 @@ const sections = new Set([...doc.matchAll(/^#{2,3} (.+)$/gm)].map((m) => m[1]!.t
 function sourceFiles(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {
     const path = join(dir, entry.name);
-    if (entry.isDirectory()) return entry.name === 'node_modules' || entry.name.startsWith('.') || entry.name === 'out-tsc' ? [] : sourceFiles(path);
+    if (entry.isDirectory())
+      return entry.name === 'node_modules' || entry.name.startsWith('.') || entry.name === 'out-tsc' ? [] : sourceFiles(path);
     return entry.name.endsWith('.ts') && !entry.name.endsWith('.d.ts') ? [path] : [];
   });
 }
 
 function declares(source: string, name: string): boolean {
-  const declaration = new RegExp(`(?:function|class|interface|type|const|let)\\s+${name}\\b|^\\s*(?:async\\s+)?(?:get\\s+)?${name}\\s*[(<]`, 'm');
+  const declaration = new RegExp(
+    `(?:function|class|interface|type|const|let)\\s+${name}\\b|^\\s*(?:async\\s+)?(?:get\\s+)?${name}\\s*[(<]`,
+    'm',
+  );
   return declaration.test(source);
 }
 
 test('the map names steps 1 to 13 and its sections', () => {
-  assert.deepEqual([...steps], Array.from({ length: steps.size }, (_, i) => i + 1));
-  for (const section of ['Parts', 'Inside the gateway', 'One connection', 'Cancel routing', 'Drain and shutdown', 'Redis', 'Control plane']) {
+  assert.deepEqual(
+    [...steps],
+    Array.from({ length: steps.size }, (_, i) => i + 1),
+  );
+  for (const section of [
+    'Parts',
+    'Inside the gateway',
+    'One connection',
+    'Cancel routing',
+    'Drain and shutdown',
+    'Redis',
+    'Control plane',
+  ]) {
     assert.ok(sections.has(section), section);
   }
 });
@@ -75,7 +90,11 @@ test('every gateway source file cites its step or section at the top', () => {
   const uncited = sourceFiles(gateway)
     .filter((file) => !file.endsWith('.test.ts') && !file.endsWith('/index.ts') && !relative(gateway, file).startsWith('testing/'))
     .filter((file) => {
-      const header = readFileSync(file, 'utf8').split('\n').filter((line) => line.startsWith('//')).slice(0, 12).join('\n');
+      const header = readFileSync(file, 'utf8')
+        .split('\n')
+        .filter((line) => line.startsWith('//'))
+        .slice(0, 12)
+        .join('\n');
       return !/docs\/architecture\.md,/.test(header);
     })
     .map((file) => relative(ROOT, file));

@@ -63,7 +63,10 @@ test('npm run demo: both printed psql commands reach their own tenant, curl list
   const demo = await startTool('demo.ts', join(dir, 'demo'));
   t.after(() => demo.child.kill('SIGKILL'));
   await demo.ready;
-  const lines = demo.output().split('\n').map((line) => line.trim());
+  const lines = demo
+    .output()
+    .split('\n')
+    .map((line) => line.trim());
   const psql = lines.filter((line) => line.startsWith('PGPASSWORD='));
   assert.equal(psql.length, 2);
   const acme = await shell(psql[0]!);
@@ -74,7 +77,10 @@ test('npm run demo: both printed psql commands reach their own tenant, curl list
   assert.match(globex.stdout, /globex's own database/);
   const curl = lines.find((line) => line.startsWith('curl '));
   const listed = await shell(curl!);
-  assert.deepEqual((JSON.parse(listed.stdout) as { items: { id: string }[] }).items.map((tenant) => tenant.id), ['acme', 'globex']);
+  assert.deepEqual(
+    (JSON.parse(listed.stdout) as { items: { id: string }[] }).items.map((tenant) => tenant.id),
+    ['acme', 'globex'],
+  );
   assert.equal(await stop(demo.child), 0);
 });
 
@@ -90,6 +96,9 @@ test('npm start: the printed curl creates a tenant, and the stack stops on Ctrl-
   assert.ok(curl !== undefined, text);
   const created = await shell(`TG_TOKEN=${token}; ${curl}`);
   assert.equal((JSON.parse(created.stdout) as { id: string }).id, 'acme', created.stdout + created.stderr);
-  assert.match(text, /psql "host=acme\.db\.localhost hostaddr=127\.0\.0\.1 port=\d+ user=app dbname=postgres sslmode=verify-full sslrootcert=\S+"/);
+  assert.match(
+    text,
+    /psql "host=acme\.db\.localhost hostaddr=127\.0\.0\.1 port=\d+ user=app dbname=postgres sslmode=verify-full sslrootcert=\S+"/,
+  );
   assert.equal(await stop(start.child), 0);
 });

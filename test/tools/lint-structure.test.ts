@@ -18,20 +18,41 @@ async function ruleIds(path: string, code: string): Promise<string[]> {
 }
 
 test('backend/ may not import session/: the layers run edge -> session -> backend', async () => {
-  const messages = await ruleIds('apps/gateway/src/backend/probe.ts', "import { Sessions } from '../session/index.ts';\nexport const s = Sessions;\n");
-  assert.ok(messages.some((m) => m.startsWith('import-x/no-restricted-paths') && m.includes('backend/ may not import session/')), messages.join('\n'));
+  const messages = await ruleIds(
+    'apps/gateway/src/backend/probe.ts',
+    "import { Sessions } from '../session/index.ts';\nexport const s = Sessions;\n",
+  );
+  assert.ok(
+    messages.some((m) => m.startsWith('import-x/no-restricted-paths') && m.includes('backend/ may not import session/')),
+    messages.join('\n'),
+  );
 });
 
 test('a folder below may be imported only through its index.ts', async () => {
-  const throughIndex = await ruleIds('apps/gateway/src/edge/probe.ts', "import { Sessions } from '../session/index.ts';\nexport const s = Sessions;\n");
+  const throughIndex = await ruleIds(
+    'apps/gateway/src/edge/probe.ts',
+    "import { Sessions } from '../session/index.ts';\nexport const s = Sessions;\n",
+  );
   assert.deepEqual(throughIndex, []);
-  const pastIndex = await ruleIds('apps/gateway/src/edge/probe.ts', "import { Sessions } from '../session/session.ts';\nexport const s = Sessions;\n");
-  assert.ok(pastIndex.some((m) => m.includes('import session/ through its index.ts')), pastIndex.join('\n'));
+  const pastIndex = await ruleIds(
+    'apps/gateway/src/edge/probe.ts',
+    "import { Sessions } from '../session/session.ts';\nexport const s = Sessions;\n",
+  );
+  assert.ok(
+    pastIndex.some((m) => m.includes('import session/ through its index.ts')),
+    pastIndex.join('\n'),
+  );
 });
 
 test('nothing but the composition roots imports app.ts', async () => {
-  const messages = await ruleIds('apps/gateway/src/ops/probe.ts', "import { createGateway } from '../app.ts';\nexport const c = createGateway;\n");
-  assert.ok(messages.some((m) => m.includes('nothing imports app.ts')), messages.join('\n'));
+  const messages = await ruleIds(
+    'apps/gateway/src/ops/probe.ts',
+    "import { createGateway } from '../app.ts';\nexport const c = createGateway;\n",
+  );
+  assert.ok(
+    messages.some((m) => m.includes('nothing imports app.ts')),
+    messages.join('\n'),
+  );
 });
 
 test('an import cycle fails lint', async (t) => {

@@ -144,12 +144,12 @@ describe('psql (libpq 15)', () => {
     });
   }
 
-  test('a non-ASCII password is SASLprep\'d by libpq as by libs/wire', async () => {
+  test("a non-ASCII password is SASLprep'd by libpq as by libs/wire", async () => {
     const run = await psql({ user: 'bob', channel_binding: 'require' }, BOB_PASSWORD);
     assert.deepEqual(run, { code: 0, stdout: 'bob\n', stderr: '' });
   });
 
-  test('a wrong password: exit code 2 and PostgreSQL\'s message', async () => {
+  test("a wrong password: exit code 2 and PostgreSQL's message", async () => {
     const run = await psql({}, 'wrong password');
     assert.equal(run.code, 2);
     assert.equal(run.stdout, '');
@@ -210,13 +210,29 @@ describe('pg (node-postgres)', () => {
 
   test('a wrong password or an unknown role: 28P01', async () => {
     for (const user of ['alice', 'mallory']) {
-      const client = new pg.Client({ host: server.host, port: server.port, user, password: 'wrong', ssl: { ca: caBundle, servername: EDGE_HOST } });
-      await assert.rejects(client.connect(), { code: '28P01', severity: 'FATAL', message: `password authentication failed for user "${user}"` });
+      const client = new pg.Client({
+        host: server.host,
+        port: server.port,
+        user,
+        password: 'wrong',
+        ssl: { ca: caBundle, servername: EDGE_HOST },
+      });
+      await assert.rejects(client.connect(), {
+        code: '28P01',
+        severity: 'FATAL',
+        message: `password authentication failed for user "${user}"`,
+      });
     }
   });
 
   test('a parameterized query (extended protocol) is refused with 0A000; the session goes on', async (t) => {
-    const client = new pg.Client({ host: server.host, port: server.port, user: 'alice', password: ALICE_PASSWORD, ssl: { ca: caBundle, servername: EDGE_HOST } });
+    const client = new pg.Client({
+      host: server.host,
+      port: server.port,
+      user: 'alice',
+      password: ALICE_PASSWORD,
+      ssl: { ca: caBundle, servername: EDGE_HOST },
+    });
     t.after(() => client.end());
     await client.connect();
     await assert.rejects(client.query('select $1::text', ['x']), { code: '0A000' });
@@ -281,7 +297,7 @@ describe('on the wire', () => {
     assert.deepEqual((await session.query('select 1')).rows, [['alice']]);
   });
 
-  test('bytes sent with the SSLRequest: \'S\', then FATAL 08P01 once TLS is up, then close', async () => {
+  test("bytes sent with the SSLRequest: 'S', then FATAL 08P01 once TLS is up, then close", async () => {
     const recorded = server.authentications.length;
     const outcome = await sslRequestFollowedBy(target(), Buffer.from('Q\0\0\0\x0dselect 1\0'));
     assert.equal(outcome.answer, 'S');
@@ -294,7 +310,7 @@ describe('on the wire', () => {
     assert.equal(server.authentications.length, recorded, 'the injected bytes were never read as a StartupMessage');
   });
 
-  test('GSSENCRequest is answered \'N\' and the client may go on with SSLRequest', async (t) => {
+  test("GSSENCRequest is answered 'N' and the client may go on with SSLRequest", async (t) => {
     const socket = connectTcp({ host: server.host, port: server.port });
     t.after(() => socket.destroy());
     await once(socket, 'connect');
@@ -315,7 +331,12 @@ describe('on the wire', () => {
     async function serverFirst(user: string): Promise<Map<string, string>> {
       const { reply } = await saslFirstReply(target(), user, 'SCRAM-SHA-256', 'n,,n=,r=clientnonce');
       assert.equal(reply.kind, 'AuthenticationSASLContinue');
-      return new Map(reply.data.toString('latin1').split(',').map((field) => [field[0]!, field.slice(2)]));
+      return new Map(
+        reply.data
+          .toString('latin1')
+          .split(',')
+          .map((field) => [field[0]!, field.slice(2)]),
+      );
     }
     const [mallory, malloryAgain, trudy, alice] = [
       await serverFirst('mallory'),
@@ -331,7 +352,7 @@ describe('on the wire', () => {
   });
 });
 
-describe('malformed client-first-messages are refused with PostgreSQL\'s SQLSTATEs', () => {
+describe("malformed client-first-messages are refused with PostgreSQL's SQLSTATEs", () => {
   for (const refused of REFUSED_CLIENT_FIRST) {
     test(refused.what, async () => {
       const { offered, reply } = await saslFirstReply(target(), 'alice', refused.mechanism, refused.clientFirst);
@@ -343,4 +364,3 @@ describe('malformed client-first-messages are refused with PostgreSQL\'s SQLSTAT
     });
   }
 });
-

@@ -2,14 +2,7 @@
 // phase): Query, RowDescription, DataRow and CommandComplete, written with its FrameWriter and
 // read with its MessageReader, for the test client and the test server alike.
 // @see https://www.postgresql.org/docs/current/protocol-message-formats.html
-import {
-  BackendMessageType,
-  FrameWriter,
-  FrontendMessageType,
-  cstringLength,
-  readFrame,
-  type MessageReader,
-} from '@tenantgate/wire';
+import { BackendMessageType, FrameWriter, FrontendMessageType, cstringLength, readFrame, type MessageReader } from '@tenantgate/wire';
 
 const TEXT_OID = 25;
 

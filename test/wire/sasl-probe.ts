@@ -1,11 +1,6 @@
 // One hand-written SASLInitialResponse and the server's reply to it: how a server answers a
 // client-first-message that no well-behaved client sends, or what it shows an unknown role.
-import {
-  parseBackendMessage,
-  serializeSASLInitialResponse,
-  serializeStartupMessage,
-  type BackendMessage,
-} from '@tenantgate/wire';
+import { parseBackendMessage, serializeSASLInitialResponse, serializeStartupMessage, type BackendMessage } from '@tenantgate/wire';
 import { FrameStream } from './frame-stream.ts';
 import { requestTls, type TlsTarget } from './pg-login.ts';
 

@@ -214,9 +214,7 @@ describe('our client logs into PostgreSQL', () => {
       const secret = parseScramSecret(await secretOf('alice'));
       const gateway = new ScramServerExchange({ secret, role: 'alice', mockKey: MOCK_KEY });
       await exchange(gateway, new ScramClientExchange({ password: ALICE_PASSWORD }));
-      const credentials = withServerKey
-        ? { clientKey: gateway.clientKey, serverKey: secret.serverKey }
-        : { clientKey: gateway.clientKey };
+      const credentials = withServerKey ? { clientKey: gateway.clientKey, serverKey: secret.serverKey } : { clientKey: gateway.clientKey };
       const session = await loginAs(t, 'alice', credentials, { channelBinding: 'require' });
       assert.equal(session.serverVerified, withServerKey);
       assert.equal(await currentUser(session), 'alice');
@@ -276,18 +274,15 @@ describe('protocol version negotiation with PostgreSQL 15', () => {
     assert.equal(await currentUser(session), 'alice');
   });
 
-  test(
-    'NegotiateProtocolVersion carries a whole version (3.0 = 0x00030000): parsed and written as PostgreSQL does',
-    async (t) => {
-      const socket = await requestTls(target());
-      t.after(() => socket.destroy());
-      const frames = new FrameStream(socket);
-      socket.write(serializeStartupMessage({ minorVersion: 2, parameters: new Map([['user', 'alice']]) }));
-      const frame = await frames.next();
-      assert.deepEqual(parseBackendMessage(frame), { kind: 'NegotiateProtocolVersion', newestMinorVersion: 0, unrecognizedOptions: [] });
-      assert.deepEqual(serializeNegotiateProtocolVersion(0, []), frame, 'the bytes PostgreSQL sends for "3.0, no options"');
-    },
-  );
+  test('NegotiateProtocolVersion carries a whole version (3.0 = 0x00030000): parsed and written as PostgreSQL does', async (t) => {
+    const socket = await requestTls(target());
+    t.after(() => socket.destroy());
+    const frames = new FrameStream(socket);
+    socket.write(serializeStartupMessage({ minorVersion: 2, parameters: new Map([['user', 'alice']]) }));
+    const frame = await frames.next();
+    assert.deepEqual(parseBackendMessage(frame), { kind: 'NegotiateProtocolVersion', newestMinorVersion: 0, unrecognizedOptions: [] });
+    assert.deepEqual(serializeNegotiateProtocolVersion(0, []), frame, 'the bytes PostgreSQL sends for "3.0, no options"');
+  });
 });
 
 test('a CancelRequest with the BackendKeyData we parsed cancels a running query (57014)', async (t) => {

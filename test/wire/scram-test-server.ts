@@ -401,4 +401,3 @@ function negotiation(packet: StartupMessage): Buffer[] {
   const newest = Math.min(packet.minorVersion, LATEST_MINOR_VERSION);
   return [serializeNegotiateProtocolVersion(newest, [...packet.protocolOptions.keys()])];
 }
-

@@ -30,9 +30,7 @@ export const CONFIG_VARIABLES = CONTROL_PLANE_VARIABLES;
 
 export type VariableName = ControlPlaneVariableName;
 
-export type StoreConfig =
-  | { readonly kind: 'postgres'; readonly url: string }
-  | { readonly kind: 'pglite'; readonly dataDir: string };
+export type StoreConfig = { readonly kind: 'postgres'; readonly url: string } | { readonly kind: 'pglite'; readonly dataDir: string };
 
 export interface ControlPlaneConfig {
   readonly listen: ListenAddress;
@@ -108,7 +106,10 @@ export async function loadConfig(env: Environment): Promise<ControlPlaneConfig> 
 /** Only what `npm run migrate` needs: where the store is. @throws ConfigError */
 export async function loadStoreConfig(env: Environment): Promise<{ store: StoreConfig; logLevel: LogLevel }> {
   const names = new Set<VariableName>(['DATABASE_URL', 'CONTROL_PLANE_DATA_DIR', 'LOG_LEVEL']);
-  const { values, issues } = await validateVariables(env, CONFIG_VARIABLES.filter((v) => names.has(v.name)));
+  const { values, issues } = await validateVariables(
+    env,
+    CONFIG_VARIABLES.filter((v) => names.has(v.name)),
+  );
   const store = issues.length > 0 ? undefined : storeOf(values);
   if (typeof store === 'string') issues.push({ variable: 'DATABASE_URL', message: store });
   if (store === undefined || typeof store === 'string') throw new ConfigError(issues);

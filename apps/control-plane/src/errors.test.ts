@@ -36,10 +36,21 @@ test('Fastify schema errors become issues with JSON pointers; oneOf branches fol
     statusCode: 400,
     validationContext: 'body',
     validation: [
-      { keyword: 'additionalProperties', instancePath: '', schemaPath: '#/additionalProperties', params: { additionalProperty: 'pasword' } },
+      {
+        keyword: 'additionalProperties',
+        instancePath: '',
+        schemaPath: '#/additionalProperties',
+        params: { additionalProperty: 'pasword' },
+      },
       { keyword: 'required', instancePath: '', schemaPath: '#/oneOf/0/required', params: { missingProperty: 'scramSecret' } },
       { keyword: 'oneOf', instancePath: '', schemaPath: '#/oneOf', params: {} },
-      { keyword: 'maxLength', instancePath: '/backendUser', schemaPath: '#/properties/backendUser/maxLength', params: {}, message: 'must NOT have more than 63 characters' },
+      {
+        keyword: 'maxLength',
+        instancePath: '/backendUser',
+        schemaPath: '#/properties/backendUser/maxLength',
+        params: {},
+        message: 'must NOT have more than 63 characters',
+      },
     ],
   });
   assert.deepEqual(toErrorReply(error, LIMIT).body.details, {
@@ -60,13 +71,24 @@ test("Fastify's body errors map to 413, 415 and 400", () => {
   });
   assert.equal(toErrorReply(fastifyError('FST_ERR_CTP_INVALID_MEDIA_TYPE', 415), LIMIT).body.code, ErrorCode.UnsupportedMediaType);
   assert.equal(toErrorReply(fastifyError('FST_ERR_CTP_EMPTY_JSON_BODY', 400), LIMIT).body.code, ErrorCode.MalformedBody);
-  assert.equal(toErrorReply(Object.assign(new SyntaxError('Unexpected token'), { statusCode: 400 }), LIMIT).body.code, ErrorCode.MalformedBody);
+  assert.equal(
+    toErrorReply(Object.assign(new SyntaxError('Unexpected token'), { statusCode: 400 }), LIMIT).body.code,
+    ErrorCode.MalformedBody,
+  );
   assert.equal(toErrorReply(fastifyError('FST_ERR_CTP_INVALID_CONTENT_LENGTH', 400), LIMIT).body.code, ErrorCode.BadRequest);
 });
 
 test('anything else is a 500 that tells nothing of the fault', () => {
-  for (const fault of [new Error('connect ECONNREFUSED 10.0.0.5:5432'), 'a string', fastifyError('SOMETHING', 502, 'upstream at 10.0.0.5')]) {
+  for (const fault of [
+    new Error('connect ECONNREFUSED 10.0.0.5:5432'),
+    'a string',
+    fastifyError('SOMETHING', 502, 'upstream at 10.0.0.5'),
+  ]) {
     const reply = toErrorReply(fault, LIMIT);
-    assert.deepEqual(reply, { statusCode: 500, internal: true, body: { code: ErrorCode.Internal, message: 'internal error', details: {} } });
+    assert.deepEqual(reply, {
+      statusCode: 500,
+      internal: true,
+      body: { code: ErrorCode.Internal, message: 'internal error', details: {} },
+    });
   }
 });

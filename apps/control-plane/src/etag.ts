@@ -7,9 +7,7 @@ export function etagOf(version: number): string {
 
 /** The If-Match condition of a write. */
 export type IfMatch =
-  | { readonly kind: 'any' }
-  | { readonly kind: 'versions'; readonly versions: readonly number[] }
-  | { readonly kind: 'invalid' };
+  { readonly kind: 'any' } | { readonly kind: 'versions'; readonly versions: readonly number[] } | { readonly kind: 'invalid' };
 
 /**
  * Parses an If-Match header: absent or `*` match any version; otherwise a list of strong tags

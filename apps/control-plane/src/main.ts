@@ -88,7 +88,10 @@ async function start(config: ControlPlaneConfig, logger: Logger, resources: Reso
     const reason = describeListenFailure(error, config.listen);
     throw reason === undefined ? error : new StartupError('CONTROL_PLANE_LISTEN', reason, { cause: error });
   }
-  logger.info({ store: config.store.kind, redis: resources.redis !== undefined, address: resources.app.addresses() }, 'control plane ready');
+  logger.info(
+    { store: config.store.kind, redis: resources.redis !== undefined, address: resources.app.addresses() },
+    'control plane ready',
+  );
 }
 
 async function openDatabase(config: ControlPlaneConfig, logger: Logger): Promise<Database> {
@@ -112,14 +115,22 @@ async function checkConnection(database: Database, url: string): Promise<void> {
     await database.close();
     // The host and port only: the URL may hold a password.
     const { hostname, port } = new URL(url);
-    throw new StartupError('DATABASE_URL', `cannot connect to ${hostname || 'localhost'}:${port || 5432}: ${describeSystemError(error)}`, { cause: error });
+    throw new StartupError('DATABASE_URL', `cannot connect to ${hostname || 'localhost'}:${port || 5432}: ${describeSystemError(error)}`, {
+      cause: error,
+    });
   }
 }
 
 async function shutdown(signal: string, started: Promise<void>, resources: Resources, logger: Logger): Promise<void> {
   logger.info({ signal }, 'closing');
   // A failed start is reported (and cleaned up) by main.
-  if (!(await started.then(() => true, () => false))) return;
+  if (
+    !(await started.then(
+      () => true,
+      () => false,
+    ))
+  )
+    return;
   try {
     await close(resources);
     logger.info('stopped');

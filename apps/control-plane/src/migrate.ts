@@ -10,7 +10,9 @@ import { openPgliteDatabase } from './db/pglite.ts';
 
 async function run(): Promise<void> {
   if (process.argv.includes('--help') || process.argv.includes('-h')) {
-    process.stdout.write('Usage: npm run migrate -w @tenantgate/control-plane\n\nApplies pending migrations to DATABASE_URL (unset: PGlite in CONTROL_PLANE_DATA_DIR).\n');
+    process.stdout.write(
+      'Usage: npm run migrate -w @tenantgate/control-plane\n\nApplies pending migrations to DATABASE_URL (unset: PGlite in CONTROL_PLANE_DATA_DIR).\n',
+    );
     return;
   }
   let config;

@@ -33,8 +33,7 @@ function withoutDefault(schema: Schema): Schema {
 const tenantInput = {
   ...tenantRecord,
   $id: SchemaId.TenantInput,
-  description:
-    'The tenant record. A role gives "password" (stored only as a SCRAM secret) or "scramSecret" (pg_authid format).',
+  description: 'The tenant record. A role gives "password" (stored only as a SCRAM secret) or "scramSecret" (pg_authid format).',
 };
 
 const objectPatch = (what: string) => ({
@@ -131,15 +130,7 @@ const errorBody = {
   },
 };
 
-export const SHARED_SCHEMAS: readonly Schema[] = [
-  tenantInput,
-  tenantPatch,
-  roleInput,
-  tenantView,
-  tenantRoute,
-  tenantList,
-  errorBody,
-];
+export const SHARED_SCHEMAS: readonly Schema[] = [tenantInput, tenantPatch, roleInput, tenantView, tenantRoute, tenantList, errorBody];
 
 export const tenantIdParams = {
   type: 'object',

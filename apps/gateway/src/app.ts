@@ -19,7 +19,14 @@ import type { GatewayMetrics } from './telemetry/index.ts';
 
 export type GatewaySettings = Pick<
   GatewayConfig,
-  'listen' | 'sniSuffixes' | 'allowPlaintext' | 'handshakeTimeoutMs' | 'maxPendingConnections' | 'authTimeoutMs' | 'backendConnectTimeoutMs' | 'secretsDir'
+  | 'listen'
+  | 'sniSuffixes'
+  | 'allowPlaintext'
+  | 'handshakeTimeoutMs'
+  | 'maxPendingConnections'
+  | 'authTimeoutMs'
+  | 'backendConnectTimeoutMs'
+  | 'secretsDir'
 > &
   // PROXY protocol on the Postgres port; `off` when absent.
   Partial<Pick<GatewayConfig, 'proxyProtocol'>>;

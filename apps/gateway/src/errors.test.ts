@@ -1,7 +1,17 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { FrameDecoder, parseBackendMessage, SqlState } from '@tenantgate/wire';
-import { BackendCertificateExpiredError, BackendError, BackendErrorCode, BackendNoTlsError, BackendStartupError, BackendTimeoutError, maskHbaHost, Refusal, TenantDirectoryUnreachableError } from './errors.ts';
+import {
+  BackendCertificateExpiredError,
+  BackendError,
+  BackendErrorCode,
+  BackendNoTlsError,
+  BackendStartupError,
+  BackendTimeoutError,
+  maskHbaHost,
+  Refusal,
+  TenantDirectoryUnreachableError,
+} from './errors.ts';
 import { backendMessages } from './testing/front-door.ts';
 
 function fieldsOf(response: Buffer) {
@@ -13,7 +23,10 @@ function fieldsOf(response: Buffer) {
 }
 
 test('a backend failure reaches the client as FATAL 08001 with its message only', () => {
-  const error = new BackendCertificateExpiredError('certificate has expired', { phase: 'tls', logDetail: 'backend 10.0.3.17:5432 (server name acme.internal): CERT_HAS_EXPIRED' });
+  const error = new BackendCertificateExpiredError('certificate has expired', {
+    phase: 'tls',
+    logDetail: 'backend 10.0.3.17:5432 (server name acme.internal): CERT_HAS_EXPIRED',
+  });
   assert.ok(error instanceof BackendError);
   assert.equal(error.name, 'BackendCertificateExpiredError');
   assert.equal(error.code, 'TG_ERR_BACKEND_CERT_EXPIRED');
@@ -35,7 +48,7 @@ test('codes are stable and distinct', () => {
   for (const code of codes) assert.match(code, /^TG_ERR_BACKEND_[A-Z_]+$/);
 });
 
-test('the backend\'s own error is forwarded with its fields, the gateway\'s address masked', () => {
+test("the backend's own error is forwarded with its fields, the gateway's address masked", () => {
   const error = new BackendStartupError(
     {
       severity: 'FATAL',
@@ -58,7 +71,10 @@ test('the backend\'s own error is forwarded with its fields, the gateway\'s addr
     detail: 'a detail',
     hint: 'ask the owner',
   });
-  assert.equal(maskHbaHost('pg_hba.conf rejects connection for host "::1", user "a"'), 'pg_hba.conf rejects connection for host "(the gateway)", user "a"');
+  assert.equal(
+    maskHbaHost('pg_hba.conf rejects connection for host "::1", user "a"'),
+    'pg_hba.conf rejects connection for host "(the gateway)", user "a"',
+  );
   assert.equal(maskHbaHost('database "x" does not exist'), 'database "x" does not exist');
 });
 
@@ -72,7 +88,10 @@ test('a refusal becomes one FATAL ErrorResponse with its SQLSTATE, detail and hi
     },
   ]);
   const bare = backendMessages(new Refusal('28000', 'TLS is required').toErrorResponse())[0];
-  assert.deepEqual(bare, { kind: 'ErrorResponse', fields: { severity: 'FATAL', severityNonLocalized: 'FATAL', code: '28000', message: 'TLS is required' } });
+  assert.deepEqual(bare, {
+    kind: 'ErrorResponse',
+    fields: { severity: 'FATAL', severityNonLocalized: 'FATAL', code: '28000', message: 'TLS is required' },
+  });
 });
 
 test('a directory that cannot answer is 08001 with a message for a person', () => {

@@ -3,4 +3,11 @@ export { createGateway, type Gateway, type GatewayOptions, type GatewaySettings 
 export { startAdminServer } from './ops/index.ts';
 export { loadConfig, helpText, ConfigError, type GatewayConfig } from './config/index.ts';
 export { createLogger, createMetrics, type GatewayMetrics } from './telemetry/index.ts';
-export { TenantsFileDirectory, loadTenantsFile, ControlPlaneDirectory, type ControlPlaneDirectoryOptions, type TenantDirectory, type TenantLookup } from './tenants/index.ts';
+export {
+  TenantsFileDirectory,
+  loadTenantsFile,
+  ControlPlaneDirectory,
+  type ControlPlaneDirectoryOptions,
+  type TenantDirectory,
+  type TenantLookup,
+} from './tenants/index.ts';

@@ -8,7 +8,14 @@ import cluster from 'node:cluster';
 import { AggregatorRegistry } from 'prom-client';
 import { createGateway, type Gateway } from './app.ts';
 import { adminProxyProtocol, startAdminServer, type AdminServer } from './ops/index.ts';
-import { describeListenFailure, describeSystemError, PemReadError, readPemSource, type ListenAddress, type PemSource } from '@tenantgate/runtime';
+import {
+  describeListenFailure,
+  describeSystemError,
+  PemReadError,
+  readPemSource,
+  type ListenAddress,
+  type PemSource,
+} from '@tenantgate/runtime';
 import { ConfigError, helpText, loadConfig, type GatewayConfig, type VariableName } from './config/index.ts';
 import { createLogger, type Logger } from './telemetry/index.ts';
 import { createMetrics } from './telemetry/index.ts';
@@ -50,7 +57,9 @@ function configOrExit(): GatewayConfig {
   try {
     const config = loadConfig(process.env);
     if (config.workers > 1 && config.listen.port === 0) {
-      throw new ConfigError([{ variable: 'GATEWAY_LISTEN', message: 'workers share one port: give a port other than 0 when GATEWAY_WORKERS > 1' }]);
+      throw new ConfigError([
+        { variable: 'GATEWAY_LISTEN', message: 'workers share one port: give a port other than 0 when GATEWAY_WORKERS > 1' },
+      ]);
     }
     return config;
   } catch (error) {
@@ -84,12 +93,22 @@ async function serve(config: GatewayConfig, logger: Logger): Promise<void> {
   );
   let ready = true;
   const adminListen = worker ? undefined : config.adminListen;
-  const admin = adminListen === undefined
-    ? undefined
-    : await listening('GATEWAY_ADMIN_LISTEN', adminListen, () =>
-        startAdminServer({ listen: adminListen, metrics: metrics.registry, readiness: () => ready, logger, proxyProtocol: adminProxyProtocol(config.proxyProtocol) }),
-      );
-  const directory = tenants instanceof TenantsFileDirectory ? { tenants: tenants.size } : { controlPlane: config.tenantSource.kind, redis: config.redisUrl !== undefined };
+  const admin =
+    adminListen === undefined
+      ? undefined
+      : await listening('GATEWAY_ADMIN_LISTEN', adminListen, () =>
+          startAdminServer({
+            listen: adminListen,
+            metrics: metrics.registry,
+            readiness: () => ready,
+            logger,
+            proxyProtocol: adminProxyProtocol(config.proxyProtocol),
+          }),
+        );
+  const directory =
+    tenants instanceof TenantsFileDirectory
+      ? { tenants: tenants.size }
+      : { controlPlane: config.tenantSource.kind, redis: config.redisUrl !== undefined };
   logger.info({ listen: gateway.address, admin: admin?.address, ...directory }, 'gateway listening');
   if (worker) process.send?.({ type: ClusterMessage.Listening });
   process.on('SIGHUP', () => void reload(config, gateway, tenants, logger));
@@ -195,7 +214,13 @@ async function reload(config: GatewayConfig, gateway: Gateway, tenants: TenantDi
   else logger.error({ err: result.error }, 'tenants file reload failed; the previous tenants stay in use');
 }
 
-async function shutdown(signal: string, config: GatewayConfig, gateway: Gateway, admin: AdminServer | undefined, logger: Logger): Promise<void> {
+async function shutdown(
+  signal: string,
+  config: GatewayConfig,
+  gateway: Gateway,
+  admin: AdminServer | undefined,
+  logger: Logger,
+): Promise<void> {
   logger.info({ signal, sessions: gateway.activeSessions, drainSeconds: config.drainSeconds }, 'draining');
   await gateway.drain(config.drainSeconds * 1000);
   await gateway.close();

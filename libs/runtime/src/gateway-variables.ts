@@ -79,7 +79,8 @@ const GATEWAY_TABLE = [
     name: 'REDIS_URL',
     schema: { type: 'string' },
     expects: 'a redis:// or rediss:// URL',
-    description: 'Route cache shared by the gateways, and the control plane\'s invalidations; unset: in-process cache only. Cached routes hold role secrets: use rediss:// and ACLs.',
+    description:
+      "Route cache shared by the gateways, and the control plane's invalidations; unset: in-process cache only. Cached routes hold role secrets: use rediss:// and ACLs.",
     // The URL may carry the Redis password.
     secret: true,
   },
@@ -112,7 +113,8 @@ const GATEWAY_TABLE = [
     name: 'GATEWAY_PROXY_PROTOCOL',
     schema: { type: 'string', default: 'off', enum: PROXY_PROTOCOL_MODES },
     expects: `one of ${PROXY_PROTOCOL_MODES.join(', ')}`,
-    description: 'PROXY protocol header (v2, or v1 text) from the load balancer, for the real client address; optional trusts any peer that can reach the port.',
+    description:
+      'PROXY protocol header (v2, or v1 text) from the load balancer, for the real client address; optional trusts any peer that can reach the port.',
   },
   {
     name: 'GATEWAY_ADMIN_LISTEN',
@@ -132,11 +134,7 @@ const GATEWAY_TABLE = [
     10_000,
     'From accept to a complete StartupMessage (PROXY header, TLS handshake, startup packet).',
   ),
-  timeout(
-    'GATEWAY_AUTH_TIMEOUT_MS',
-    30_000,
-    'From the StartupMessage until the client is authenticated (tenant resolution included).',
-  ),
+  timeout('GATEWAY_AUTH_TIMEOUT_MS', 30_000, 'From the StartupMessage until the client is authenticated (tenant resolution included).'),
   timeout(
     'GATEWAY_BACKEND_CONNECT_TIMEOUT_MS',
     10_000,

@@ -21,7 +21,10 @@ function skeleton(page: HelpPage): string {
     i += 2;
   }
   // Runs of text lines, and of entries, count as one.
-  return shape.join('\n').replace(/(text\n)+/g, 'text\n').replace(/(variable\n\n)+/g, 'variables\n\n');
+  return shape
+    .join('\n')
+    .replace(/(text\n)+/g, 'text\n')
+    .replace(/(variable\n\n)+/g, 'variables\n\n');
 }
 
 test('both apps have the same --help layout', () => {

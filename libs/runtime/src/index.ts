@@ -1,6 +1,14 @@
 // What both apps share at start-up: variable tables and `--help`, listen addresses, PEM sources,
 // the words of start-up failures, and the pino setup.
-export { LISTEN_EXPECTS, LOG_LEVEL_VARIABLE, LOG_LEVELS, variablesSchema, type ConfigVariable, type LogLevel, type VariableSchema } from './variables.ts';
+export {
+  LISTEN_EXPECTS,
+  LOG_LEVEL_VARIABLE,
+  LOG_LEVELS,
+  variablesSchema,
+  type ConfigVariable,
+  type LogLevel,
+  type VariableSchema,
+} from './variables.ts';
 export { helpText, type HelpNote, type HelpPage } from './help.ts';
 export { GATEWAY_HELP, GATEWAY_VARIABLES, PROXY_PROTOCOL_MODES, type GatewayVariableName } from './gateway-variables.ts';
 export {

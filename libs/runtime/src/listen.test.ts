@@ -8,7 +8,8 @@ test('listen addresses: host:port, [ipv6]:port, :port', () => {
   assert.deepEqual(parseListenAddress('127.0.0.1:6432'), { host: '127.0.0.1', port: 6432 });
   assert.deepEqual(parseListenAddress('[::1]:5432'), { host: '::1', port: 5432 });
   assert.deepEqual(parseListenAddress(':5432'), { host: '0.0.0.0', port: 5432 });
-  for (const bad of ['5432', '::1:5432', '[zz]:5432', 'host:65536', 'host:', 'a b:1']) assert.equal(parseListenAddress(bad), undefined, bad);
+  for (const bad of ['5432', '::1:5432', '[zz]:5432', 'host:65536', 'host:', 'a b:1'])
+    assert.equal(parseListenAddress(bad), undefined, bad);
   assert.equal(formatListenAddress({ host: '::1', port: 1 }), '[::1]:1');
   assert.equal(formatListenAddress({ host: 'localhost', port: 1 }), 'localhost:1');
 });

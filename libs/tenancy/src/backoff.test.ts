@@ -14,9 +14,18 @@ test('the window doubles from the base and stops at the cap', () => {
 });
 
 test('the delay spans the whole window: 0 at the bottom, just under the ceiling at the top', () => {
-  assert.equal(fullJitterDelay(3, policy, () => 0), 0);
-  assert.equal(fullJitterDelay(3, policy, () => 0.999_999), 399);
-  assert.equal(fullJitterDelay(20, policy, () => 0.999_999), 999);
+  assert.equal(
+    fullJitterDelay(3, policy, () => 0),
+    0,
+  );
+  assert.equal(
+    fullJitterDelay(3, policy, () => 0.999_999),
+    399,
+  );
+  assert.equal(
+    fullJitterDelay(20, policy, () => 0.999_999),
+    999,
+  );
 });
 
 test('every delay is a whole number in [0, ceiling) (0 when the window is empty)', () => {

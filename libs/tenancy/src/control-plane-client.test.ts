@@ -79,10 +79,18 @@ test('404 with the error body is an unknown tenant; a bare 404 is an error', asy
   assert.equal(await c.fetchRoute('ghost', never), UNKNOWN_TENANT);
   await assert.rejects(c.fetchRoute('acme', never), (error) => error instanceof ControlPlaneStatusError && error.statusCode === 404);
   const plainJson404 = await server(t, (_req, res) => json(res, 404, { message: 'Route GET:/v1/routes/acme not found' }));
-  await assert.rejects(client(t, plainJson404.url).cp.fetchRoute('acme', never), (error) => error instanceof ControlPlaneStatusError && error.statusCode === 404);
+  await assert.rejects(
+    client(t, plainJson404.url).cp.fetchRoute('acme', never),
+    (error) => error instanceof ControlPlaneStatusError && error.statusCode === 404,
+  );
   // The control plane's own 404 for a path it does not serve (a wrong base path) is not "no such tenant".
-  const wrongPath = await server(t, (_req, res) => json(res, 404, { code: 'TG_ERR_NOT_FOUND', message: 'no route GET /x/v1/routes/acme', details: {} }));
-  await assert.rejects(client(t, wrongPath.url).cp.fetchRoute('acme', never), (error) => error instanceof ControlPlaneStatusError && error.statusCode === 404);
+  const wrongPath = await server(t, (_req, res) =>
+    json(res, 404, { code: 'TG_ERR_NOT_FOUND', message: 'no route GET /x/v1/routes/acme', details: {} }),
+  );
+  await assert.rejects(
+    client(t, wrongPath.url).cp.fetchRoute('acme', never),
+    (error) => error instanceof ControlPlaneStatusError && error.statusCode === 404,
+  );
 });
 
 test('an HTTP status is an answer: 401, 403, 500 and 503 are not retried', async (t) => {
@@ -100,11 +108,19 @@ test('an HTTP status is an answer: 401, 403, 500 and 503 are not retried', async
 
 test('a token refusal says so, without the token', async (t) => {
   const cp = await server(t, (_req, res) => json(res, 401, { code: 'TG_ERR_UNAUTHORIZED', message: 'bad token' }));
-  await assert.rejects(client(t, cp.url).cp.fetchRoute('acme', never), (error: Error) => /refused the gateway token/.test(error.message) && !error.message.includes('gw-token'));
+  await assert.rejects(
+    client(t, cp.url).cp.fetchRoute('acme', never),
+    (error: Error) => /refused the gateway token/.test(error.message) && !error.message.includes('gw-token'),
+  );
 });
 
 test('garbage is an error and is not retried', async (t) => {
-  const bodies = ['not json', JSON.stringify(testRoute('other')), JSON.stringify({ ...testRoute('acme'), version: 0 }), JSON.stringify({ id: 'acme' })];
+  const bodies = [
+    'not json',
+    JSON.stringify(testRoute('other')),
+    JSON.stringify({ ...testRoute('acme'), version: 0 }),
+    JSON.stringify({ id: 'acme' }),
+  ];
   for (const body of bodies) {
     const cp = await server(t, (_req, res) => res.end(body));
     await assert.rejects(client(t, cp.url).cp.fetchRoute('acme', never), ControlPlaneResponseError, body);
@@ -159,7 +175,10 @@ test('a refused connection is a transport failure', async (t) => {
   cp.http.close();
   await once(cp.http, 'close');
   const { cp: c, events } = client(t, url, { retries: 1 });
-  await assert.rejects(c.fetchRoute('acme', never), (error: Error) => error instanceof ControlPlaneTransportError && /ECONNREFUSED/.test(error.message));
+  await assert.rejects(
+    c.fetchRoute('acme', never),
+    (error: Error) => error instanceof ControlPlaneTransportError && /ECONNREFUSED/.test(error.message),
+  );
   assert.deepEqual(
     events.map((e) => e.status),
     ['error', 'error'],

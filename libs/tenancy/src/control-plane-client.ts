@@ -79,7 +79,10 @@ export class ControlPlaneClient {
     const started = performance.now();
     const { requestTimeoutMs } = this.#options;
     const deadline = new AbortController();
-    const timer = setTimeout(() => deadline.abort(new ControlPlaneTransportError(`no answer within ${requestTimeoutMs} ms`)), requestTimeoutMs);
+    const timer = setTimeout(
+      () => deadline.abort(new ControlPlaneTransportError(`no answer within ${requestTimeoutMs} ms`)),
+      requestTimeoutMs,
+    );
     const forward = () => deadline.abort(signal.reason);
     signal.addEventListener('abort', forward, { once: true });
     let status: number | 'error' = 'error';
@@ -157,6 +160,7 @@ function classify(error: unknown, deadline: AbortSignal): ControlPlaneError {
   const code = (error as { code?: unknown } | null)?.code;
   const what = typeof code === 'string' ? code : error instanceof Error ? error.name : 'unknown error';
   if (isTransportFailure(error)) return new ControlPlaneTransportError(`no answer (${what})`, { cause: error });
-  if (code === 'UND_ERR_RES_EXCEEDED_MAX_SIZE') return new ControlPlaneResponseError('answered with a body over the size limit', { cause: error });
+  if (code === 'UND_ERR_RES_EXCEEDED_MAX_SIZE')
+    return new ControlPlaneResponseError('answered with a body over the size limit', { cause: error });
   return new ControlPlaneResponseError(`request failed (${what})`, { cause: error });
 }

@@ -29,7 +29,10 @@ test('a bad number names its option', () => {
     [{ memoryMaxEntries: 0 }, /memoryMaxEntries/],
   ];
   for (const [extra, expected] of cases) {
-    assert.throws(() => resolveOptions({ ...base, ...extra }), (error) => error instanceof TenantResolverConfigError && expected.test(error.message));
+    assert.throws(
+      () => resolveOptions({ ...base, ...extra }),
+      (error) => error instanceof TenantResolverConfigError && expected.test(error.message),
+    );
   }
 });
 

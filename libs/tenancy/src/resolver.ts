@@ -10,7 +10,12 @@
 // of route-cache.ts refusing it) in Redis. After the subscriber (re)subscribes, everything in
 // memory is treated as possibly outdated.
 import { CircuitBreaker } from './circuit-breaker.ts';
-import { ControlPlaneCircuitOpenError, ControlPlaneSlowError, TenantDirectoryUnavailableError, TenantResolverClosedError } from './errors.ts';
+import {
+  ControlPlaneCircuitOpenError,
+  ControlPlaneSlowError,
+  TenantDirectoryUnavailableError,
+  TenantResolverClosedError,
+} from './errors.ts';
 import { ControlPlaneClient } from './control-plane-client.ts';
 import { InvalidationSubscriber } from './invalidation.ts';
 import { MemoryTier, type StaleRoute } from './memory-tier.ts';
@@ -27,8 +32,7 @@ const TENANT_ID = new RegExp(TENANT_ID_PATTERN);
 
 export type TenantResolution =
   /** `stale`: served from memory past its TTL because Redis and the control plane could not answer. */
-  | { readonly kind: 'found'; readonly route: TenantRoute; readonly stale?: boolean }
-  | { readonly kind: 'unknown' };
+  { readonly kind: 'found'; readonly route: TenantRoute; readonly stale?: boolean } | { readonly kind: 'unknown' };
 
 export interface TenantResolver {
   /**

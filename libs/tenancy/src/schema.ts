@@ -5,8 +5,7 @@
 export const TENANT_ID_PATTERN = '^[a-z0-9-]{1,63}$';
 
 /** pg_authid format: SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>, base64 parts. */
-export const SCRAM_SECRET_PATTERN =
-  '^SCRAM-SHA-256\\$[1-9][0-9]{0,9}:[A-Za-z0-9+/]+={0,2}\\$[A-Za-z0-9+/]{43}=:[A-Za-z0-9+/]{43}=$';
+export const SCRAM_SECRET_PATTERN = '^SCRAM-SHA-256\\$[1-9][0-9]{0,9}:[A-Za-z0-9+/]+={0,2}\\$[A-Za-z0-9+/]{43}=:[A-Za-z0-9+/]{43}=$';
 
 /** A name under GATEWAY_SECRETS_DIR: no path separators, no leading dot. */
 export const CERTIFICATE_REF_PATTERN = '^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$';

@@ -40,8 +40,12 @@ test('a record with every field validates', () => {
     ...minimal,
     status: 'maintenance',
     backend: {
-      host: '10.0.3.17', port: 6432, serverName: 'acme.internal.example.net', database: 'app',
-      caCertificate: CA_PEM, clientCertificate: 'acme',
+      host: '10.0.3.17',
+      port: 6432,
+      serverName: 'acme.internal.example.net',
+      database: 'app',
+      caCertificate: CA_PEM,
+      clientCertificate: 'acme',
     },
     authMode: 'passthrough',
     userRewrite: { template: '{user}_{tenant}' },
@@ -65,14 +69,32 @@ test('each bad field is named with a message a person can act on', () => {
     [{ ...minimal, roles: [{ name: 'app', scramSecret: 'md5abc' }] }, '/roles/0/scramSecret', /pg_authid/],
     [{ ...minimal, roles: [{ name: 'app' }] }, '/roles/0', /exactly one/],
     [{ ...minimal, roles: [{ name: 'app', password: 'x', scramSecret: secret }] }, '/roles/0', /exactly one/],
-    [{ ...minimal, roles: [{ name: 'a', password: 'x' }, { name: 'a', password: 'y' }] }, '/roles/1/name', /duplicate/],
+    [
+      {
+        ...minimal,
+        roles: [
+          { name: 'a', password: 'x' },
+          { name: 'a', password: 'y' },
+        ],
+      },
+      '/roles/1/name',
+      /duplicate/,
+    ],
     [{ ...minimal, allowedCidrs: ['10.0.0.0/33'] }, '/allowedCidrs/0', /not a CIDR/],
     [{ ...minimal, userRewrite: { template: '{user}_{db}' } }, '/userRewrite/template', /\{db\}/],
     [{ ...minimal, limits: { maxConnections: -1 } }, '/limits/maxConnections', />= 0/],
-    [{ ...minimal, backend: { host: 'h', caCertificate: '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----' } }, '/backend/caCertificate', /parse/],
+    [
+      { ...minimal, backend: { host: 'h', caCertificate: '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----' } },
+      '/backend/caCertificate',
+      /parse/,
+    ],
     [{ ...minimal, backend: { host: 'h', caCertificate: '-----BEGIN CERTIFICATE-----' } }, '/backend/caCertificate', /parse/],
     [{ ...minimal, backend: { host: 'h', caCertificate: LEAF_PEM } }, '/backend/caCertificate', /CA:TRUE/],
-    [{ ...minimal, roles: [{ name: 'app', scramSecret: secret.replace('$4096:', '$9999999999:') }] }, '/roles/0/scramSecret', /1 to 100000 SCRAM iterations/],
+    [
+      { ...minimal, roles: [{ name: 'app', scramSecret: secret.replace('$4096:', '$9999999999:') }] },
+      '/roles/0/scramSecret',
+      /1 to 100000 SCRAM iterations/,
+    ],
     [{ ...minimal, roles: [{ name: 'app', scramSecret: secret.replace('$4096:', '$100001:') }] }, '/roles/0/scramSecret', /iterations/],
     [{ ...minimal, userRewrite: { template: 'shared_user' } }, '/userRewrite/template', /must contain \{user\}/],
     [{ ...minimal, userRewrite: { template: '{tenant}' } }, '/userRewrite/template', /must contain \{user\}/],
@@ -91,14 +113,26 @@ test('each bad field is named with a message a person can act on', () => {
 test('a tenants file rejects duplicate ids and names the entry', () => {
   const issues = issuesOf(() => validateTenantsFile({ tenants: [minimal, minimal] }));
   assert.deepEqual(issues, [{ path: '/tenants/1/id', message: 'duplicate tenant id "acme"' }]);
-  assert.deepEqual(issuesOf(() => validateTenantsFile({})), [{ path: '/tenants', message: 'is required' }]);
+  assert.deepEqual(
+    issuesOf(() => validateTenantsFile({})),
+    [{ path: '/tenants', message: 'is required' }],
+  );
   assert.equal(validateTenantsFile({ tenants: [minimal] })[0]?.limits.maxConnections, 100);
 });
 
 test('materializeTenant keeps no password, only the secret made from it', async () => {
-  const input = validateTenantInput({ ...minimal, roles: [{ name: 'app', password: 'pencil' }, { name: 'ro', scramSecret: secret }] });
+  const input = validateTenantInput({
+    ...minimal,
+    roles: [
+      { name: 'app', password: 'pencil' },
+      { name: 'ro', scramSecret: secret },
+    ],
+  });
   const tenant = await materializeTenant(input, async (password) => `hashed:${password.length}`);
-  assert.deepEqual(tenant.roles, [{ name: 'app', scramSecret: 'hashed:6' }, { name: 'ro', scramSecret: secret }]);
+  assert.deepEqual(tenant.roles, [
+    { name: 'app', scramSecret: 'hashed:6' },
+    { name: 'ro', scramSecret: secret },
+  ]);
   assert.ok(!JSON.stringify(tenant).includes('pencil'));
 });
 

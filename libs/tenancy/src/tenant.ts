@@ -129,10 +129,7 @@ export function validateTenantsFile(value: unknown): TenantInput[] {
  * Turns every role password into a SCRAM secret, so that no password is kept past loading.
  * The hashing function is injected (libs/wire's SCRAM), keeping this library free of it.
  */
-export async function materializeTenant(
-  input: TenantInput,
-  hashPassword: (password: string) => Promise<string> | string,
-): Promise<Tenant> {
+export async function materializeTenant(input: TenantInput, hashPassword: (password: string) => Promise<string> | string): Promise<Tenant> {
   const roles = await Promise.all(
     input.roles.map(async ({ password, scramSecret, ...rest }) => ({
       ...rest,

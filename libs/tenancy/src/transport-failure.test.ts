@@ -7,13 +7,31 @@ function coded(code: string, options?: ErrorOptions): Error {
 }
 
 test('refused, reset and timed out are transport failures', () => {
-  for (const code of ['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'UND_ERR_SOCKET', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']) {
+  for (const code of [
+    'ECONNREFUSED',
+    'ECONNRESET',
+    'EPIPE',
+    'ETIMEDOUT',
+    'UND_ERR_SOCKET',
+    'UND_ERR_CONNECT_TIMEOUT',
+    'UND_ERR_HEADERS_TIMEOUT',
+    'UND_ERR_BODY_TIMEOUT',
+  ]) {
     assert.equal(isTransportFailure(coded(code)), true, code);
   }
 });
 
 test('answers we did not like, and our own mistakes, are not', () => {
-  for (const error of [coded('UND_ERR_RES_EXCEEDED_MAX_SIZE'), coded('UND_ERR_INVALID_ARG'), coded('ENOTFOUND'), new SyntaxError('bad JSON'), null, undefined, 'ECONNRESET', 42]) {
+  for (const error of [
+    coded('UND_ERR_RES_EXCEEDED_MAX_SIZE'),
+    coded('UND_ERR_INVALID_ARG'),
+    coded('ENOTFOUND'),
+    new SyntaxError('bad JSON'),
+    null,
+    undefined,
+    'ECONNRESET',
+    42,
+  ]) {
     assert.equal(isTransportFailure(error), false, String(error));
   }
 });

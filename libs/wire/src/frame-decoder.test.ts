@@ -13,13 +13,21 @@ function header(type: number, length: number): Buffer {
   return buf;
 }
 
-const startup = serializeStartupMessage({ parameters: new Map([['user', 'alice'], ['database', 'app']]) });
+const startup = serializeStartupMessage({
+  parameters: new Map([
+    ['user', 'alice'],
+    ['database', 'app'],
+  ]),
+});
 
 describe('FrameDecoder', () => {
   test('returns back-to-back frames of one chunk as views of that chunk', () => {
     const stream = Buffer.concat([dataRow(['1', 'abc']), commandComplete('SELECT 1'), readyForQuery('I')]);
     const frames = decodeChunks(new FrameDecoder(), [stream]);
-    assert.deepEqual(frames.map((f) => String.fromCharCode(f[0]!)), ['D', 'C', 'Z']);
+    assert.deepEqual(
+      frames.map((f) => String.fromCharCode(f[0]!)),
+      ['D', 'C', 'Z'],
+    );
     assert.deepEqual(Buffer.concat(frames), stream);
     for (const frame of frames) assert.equal(frame.buffer, stream.buffer, 'a frame inside one chunk is not copied');
   });
@@ -117,7 +125,10 @@ describe('FrameDecoder limits', () => {
   test('refuses a length over the limit from its header alone, before any body', () => {
     const decoder = new FrameDecoder({ maxMessageLength: MAX_AUTH_MESSAGE_LENGTH });
     decoder.push(header(0x70, MAX_AUTH_MESSAGE_LENGTH + 1));
-    assert.throws(() => decoder.next(), (error) => error instanceof ProtocolError && error.sqlState === '08P01');
+    assert.throws(
+      () => decoder.next(),
+      (error) => error instanceof ProtocolError && error.sqlState === '08P01',
+    );
     assert.equal(decoder.ownedBytes, 0);
   });
 

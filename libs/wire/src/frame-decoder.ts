@@ -145,10 +145,7 @@ export class FrameDecoder {
    * are) and empties the decoder.
    */
   takeBuffered(): Buffer {
-    const assembled =
-      this.#frameLength > 0
-        ? this.#partial.subarray(0, this.#partialFilled)
-        : this.#header.subarray(0, this.#headerFilled);
+    const assembled = this.#frameLength > 0 ? this.#partial.subarray(0, this.#partialFilled) : this.#header.subarray(0, this.#headerFilled);
     const rest = this.#chunk.subarray(this.#offset);
     const taken = assembled.length === 0 ? rest : Buffer.concat([assembled, rest]);
     this.#resetPartial();

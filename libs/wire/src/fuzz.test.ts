@@ -65,11 +65,14 @@ const backendMessage: fc.Arbitrary<BackendMessage> = fc.oneof(
   fc.constantFrom('I', 'T', 'E').map((status) => ({ kind: 'ReadyForQuery' as const, status })),
   noticeFields.map((fields) => ({ kind: 'ErrorResponse' as const, fields })),
   noticeFields.map((fields) => ({ kind: 'NoticeResponse' as const, fields })),
-  fc.record({
-    kind: fc.constant('NegotiateProtocolVersion' as const),
-    newestMinorVersion: fc.integer({ min: 0, max: 0xffff }),
-    unrecognizedOptions: fc.array(text(), { maxLength: 4 }),
-  }, PLAIN),
+  fc.record(
+    {
+      kind: fc.constant('NegotiateProtocolVersion' as const),
+      newestMinorVersion: fc.integer({ min: 0, max: 0xffff }),
+      unrecognizedOptions: fc.array(text(), { maxLength: 4 }),
+    },
+    PLAIN,
+  ),
 );
 
 const frontendMessage: fc.Arbitrary<FrontendMessage> = fc.oneof(
@@ -84,16 +87,19 @@ const startupPacket: fc.Arbitrary<StartupPacket> = fc.oneof(
   fc.constant({ kind: 'SSLRequest' as const }),
   fc.constant({ kind: 'GSSENCRequest' as const }),
   fc.record({ kind: fc.constant('CancelRequest' as const), processId: int32, secretKey: cancelKey }, PLAIN),
-  fc.record({
-    kind: fc.constant('StartupMessage' as const),
-    minorVersion: fc.integer({ min: 0, max: 0xffff }),
-    parameters: fc
-      .tuple(name, fc.uniqueArray(fc.tuple(parameterName, text()), { selector: ([key]) => key, maxLength: 6 }))
-      .map(([user, rest]) => new Map([['user', user], ...rest])),
-    protocolOptions: fc
-      .uniqueArray(fc.tuple(text(), text()), { selector: ([key]) => key, maxLength: 3 })
-      .map((pairs) => new Map(pairs.map(([key, value]) => [PROTOCOL_OPTION_PREFIX + key, value]))),
-  }, PLAIN),
+  fc.record(
+    {
+      kind: fc.constant('StartupMessage' as const),
+      minorVersion: fc.integer({ min: 0, max: 0xffff }),
+      parameters: fc
+        .tuple(name, fc.uniqueArray(fc.tuple(parameterName, text()), { selector: ([key]) => key, maxLength: 6 }))
+        .map(([user, rest]) => new Map([['user', user], ...rest])),
+      protocolOptions: fc
+        .uniqueArray(fc.tuple(text(), text()), { selector: ([key]) => key, maxLength: 3 })
+        .map((pairs) => new Map(pairs.map(([key, value]) => [PROTOCOL_OPTION_PREFIX + key, value]))),
+    },
+    PLAIN,
+  ),
 );
 
 /** Cut points for a stream of `length` bytes, sorted, as a socket might cut it. */
@@ -270,7 +276,10 @@ describe('hostile input', () => {
 
   test('the startup parser throws only ProtocolError on any packet', () => {
     const code = fc.oneof(fc.constantFrom(80877102, 80877103, 80877104, 196608, 196610), fc.nat());
-    const body = fc.oneof(bytes(0, 300), fc.array(fc.oneof(text(8), fc.constant('user')), { maxLength: 8 }).map((parts) => Buffer.from(parts.join('\0'), 'utf8')));
+    const body = fc.oneof(
+      bytes(0, 300),
+      fc.array(fc.oneof(text(8), fc.constant('user')), { maxLength: 8 }).map((parts) => Buffer.from(parts.join('\0'), 'utf8')),
+    );
     fc.assert(
       fc.property(code, body, (version, rest) => {
         const packet = Buffer.alloc(8 + rest.length);

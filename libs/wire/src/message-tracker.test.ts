@@ -11,7 +11,14 @@ const fields = [{ name: 'id' }, { name: 'name' }];
 describe('MessageTracker', () => {
   test('follows a query result to its ReadyForQuery', () => {
     const tracker = new MessageTracker();
-    const stream = selectResult(fields, [['1', 'a'], ['2', null]], 'T');
+    const stream = selectResult(
+      fields,
+      [
+        ['1', 'a'],
+        ['2', null],
+      ],
+      'T',
+    );
     tracker.push(stream);
     assert.equal(tracker.messageCount, 5);
     assert.equal(tracker.atBoundary, true);

@@ -77,11 +77,7 @@ export class MessageTracker {
    * ReadyForQuery of status `I`, so a FATAL may be written to the client now.
    */
   get idle(): boolean {
-    return (
-      this.atBoundary &&
-      this.#lastType === BackendMessageType.ReadyForQuery &&
-      this.#status === TransactionStatus.Idle
-    );
+    return this.atBoundary && this.#lastType === BackendMessageType.ReadyForQuery && this.#status === TransactionStatus.Idle;
   }
 
   /** Follows `chunk`, which the caller forwards unchanged. Throws ProtocolError on a bad header. */
@@ -112,7 +108,7 @@ export class MessageTracker {
     let count = 0;
     while (end - pos >= 5) {
       const type = chunk[pos]!;
-      const length = ((chunk[pos + 1]! << 24) | (chunk[pos + 2]! << 16) | (chunk[pos + 3]! << 8) | chunk[pos + 4]!) | 0;
+      const length = (chunk[pos + 1]! << 24) | (chunk[pos + 2]! << 16) | (chunk[pos + 3]! << 8) | chunk[pos + 4]! | 0;
       this.#check(type, length);
       const next = pos + 1 + length;
       if (next > end) {
@@ -139,7 +135,7 @@ export class MessageTracker {
       this.#type = byte;
       this.#length = 0;
     } else {
-      this.#length = ((this.#length << 8) | byte) | 0;
+      this.#length = (this.#length << 8) | byte | 0;
     }
     if (++this.#headerFilled === 5) {
       this.#headerFilled = 0;

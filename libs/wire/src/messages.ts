@@ -148,13 +148,7 @@ export type AuthenticationMessage =
 
 /** Server messages of the startup phase (before the first ReadyForQuery, and errors after). */
 export type BackendMessage =
-  | AuthenticationMessage
-  | ParameterStatus
-  | BackendKeyData
-  | ReadyForQuery
-  | ErrorResponse
-  | NoticeResponse
-  | NegotiateProtocolVersion;
+  AuthenticationMessage | ParameterStatus | BackendKeyData | ReadyForQuery | ErrorResponse | NoticeResponse | NegotiateProtocolVersion;
 
 export type PasswordMessage = { kind: 'PasswordMessage'; password: Buffer };
 /** `data` is null when the client sent no initial response (length -1). */

@@ -3,14 +3,7 @@
 // saslprep-tables.ts by tools/saslprep-tables.py.
 // @see https://www.rfc-editor.org/rfc/rfc4013
 
-import {
-  L_CAT,
-  MAPPED_TO_NOTHING,
-  NON_ASCII_SPACE,
-  PROHIBITED,
-  RAND_AL_CAT,
-  UNASSIGNED,
-} from './saslprep-tables.ts';
+import { L_CAT, MAPPED_TO_NOTHING, NON_ASCII_SPACE, PROHIBITED, RAND_AL_CAT, UNASSIGNED } from './saslprep-tables.ts';
 
 /**
  * Normalizes a password the way PostgreSQL does before hashing it. ASCII passes untouched; a
@@ -23,7 +16,10 @@ export function saslprep(password: string): string {
   // PostgreSQL checks the mapped string before normalizing it (RFC 4013 §2 checks the output);
   // we follow PostgreSQL, since our secrets and proofs must equal the ones it computes.
   if (mapped.length === 0 || !isAllowed(mapped)) return password;
-  return mapped.map((cp) => String.fromCodePoint(cp)).join('').normalize('NFKC');
+  return mapped
+    .map((cp) => String.fromCodePoint(cp))
+    .join('')
+    .normalize('NFKC');
 }
 
 /** RFC 4013 §2.1: non-ASCII spaces become SPACE, and RFC 3454 table B.1 maps to nothing. */

@@ -77,8 +77,7 @@ describe('RFC 7677 test vector', () => {
     mechanism: 'SCRAM-SHA-256',
     clientFirst: 'n,,n=user,r=rOprNGfwEbeRWgbNEkqO',
     serverFirst: 'r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096',
-    clientFinal:
-      'c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=',
+    clientFinal: 'c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=',
     serverFinal: 'v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=',
   };
 
@@ -110,7 +109,7 @@ describe('secrets', () => {
     const { storedKey } = parseScramSecret(await createScramSecret(latin1, { salt, iterations: 16 }));
     assert.deepEqual(storedKey, createHash('sha256').update(clientKey).digest());
     const utf8 = await createScramSecret(Buffer.from('\u2178'), { salt, iterations: 16 });
-    assert.equal(utf8, await createScramSecret('ix', { salt, iterations: 16 }), 'UTF-8 bytes are SASLprep\'d');
+    assert.equal(utf8, await createScramSecret('ix', { salt, iterations: 16 }), "UTF-8 bytes are SASLprep'd");
   });
 
   test('defaults: 4096 iterations and a fresh 16-byte salt', async () => {
@@ -249,13 +248,16 @@ describe('server and client round trips', () => {
 
   test('a wrong password fails with 28P01 and leaves no ClientKey', async () => {
     const { server, clientFinal } = await upToClientFinal({}, { password: 'pencil!' });
-    assert.deepEqual(failure(() => server.handleClientFinal(clientFinal)), {
-      class: ScramAuthError,
-      name: 'ScramAuthError',
-      message: "SCRAM proof does not match the role's secret",
-      code: 'TG_ERR_SCRAM',
-      sqlState: '28P01',
-    });
+    assert.deepEqual(
+      failure(() => server.handleClientFinal(clientFinal)),
+      {
+        class: ScramAuthError,
+        name: 'ScramAuthError',
+        message: "SCRAM proof does not match the role's secret",
+        code: 'TG_ERR_SCRAM',
+        sqlState: '28P01',
+      },
+    );
     assert.equal(server.state, ScramServerState.Failed);
     assert.throws(() => server.clientKey, ScramError);
     assert.throws(() => server.handleClientFinal(clientFinal), ScramProtocolError, 'a failed exchange stays failed');
@@ -274,9 +276,15 @@ describe('unknown roles (mock authentication)', () => {
       assert.equal(server.state, ScramServerState.AwaitingClientFinal);
     }
     const ghostFailure = failure(() => ghost.server.handleClientFinal(ghost.clientFinal));
-    assert.deepEqual(ghostFailure, failure(() => wrong.server.handleClientFinal(wrong.clientFinal)));
+    assert.deepEqual(
+      ghostFailure,
+      failure(() => wrong.server.handleClientFinal(wrong.clientFinal)),
+    );
     assert.equal(ghost.server.state, wrong.server.state);
-    assert.deepEqual(failure(() => ghost.server.clientKey), { ...failure(() => wrong.server.clientKey) });
+    assert.deepEqual(
+      failure(() => ghost.server.clientKey),
+      { ...failure(() => wrong.server.clientKey) },
+    );
   });
 
   test('show a salt that is stable per role and key, 16 bytes, and 4096 iterations', () => {
@@ -326,9 +334,26 @@ describe('the server refuses', () => {
 
   test('a malformed client-first-message, field by field', () => {
     const bad = [
-      '', 'n', 'n,', 'n,,', 'x,,n=,r=abc', 'p,,n=,r=abc', 'N,,n=,r=abc', 'n,a=bob,n=,r=abc', 'n,bob,n=,r=abc',
-      'n,,m=ext,n=,r=abc', 'n,,r=abc', 'n,,n=', 'n,,n=,r=', 'n,,n=,r=a b', 'n,,n=,r=ab\u00e9', 'n,,n=,r=abc,',
-      'n,,n=,r=abc,1=x', 'n,,n=,x=abc', 'n,,n,r=abc', 'n,,n=,r=abc\0',
+      '',
+      'n',
+      'n,',
+      'n,,',
+      'x,,n=,r=abc',
+      'p,,n=,r=abc',
+      'N,,n=,r=abc',
+      'n,a=bob,n=,r=abc',
+      'n,bob,n=,r=abc',
+      'n,,m=ext,n=,r=abc',
+      'n,,r=abc',
+      'n,,n=',
+      'n,,n=,r=',
+      'n,,n=,r=a b',
+      'n,,n=,r=ab\u00e9',
+      'n,,n=,r=abc,',
+      'n,,n=,r=abc,1=x',
+      'n,,n=,x=abc',
+      'n,,n,r=abc',
+      'n,,n=,r=abc\0',
     ];
     for (const message of bad) {
       protocolError(() => newServer().handleClientFirst('SCRAM-SHA-256', message), JSON.stringify(message));
@@ -339,10 +364,22 @@ describe('the server refuses', () => {
     const { clientFinal } = await upToClientFinal({ nonce: 'S' }, { password: 'pencil', nonce: 'C' });
     const proof = clientFinal.slice(clientFinal.indexOf(',p=') + 3);
     const bad = [
-      '', 'c=biws', 'c=biws,r=CS', 'c=biws,r=CS,p=', 'c=biws,r=CS,p=!!!!', 'c=biws,r=CS,p=AAAA',
-      `c=biws,r=CS,p=${proof},x=1`, `c=biws,r=CS,p=${proof},p=${proof}`, `c=b!ws,r=CS,p=${proof}`,
-      `c=,r=CS,p=${proof}`, `r=CS,c=biws,p=${proof}`, `c=biws,x=CS,p=${proof}`, `c=biws,r=CS,1x,p=${proof}`,
-      `c=biws,r=CS,p=${proof}=`, `c=biws,r=C,p=${proof}`, `c=biws,r=CSX,p=${proof}`,
+      '',
+      'c=biws',
+      'c=biws,r=CS',
+      'c=biws,r=CS,p=',
+      'c=biws,r=CS,p=!!!!',
+      'c=biws,r=CS,p=AAAA',
+      `c=biws,r=CS,p=${proof},x=1`,
+      `c=biws,r=CS,p=${proof},p=${proof}`,
+      `c=b!ws,r=CS,p=${proof}`,
+      `c=,r=CS,p=${proof}`,
+      `r=CS,c=biws,p=${proof}`,
+      `c=biws,x=CS,p=${proof}`,
+      `c=biws,r=CS,1x,p=${proof}`,
+      `c=biws,r=CS,p=${proof}=`,
+      `c=biws,r=C,p=${proof}`,
+      `c=biws,r=CSX,p=${proof}`,
     ];
     for (const message of bad) {
       const { server } = await upToClientFinal({ nonce: 'S' }, { password: 'pencil', nonce: 'C' });
@@ -368,13 +405,16 @@ describe('the server refuses', () => {
     // A client that binds to another certificate (a man in the middle's) fails the binding check.
     const intercepted = { password: 'pencil', peerCertificate: CERTIFICATES.ecdsaSha512 };
     const { server, clientFinal } = await upToClientFinal({ bind: true }, intercepted);
-    assert.deepEqual(failure(() => server.handleClientFinal(clientFinal)), {
-      class: ScramAuthError,
-      name: 'ScramAuthError',
-      message: 'SCRAM channel binding check failed',
-      code: 'TG_ERR_SCRAM',
-      sqlState: '28000',
-    });
+    assert.deepEqual(
+      failure(() => server.handleClientFinal(clientFinal)),
+      {
+        class: ScramAuthError,
+        name: 'ScramAuthError',
+        message: 'SCRAM channel binding check failed',
+        code: 'TG_ERR_SCRAM',
+        sqlState: '28000',
+      },
+    );
   });
 
   test('messages out of order', () => {
@@ -394,10 +434,25 @@ describe('the client refuses', () => {
 
   test('a malformed or hostile server-first-message', async () => {
     const bad = [
-      '', 'r=C', 'r=CS', 'r=CS,s=', 'r=CS,s=!!,i=1', 'r=CS,s=QUJD,i=0', 'r=CS,s=QUJD,i=-1', 'r=CS,s=QUJD,i=01',
-      'r=CS,s=QUJD,i=1e3', 'r=CS,s=QUJD,i=4096x', 'r=CS,s=QUJD,i=99999999999', 'r=CS,s=QUJD,i=2000000',
-      'r=D,s=QUJD,i=1', 'r=C,s=QUJD,i=1', 'r=CS S,s=QUJD,i=1', 'm=x,r=CS,s=QUJD,i=1', 's=QUJD,r=CS,i=1',
-      'r=CS,s=QUJD,i=1,', 'e=other-error',
+      '',
+      'r=C',
+      'r=CS',
+      'r=CS,s=',
+      'r=CS,s=!!,i=1',
+      'r=CS,s=QUJD,i=0',
+      'r=CS,s=QUJD,i=-1',
+      'r=CS,s=QUJD,i=01',
+      'r=CS,s=QUJD,i=1e3',
+      'r=CS,s=QUJD,i=4096x',
+      'r=CS,s=QUJD,i=99999999999',
+      'r=CS,s=QUJD,i=2000000',
+      'r=D,s=QUJD,i=1',
+      'r=C,s=QUJD,i=1',
+      'r=CS S,s=QUJD,i=1',
+      'm=x,r=CS,s=QUJD,i=1',
+      's=QUJD,r=CS,i=1',
+      'r=CS,s=QUJD,i=1,',
+      'e=other-error',
     ];
     for (const message of bad) await assert.rejects(atServerFirst().handleServerFirst(message), ScramError, message);
     const capped = new ScramClientExchange({ password: 'pencil', nonce: 'C', maxIterations: 100 });
@@ -471,8 +526,28 @@ describe('fuzzing', () => {
   });
 
   // Messages built from real SCRAM fields reach deeper than random text does.
-  const fields = ['n', 'y', 'p=tls-server-end-point', 'p=x', 'a=x', 'm=x', 'n=', 'r=C', 'r=CS', 'c=biws', 'c=eSws',
-    'p=AAAA', 'v=AAAA', 'e=x', 's=QUJD', 'i=1', 'i=0', '', '=', 'x=\u00ff'];
+  const fields = [
+    'n',
+    'y',
+    'p=tls-server-end-point',
+    'p=x',
+    'a=x',
+    'm=x',
+    'n=',
+    'r=C',
+    'r=CS',
+    'c=biws',
+    'c=eSws',
+    'p=AAAA',
+    'v=AAAA',
+    'e=x',
+    's=QUJD',
+    'i=1',
+    'i=0',
+    '',
+    '=',
+    'x=\u00ff',
+  ];
   const message = fc.oneof(
     fc.string({ unit: 'binary', maxLength: 80 }),
     fc.uint8Array({ maxLength: 80 }),

@@ -79,10 +79,7 @@ export function formatScramSecret(secret: ScramSecret): string {
  * The secret PostgreSQL would store for `password` with this salt and iteration count. A string
  * is SASLprep'd as PostgreSQL does; bytes that are not UTF-8 are hashed as they are.
  */
-export async function createScramSecret(
-  password: string | Uint8Array,
-  options: ScramSecretOptions = {},
-): Promise<string> {
+export async function createScramSecret(password: string | Uint8Array, options: ScramSecretOptions = {}): Promise<string> {
   const { iterations = SCRAM_DEFAULT_ITERATIONS, salt = randomBytes(SALT_LENGTH) } = options;
   if (password.length === 0) throw new ScramError('cannot make a SCRAM secret for an empty password');
   checkSalting(iterations, salt);
@@ -455,7 +452,7 @@ export class ScramServerExchange {
     const clientKey = xor(final.proof, hmac(this.#secret.storedKey, message));
     // Compare first and look at #doomed after, so a mock exchange costs what a real one does.
     const matches = timingSafeEqual(sha256(clientKey), this.#secret.storedKey);
-    if (!matches || this.#doomed) throw new ScramAuthError('SCRAM proof does not match the role\'s secret');
+    if (!matches || this.#doomed) throw new ScramAuthError("SCRAM proof does not match the role's secret");
     this.#clientKey = clientKey;
     return `v=${b64(hmac(this.#secret.serverKey, message))}`;
   }
@@ -599,7 +596,7 @@ export class ScramClientExchange {
       const signature = parseServerFinal(binary(message));
       const expected = this.#serverSignature;
       if (expected !== undefined && !timingSafeEqual(signature, expected)) {
-        throw new ScramError('SCRAM server signature does not match: the server does not know the role\'s secret');
+        throw new ScramError("SCRAM server signature does not match: the server does not know the role's secret");
       }
       this.#serverVerified = expected !== undefined;
     });

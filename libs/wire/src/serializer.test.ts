@@ -22,7 +22,11 @@ import {
 
 /** Expected bytes written as `'R' 00000008 00000000`-style hex with a leading type letter. */
 function bytes(type: string, hex: string, ...text: string[]): Buffer {
-  return Buffer.concat([Buffer.from(type, 'latin1'), Buffer.from(hex.replaceAll(' ', ''), 'hex'), ...text.map((t) => Buffer.from(t, 'latin1'))]);
+  return Buffer.concat([
+    Buffer.from(type, 'latin1'),
+    Buffer.from(hex.replaceAll(' ', ''), 'hex'),
+    ...text.map((t) => Buffer.from(t, 'latin1')),
+  ]);
 }
 
 describe('serialize backend messages', () => {
@@ -70,10 +74,7 @@ describe('buildErrorResponse', () => {
       message: 'invalid startup packet',
       hint: 'use sslmode=require',
     });
-    assert.deepEqual(
-      message,
-      bytes('E', '00000047', 'SFATAL\0VFATAL\0C08P01\0Minvalid startup packet\0Huse sslmode=require\0\0'),
-    );
+    assert.deepEqual(message, bytes('E', '00000047', 'SFATAL\0VFATAL\0C08P01\0Minvalid startup packet\0Huse sslmode=require\0\0'));
     assert.deepEqual(parseBackendMessage(message), {
       kind: 'ErrorResponse',
       fields: {

@@ -185,10 +185,7 @@ export function serializeNoticeResponse(fields: NoticeFields): Buffer {
  * The reply to a StartupMessage asking for a newer minor version or for `_pq_.` options. The
  * field carries the whole version (3.minor), as PostgreSQL writes it and libpq reads it.
  */
-export function serializeNegotiateProtocolVersion(
-  newestMinorVersion: number,
-  unrecognizedOptions: readonly string[],
-): Buffer {
+export function serializeNegotiateProtocolVersion(newestMinorVersion: number, unrecognizedOptions: readonly string[]): Buffer {
   if (!Number.isInteger(newestMinorVersion) || newestMinorVersion < 0 || newestMinorVersion > 0xffff) {
     throw new RangeError(`protocol minor version out of range: ${newestMinorVersion}`);
   }

@@ -46,7 +46,12 @@ const startupPackets = [
   serializeGSSENCRequest(),
   serializeSSLRequest(),
   serializeCancelRequest(77, Buffer.alloc(4, 1)),
-  serializeStartupMessage({ parameters: new Map([['user', 'alice'], ['database', 'app']]) }),
+  serializeStartupMessage({
+    parameters: new Map([
+      ['user', 'alice'],
+      ['database', 'app'],
+    ]),
+  }),
 ];
 
 function decode(chunks: Buffer[], phase: FramePhase): Buffer[] {

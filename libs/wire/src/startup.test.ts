@@ -62,14 +62,27 @@ describe('parseStartupPacket', () => {
   test('StartupMessage 3.0 keeps parameters in order', () => {
     const parsed = parseStartup(packet(ProtocolVersion.V3_0, 'user\0alice\0database\0app\0application_name\0psql\0\0'));
     assert.equal(parsed.minorVersion, 0);
-    assert.deepEqual([...parsed.parameters], [['user', 'alice'], ['database', 'app'], ['application_name', 'psql']]);
+    assert.deepEqual(
+      [...parsed.parameters],
+      [
+        ['user', 'alice'],
+        ['database', 'app'],
+        ['application_name', 'psql'],
+      ],
+    );
     assert.equal(parsed.protocolOptions.size, 0);
   });
 
   test('StartupMessage 3.2 keeps _pq_ options apart', () => {
     const parsed = parseStartup(packet(ProtocolVersion.V3_2, 'user\0bob\0_pq_.foo\0on\0options\0-c tenant=acme\0\0'));
     assert.equal(parsed.minorVersion, 2);
-    assert.deepEqual([...parsed.parameters], [['user', 'bob'], ['options', '-c tenant=acme']]);
+    assert.deepEqual(
+      [...parsed.parameters],
+      [
+        ['user', 'bob'],
+        ['options', '-c tenant=acme'],
+      ],
+    );
     assert.deepEqual([...parsed.protocolOptions], [['_pq_.foo', 'on']]);
   });
 
@@ -128,7 +141,10 @@ describe('serialize startup packets', () => {
     assert.deepEqual(serializeGSSENCRequest(), Buffer.from([0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x30]));
     const startup = serializeStartupMessage({
       minorVersion: 0,
-      parameters: new Map([['user', 'alice'], ['database', 'app']]),
+      parameters: new Map([
+        ['user', 'alice'],
+        ['database', 'app'],
+      ]),
     });
     assert.deepEqual(startup, packet(ProtocolVersion.V3_0, 'user\0alice\0database\0app\0\0'));
   });
@@ -151,7 +167,10 @@ describe('serialize startup packets', () => {
     const message: StartupMessage = {
       kind: 'StartupMessage',
       minorVersion: 2,
-      parameters: new Map([['user', 'ü'], ['options', '']]),
+      parameters: new Map([
+        ['user', 'ü'],
+        ['options', ''],
+      ]),
       protocolOptions: new Map([['_pq_.a', 'b']]),
     };
     assert.deepEqual(parseStartupPacket(serializeStartupPacket(message)), message);
@@ -159,11 +178,26 @@ describe('serialize startup packets', () => {
 
   test('refuses what cannot be written faithfully', () => {
     const cases = [
-      { parameters: new Map([['user', 'a\0database'], ['x', 'y']]) }, // NUL would smuggle a parameter
+      {
+        parameters: new Map([
+          ['user', 'a\0database'],
+          ['x', 'y'],
+        ]),
+      }, // NUL would smuggle a parameter
       { parameters: new Map([['database', 'app']]) }, // no user
-      { parameters: new Map([['user', 'u'], ['_pq_.x', '1']]) }, // option among parameters
+      {
+        parameters: new Map([
+          ['user', 'u'],
+          ['_pq_.x', '1'],
+        ]),
+      }, // option among parameters
       { parameters: new Map([['user', 'u']]), protocolOptions: new Map([['x', '1']]) },
-      { parameters: new Map([['user', 'u'], ['', 'v']]) },
+      {
+        parameters: new Map([
+          ['user', 'u'],
+          ['', 'v'],
+        ]),
+      },
       { parameters: new Map([['user', 'u'.repeat(10_000)]]) }, // over 10000 bytes
       { parameters: new Map([['user', 'u']]), minorVersion: 65_536 },
     ];

@@ -154,7 +154,10 @@ export interface StartupMessageInit {
  * The bytes a StartupMessage of these parameters takes on the wire, its length field included:
  * what PostgreSQL holds to MAX_STARTUP_PACKET_LENGTH.
  */
-export function startupPacketLength(parameters: ReadonlyMap<string, string>, protocolOptions: ReadonlyMap<string, string> = new Map()): number {
+export function startupPacketLength(
+  parameters: ReadonlyMap<string, string>,
+  protocolOptions: ReadonlyMap<string, string> = new Map(),
+): number {
   return 4 + 4 + pairsLength(parameters, false) + pairsLength(protocolOptions, true) + 1;
 }
 

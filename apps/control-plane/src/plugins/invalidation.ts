@@ -67,7 +67,11 @@ const invalidation: FastifyPluginAsync<InvalidationPluginOptions> = async (app, 
 
 async function pingRedis(redis: Redis, timeoutMs: number): Promise<RedisState> {
   if (redis.status !== 'ready') return RedisState.Down;
-  return settleWithin(redis.ping().then(() => RedisState.Up), timeoutMs, RedisState.Down);
+  return settleWithin(
+    redis.ping().then(() => RedisState.Up),
+    timeoutMs,
+    RedisState.Down,
+  );
 }
 
 export default fp(invalidation, { name: 'invalidation', fastify: '5.x', dependencies: ['store', 'metrics'] });

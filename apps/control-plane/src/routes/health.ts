@@ -43,12 +43,20 @@ const health: FastifyPluginAsync = async (app) => {
     '/readyz',
     {
       config: { auth: 'public' },
-      schema: { ...operations, summary: 'Readiness: the store and Redis (when configured) answer', response: { 200: readiness, ...errorResponses(503) } },
+      schema: {
+        ...operations,
+        summary: 'Readiness: the store and Redis (when configured) answer',
+        response: { 200: readiness, ...errorResponses(503) },
+      },
     },
     async () => {
       if (closing) throw new NotReadyError('the control plane is shutting down');
       const [store, redis] = await Promise.all([
-        settleWithin(app.store.ping().then(() => 'up' as const), READINESS_TIMEOUT_MS, 'down' as const),
+        settleWithin(
+          app.store.ping().then(() => 'up' as const),
+          READINESS_TIMEOUT_MS,
+          'down' as const,
+        ),
         app.invalidations.redisState(READINESS_TIMEOUT_MS),
       ]);
       const pendingInvalidations =

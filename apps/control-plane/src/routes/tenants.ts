@@ -2,28 +2,13 @@
 // roles. Admin tokens only. Every write is one store transaction; after it commits, the
 // invalidation publisher is kicked. Replies carry `ETag: "<version>"`; writes honour If-Match.
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest, FastifySchemaCompiler } from 'fastify';
-import {
-  materializeTenant,
-  validateTenantInput,
-  type Tenant,
-  type TenantInput,
-  type TenantRole,
-} from '@tenantgate/tenancy';
+import { materializeTenant, validateTenantInput, type Tenant, type TenantInput, type TenantRole } from '@tenantgate/tenancy';
 import { decodeCursor, encodeCursor } from '../cursor.ts';
 import { etagOf, parseIfMatch } from '../etag.ts';
 import { tenantNotFound, validationError } from '../errors.ts';
 import { mergePatch } from '../merge-patch.ts';
 import { hashPassword } from '../passwords.ts';
-import {
-  DEFAULT_PAGE_SIZE,
-  errorResponses,
-  ifMatchHeaders,
-  listQuery,
-  ref,
-  roleParams,
-  SchemaId,
-  tenantIdParams,
-} from '../schemas.ts';
+import { DEFAULT_PAGE_SIZE, errorResponses, ifMatchHeaders, listQuery, ref, roleParams, SchemaId, tenantIdParams } from '../schemas.ts';
 import type { StoredTenant, WriteCondition } from '../store.ts';
 import { adminView } from '../views.ts';
 

@@ -7,8 +7,28 @@ import { createServer } from 'node:net';
 import { test, type TestContext } from 'node:test';
 import { createTestPki, startPostgres, type IssuedCertificate, type PostgresServer } from '@tenantgate/testing';
 import { parseScramSecret } from '@tenantgate/wire';
-import { abandonBackend, openBackend, startBackendSession, type BackendAuth, type OpenBackendOptions, type OpenedBackend } from './connect.ts';
-import { BackendAbortedError, BackendAuthFailedError, BackendCertificateExpiredError, BackendCertificateHostnameError, BackendCertificateUntrustedError, BackendClientCertificateRefusedError, BackendError, BackendNoTlsError, BackendProtocolError, BackendStartupError, BackendTimeoutError, BackendUnreachableError } from '../errors.ts';
+import {
+  abandonBackend,
+  openBackend,
+  startBackendSession,
+  type BackendAuth,
+  type OpenBackendOptions,
+  type OpenedBackend,
+} from './connect.ts';
+import {
+  BackendAbortedError,
+  BackendAuthFailedError,
+  BackendCertificateExpiredError,
+  BackendCertificateHostnameError,
+  BackendCertificateUntrustedError,
+  BackendClientCertificateRefusedError,
+  BackendError,
+  BackendNoTlsError,
+  BackendProtocolError,
+  BackendStartupError,
+  BackendTimeoutError,
+  BackendUnreachableError,
+} from '../errors.ts';
 import { BackendTlsContexts, TlsSessionCache, type BackendTlsIdentity } from './tls.ts';
 import { simpleQuery, startFakeBackend, startFakeTlsBackend, terminate, waitForNoSessions } from '../testing/backend-servers.ts';
 
@@ -63,7 +83,12 @@ function parameters(user: string, database = 'postgres', extra: Record<string, s
 
 const NO_AUTH: BackendAuth = { kind: 'none' };
 
-async function tlsCluster(t: TestContext, hba: string[], roles: { name: string; password?: string }[], serverCert = pki.backend): Promise<PostgresServer> {
+async function tlsCluster(
+  t: TestContext,
+  hba: string[],
+  roles: { name: string; password?: string }[],
+  serverCert = pki.backend,
+): Promise<PostgresServer> {
   const db = await startPostgres({ serverCert: serverCert.chainPem, serverKey: serverCert.keyPem, clientCa: pki.ca.certPem, hba, roles });
   t.after(() => db.stop());
   return db;
@@ -119,7 +144,7 @@ test('a pg_hba `cert` backend', async (t) => {
     await waitForNoSessions(db);
   });
 
-  await t.test('a database that does not exist is the backend\'s own 3D000, forwarded as is', async () => {
+  await t.test("a database that does not exist is the backend's own 3D000, forwarded as is", async () => {
     const opened = await leg().open(db, alice);
     const failure = await startBackendSession(opened, { parameters: parameters('alice', 'nope'), auth: NO_AUTH, timeoutMs: 5000 }).then(
       () => assert.fail('the session started'),
@@ -137,7 +162,7 @@ test('a pg_hba `cert` backend', async (t) => {
     await waitForNoSessions(db);
   });
 
-  await t.test('a certificate whose CN is not the user is pg_hba\'s 28000, forwarded as is', async () => {
+  await t.test("a certificate whose CN is not the user is pg_hba's 28000, forwarded as is", async () => {
     const opened = await leg().open(db, alice);
     await assert.rejects(startBackendSession(opened, { parameters: parameters('bob'), auth: NO_AUTH, timeoutMs: 5000 }), {
       name: 'BackendStartupError',
@@ -184,7 +209,10 @@ test('a pg_hba `cert` backend', async (t) => {
 
   await t.test('the backend refuses a client certificate from another CA', async () => {
     const stranger = identityFor(await pki.client('alice', { issuer: pki.wrongCa }));
-    const refused = assertBackendError(BackendClientCertificateRefusedError, "the tenant's database refused the gateway's client certificate");
+    const refused = assertBackendError(
+      BackendClientCertificateRefusedError,
+      "the tenant's database refused the gateway's client certificate",
+    );
     // TLS 1.3: the server's verdict comes after our handshake; at once, or while the client authenticates.
     await assert.rejects(async () => {
       const opened = await leg().open(db, stranger);
@@ -219,7 +247,10 @@ test('a pg_hba `scram-sha-256 clientcert=verify-full` backend', async (t) => {
   const db = await tlsCluster(
     t,
     ['hostssl all plain 127.0.0.1/32 password', 'hostssl all all 127.0.0.1/32 scram-sha-256 clientcert=verify-full'],
-    [{ name: 'app', password: 'app-secret' }, { name: 'plain', password: 'plain-secret' }],
+    [
+      { name: 'app', password: 'app-secret' },
+      { name: 'plain', password: 'plain-secret' },
+    ],
   );
   const app = identityFor(await pki.client('app'));
   const keys = await scramKeys(db, 'app', 'app-secret');
@@ -252,10 +283,14 @@ test('a pg_hba `scram-sha-256 clientcert=verify-full` backend', async (t) => {
     await waitForNoSessions(db);
   });
 
-  await t.test('a ClientKey that is not the backend\'s is its own 28P01, forwarded as is', async () => {
+  await t.test("a ClientKey that is not the backend's is its own 28P01, forwarded as is", async () => {
     const wrong = await scramKeys(db, 'app', 'not-the-password');
     await assert.rejects(
-      startBackendSession(await leg().open(db, app), { parameters: parameters('app'), auth: { kind: 'scram-key', clientKey: wrong.clientKey }, timeoutMs: 5000 }),
+      startBackendSession(await leg().open(db, app), {
+        parameters: parameters('app'),
+        auth: { kind: 'scram-key', clientKey: wrong.clientKey },
+        timeoutMs: 5000,
+      }),
       (error: unknown) => {
         assert.ok(error instanceof BackendStartupError);
         assert.equal(error.sqlState, '28P01');
@@ -267,14 +302,17 @@ test('a pg_hba `scram-sha-256 clientcert=verify-full` backend', async (t) => {
     await waitForNoSessions(db);
   });
 
-  await t.test('a backend that cannot prove the role\'s secret (another ServerKey) is refused', async () => {
+  await t.test("a backend that cannot prove the role's secret (another ServerKey) is refused", async () => {
     await assert.rejects(
       startBackendSession(await leg().open(db, app), {
         parameters: parameters('app'),
         auth: { kind: 'scram-key', clientKey: keys.clientKey, serverKey: Buffer.alloc(32, 7) },
         timeoutMs: 5000,
       }),
-      assertBackendError(BackendAuthFailedError, "could not log in to the tenant's database: it could not prove that it knows the role's secret"),
+      assertBackendError(
+        BackendAuthFailedError,
+        "could not log in to the tenant's database: it could not prove that it knows the role's secret",
+      ),
     );
     await waitForNoSessions(db);
   });
@@ -286,7 +324,11 @@ test('a pg_hba `scram-sha-256 clientcert=verify-full` backend', async (t) => {
     );
     const plain = identityFor(await pki.client('plain'));
     await assert.rejects(
-      startBackendSession(await leg().open(db, plain), { parameters: parameters('plain'), auth: { kind: 'scram-key', clientKey: keys.clientKey }, timeoutMs: 5000 }),
+      startBackendSession(await leg().open(db, plain), {
+        parameters: parameters('plain'),
+        auth: { kind: 'scram-key', clientKey: keys.clientKey },
+        timeoutMs: 5000,
+      }),
       (error: unknown) => {
         assert.ok(error instanceof BackendError);
         assert.equal(error.code, 'TG_ERR_BACKEND_AUTH_UNSUPPORTED');
@@ -382,7 +424,13 @@ test('a server that accepts and says nothing times out, in the phase it stalled'
 
   const noHandshake = await startFakeBackend(t, (socket) => socket.once('data', () => socket.write('S')));
   await assert.rejects(
-    openBackend({ host: '127.0.0.1', port: noHandshake.port, secureContext: contexts.get(identity), connectTimeoutMs: 5000, tlsTimeoutMs: 100 }),
+    openBackend({
+      host: '127.0.0.1',
+      port: noHandshake.port,
+      secureContext: contexts.get(identity),
+      connectTimeoutMs: 5000,
+      tlsTimeoutMs: 100,
+    }),
     (error: unknown) => error instanceof BackendTimeoutError && error.phase === 'tls',
   );
   await noHandshake.waitForNoConnections();
@@ -392,7 +440,13 @@ test('the caller can abandon an open in progress', async (t) => {
   const { contexts, identity } = await gatewayContext();
   const silent = await startFakeBackend(t, (socket) => socket.resume());
   const controller = new AbortController();
-  const opening = openBackend({ host: '127.0.0.1', port: silent.port, secureContext: contexts.get(identity), connectTimeoutMs: 5000, signal: controller.signal });
+  const opening = openBackend({
+    host: '127.0.0.1',
+    port: silent.port,
+    secureContext: contexts.get(identity),
+    connectTimeoutMs: 5000,
+    signal: controller.signal,
+  });
   setTimeout(() => controller.abort(new Error('client went away')), 50);
   await assert.rejects(opening, (error: unknown) => {
     assert.ok(error instanceof BackendAbortedError);
@@ -402,18 +456,37 @@ test('the caller can abandon an open in progress', async (t) => {
   });
   await silent.waitForNoConnections();
   await assert.rejects(
-    openBackend({ host: '127.0.0.1', port: silent.port, secureContext: contexts.get(identity), connectTimeoutMs: 5000, signal: AbortSignal.abort() }),
+    openBackend({
+      host: '127.0.0.1',
+      port: silent.port,
+      secureContext: contexts.get(identity),
+      connectTimeoutMs: 5000,
+      signal: AbortSignal.abort(),
+    }),
     BackendAbortedError,
   );
   await silent.waitForNoConnections();
 });
 
 test('a backend that issues session tickets: the second connection resumes, per identity', async (t) => {
-  const fake = await startFakeTlsBackend(t, { cert: pki.backend.chainPem, key: pki.backend.keyPem, ca: pki.ca.certPem, requestCert: true, rejectUnauthorized: true });
+  const fake = await startFakeTlsBackend(t, {
+    cert: pki.backend.chainPem,
+    key: pki.backend.keyPem,
+    ca: pki.ca.certPem,
+    requestCert: true,
+    rejectUnauthorized: true,
+  });
   const { contexts, identity } = await gatewayContext();
   const sessionCache = new TlsSessionCache();
   const connect = async (id: BackendTlsIdentity) => {
-    const opened = await openBackend({ host: '127.0.0.1', port: fake.port, serverName: 'localhost', secureContext: contexts.get(id), sessionCache, connectTimeoutMs: 5000 });
+    const opened = await openBackend({
+      host: '127.0.0.1',
+      port: fake.port,
+      serverName: 'localhost',
+      secureContext: contexts.get(id),
+      sessionCache,
+      connectTimeoutMs: 5000,
+    });
     const session = await startBackendSession(opened, { parameters: parameters('app'), auth: NO_AUTH, timeoutMs: 5000 });
     session.socket.destroy();
     return opened;
@@ -423,7 +496,11 @@ test('a backend that issues session tickets: the second connection resumes, per 
   assert.equal(sessionCache.size, 1, 'the ticket was kept');
   const second = await connect(identity);
   assert.equal(second.sessionReused, true);
-  assert.equal(second.peerCertificate.fingerprint256, pki.backend.cert.fingerprint256, 'a resumed session still has the certificate to bind SCRAM to');
+  assert.equal(
+    second.peerCertificate.fingerprint256,
+    pki.backend.cert.fingerprint256,
+    'a resumed session still has the certificate to bind SCRAM to',
+  );
   const other = await connect(identityFor(await pki.client('other')));
   assert.equal(other.sessionReused, false, 'another client certificate never resumes a session made with this one');
   assert.deepEqual(fake.resumed, [false, true, false]);

@@ -76,7 +76,10 @@ const ALPN_POSTGRESQL = new DataView(Uint8Array.from([10, ...Buffer.from('postgr
  */
 export async function openBackend(options: OpenBackendOptions): Promise<OpenedBackend> {
   const connectTimeoutMs = checkTimeout(options.connectTimeoutMs, 'connectTimeoutMs');
-  const tlsLimits: PhaseLimits = { timeoutMs: checkTimeout(options.tlsTimeoutMs ?? connectTimeoutMs, 'tlsTimeoutMs'), signal: options.signal };
+  const tlsLimits: PhaseLimits = {
+    timeoutMs: checkTimeout(options.tlsTimeoutMs ?? connectTimeoutMs, 'tlsTimeoutMs'),
+    signal: options.signal,
+  };
   const serverName = backendServerName(options);
   const where = `backend ${options.host}:${options.port} (server name ${serverName})`;
   const started = performance.now();
@@ -143,7 +146,8 @@ function requestTls(socket: Socket, where: string, limits: PhaseLimits): Promise
         resolve();
       }
     };
-    const onError = (error: Error): void => reject(new BackendClosedError({ phase, logDetail: `${where}: ${describeError(error)}`, cause: error }));
+    const onError = (error: Error): void =>
+      reject(new BackendClosedError({ phase, logDetail: `${where}: ${describeError(error)}`, cause: error }));
     const onClose = (): void => reject(new BackendClosedError({ phase, logDetail: `${where}: closed before answering the SSLRequest` }));
     socket.on('data', onData);
     socket.once('error', onError);
@@ -190,7 +194,13 @@ function handshake(tcp: Socket, options: OpenBackendOptions, serverName: string,
       if (cached !== undefined) sessionCache?.delete(key);
       reject(tlsFailure(error, where, phase));
     };
-    const onClose = (): void => reject(new BackendTlsError('the connection closed during the handshake', { phase, logDetail: `${where}: closed during the TLS handshake` }));
+    const onClose = (): void =>
+      reject(
+        new BackendTlsError('the connection closed during the handshake', {
+          phase,
+          logDetail: `${where}: closed during the TLS handshake`,
+        }),
+      );
     socket.once('secureConnect', onSecure);
     socket.once('error', onError);
     socket.once('close', onClose);
@@ -235,7 +245,10 @@ function opened({ socket, peerCertificate, reused }: Handshake, where: string, t
     throw new BackendClosedError({ phase: BackendPhase.Tls, logDetail: `${where}: closed right after the TLS handshake` });
   }
   if (peerCertificate === undefined) {
-    throw new BackendTlsError('the database presented no certificate', { phase: BackendPhase.Tls, logDetail: `${where}: no peer certificate` });
+    throw new BackendTlsError('the database presented no certificate', {
+      phase: BackendPhase.Tls,
+      logDetail: `${where}: no peer certificate`,
+    });
   }
   const tlsVersion = socket.getProtocol() ?? 'unknown';
   watchIdle(socket, where, tlsVersion);

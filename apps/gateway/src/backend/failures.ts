@@ -2,7 +2,19 @@
 // the BackendError classes. The client's message comes from the class; Node's own words, which
 // may name hosts and addresses, go to `logDetail` only.
 // Map: docs/architecture.md, step 10.
-import { BackendCertificateError, BackendCertificateExpiredError, BackendCertificateHostnameError, BackendCertificateUntrustedError, BackendClientCertificateRefusedError, BackendClosedError, BackendError, BackendTlsError, BackendUnreachableError, type BackendErrorOptions, type BackendPhase } from '../errors.ts';
+import {
+  BackendCertificateError,
+  BackendCertificateExpiredError,
+  BackendCertificateHostnameError,
+  BackendCertificateUntrustedError,
+  BackendClientCertificateRefusedError,
+  BackendClosedError,
+  BackendError,
+  BackendTlsError,
+  BackendUnreachableError,
+  type BackendErrorOptions,
+  type BackendPhase,
+} from '../errors.ts';
 
 type NodeError = Error & { code?: unknown; reason?: unknown };
 

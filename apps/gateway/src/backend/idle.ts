@@ -75,7 +75,11 @@ export const CLIENT_CERTIFICATE_VERDICT_MS = 1000;
  * when it sent one, a refused client certificate when a TLS 1.3 server closed at once, else a
  * plain close.
  */
-export function silentEndError(watch: Pick<IdleWatch, 'where' | 'tlsVersion' | 'handshakeAt'>, error: Error | undefined, phase: BackendPhase): BackendError {
+export function silentEndError(
+  watch: Pick<IdleWatch, 'where' | 'tlsVersion' | 'handshakeAt'>,
+  error: Error | undefined,
+  phase: BackendPhase,
+): BackendError {
   if (error !== undefined && (isClientCertificateAlert(error) || errorCode(error)?.startsWith('ERR_SSL_'))) {
     return tlsFailure(error, watch.where, phase);
   }
@@ -87,4 +91,3 @@ export function silentEndError(watch: Pick<IdleWatch, 'where' | 'tlsVersion' | '
   }
   return new BackendClosedError({ phase, logDetail: `${watch.where}: ${what} before sending anything`, cause: error });
 }
-

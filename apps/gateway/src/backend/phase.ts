@@ -49,6 +49,7 @@ export function abortedError(phase: BackendPhase, where: string, reason: unknown
 }
 
 export function checkTimeout(timeoutMs: number, what: string): number {
-  if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) throw new RangeError(`${what} must be a positive number of milliseconds, got ${timeoutMs}`);
+  if (!Number.isFinite(timeoutMs) || timeoutMs <= 0)
+    throw new RangeError(`${what} must be a positive number of milliseconds, got ${timeoutMs}`);
   return timeoutMs;
 }

@@ -26,9 +26,24 @@ import {
   tlsServerEndPoint,
 } from '@tenantgate/wire';
 import { openBackend, startBackendSession, type BackendAuth, type StartBackendSessionOptions } from './connect.ts';
-import { BackendAbortedError, BackendAuthUnsupportedError, BackendClientCertificateRefusedError, BackendClosedError, BackendProtocolError, BackendStartupError, BackendTimeoutError } from '../errors.ts';
+import {
+  BackendAbortedError,
+  BackendAuthUnsupportedError,
+  BackendClientCertificateRefusedError,
+  BackendClosedError,
+  BackendProtocolError,
+  BackendStartupError,
+  BackendTimeoutError,
+} from '../errors.ts';
 import { BackendTlsContexts, TlsSessionCache } from './tls.ts';
-import { ClientMessages, answerReady, readyMessages, startFakeTlsBackend, type FakeTlsBackend, type OnStartup } from '../testing/backend-servers.ts';
+import {
+  ClientMessages,
+  answerReady,
+  readyMessages,
+  startFakeTlsBackend,
+  type FakeTlsBackend,
+  type OnStartup,
+} from '../testing/backend-servers.ts';
 
 const pki = await createTestPki();
 const gateway = await pki.client('gateway');
@@ -41,8 +56,23 @@ function fakeBackend(t: TestContext, onStartup: OnStartup, tls: TlsOptions = {})
 }
 
 async function start(fake: FakeTlsBackend, options: Partial<StartBackendSessionOptions> = {}, sessionCache?: TlsSessionCache) {
-  const opened = await openBackend({ host: '127.0.0.1', port: fake.port, serverName: 'localhost', secureContext, sessionCache, connectTimeoutMs: 5000 });
-  return startBackendSession(opened, { parameters: new Map([['user', 'app'], ['database', 'app']]), auth: NO_AUTH, timeoutMs: 5000, ...options });
+  const opened = await openBackend({
+    host: '127.0.0.1',
+    port: fake.port,
+    serverName: 'localhost',
+    secureContext,
+    sessionCache,
+    connectTimeoutMs: 5000,
+  });
+  return startBackendSession(opened, {
+    parameters: new Map([
+      ['user', 'app'],
+      ['database', 'app'],
+    ]),
+    auth: NO_AUTH,
+    timeoutMs: 5000,
+    ...options,
+  });
 }
 
 /** Writes `bytes` one byte per turn of the event loop: every message crosses chunks. */
@@ -57,16 +87,30 @@ function dribble(socket: TLSSocket, bytes: Buffer): void {
 
 test('the StartupMessage carries the parameters in order; protocol options go after them', async (t) => {
   const fake = await fakeBackend(t, answerReady());
-  const session = await start(fake, { parameters: [['user', 'app_acme'], ['database', 'app'], ['application_name', 'psql'], ['_pq_.x', '1']] });
+  const session = await start(fake, {
+    parameters: [
+      ['user', 'app_acme'],
+      ['database', 'app'],
+      ['application_name', 'psql'],
+      ['_pq_.x', '1'],
+    ],
+  });
   const [startup] = fake.startups;
   assert.equal(startup.minorVersion, 0);
-  assert.deepEqual([...startup.parameters], [['user', 'app_acme'], ['database', 'app'], ['application_name', 'psql']]);
+  assert.deepEqual(
+    [...startup.parameters],
+    [
+      ['user', 'app_acme'],
+      ['database', 'app'],
+      ['application_name', 'psql'],
+    ],
+  );
   assert.deepEqual([...startup.protocolOptions], [['_pq_.x', '1']]);
   session.socket.destroy();
   await fake.waitForNoConnections();
 });
 
-test('a StartupMessage that cannot be written is the caller\'s mistake, and the connection goes', async (t) => {
+test("a StartupMessage that cannot be written is the caller's mistake, and the connection goes", async (t) => {
   const fake = await fakeBackend(t, answerReady());
   const opened = await openBackend({ host: '127.0.0.1', port: fake.port, serverName: 'localhost', secureContext, connectTimeoutMs: 5000 });
   await assert.rejects(startBackendSession(opened, { parameters: new Map([['database', 'app']]), auth: NO_AUTH, timeoutMs: 5000 }), {
@@ -88,7 +132,10 @@ test('messages split across every chunk boundary, and bytes after ReadyForQuery 
     setTimeout(() => socket.write(Buffer.concat([ready.subarray(readyForQueryAt), after])), 100);
   });
   const session = await start(fake);
-  assert.deepEqual(session.parameterStatus, [['server_version', '15.0 (fake)'], ['client_encoding', 'UTF8']]);
+  assert.deepEqual(session.parameterStatus, [
+    ['server_version', '15.0 (fake)'],
+    ['client_encoding', 'UTF8'],
+  ]);
   assert.deepEqual(session.backendKey, { processId: 4242, secretKey: Buffer.from([1, 2, 3, 4]) });
   assert.equal(session.notices.length, 1);
   assert.equal(session.notices[0].message, 'during startup');
@@ -103,7 +150,10 @@ test('md5 and GSSAPI requests are refused: the gateway never has the password', 
   await assert.rejects(start(md5, { auth: { kind: 'scram-key', clientKey: randomBytes(32) } }), (error: unknown) => {
     assert.ok(error instanceof BackendAuthUnsupportedError);
     assert.equal(error.code, 'TG_ERR_BACKEND_AUTH_UNSUPPORTED');
-    assert.equal(error.message, "the tenant's database asks for md5 authentication, which the gateway cannot answer (it must use scram-sha-256 or cert)");
+    assert.equal(
+      error.message,
+      "the tenant's database asks for md5 authentication, which the gateway cannot answer (it must use scram-sha-256 or cert)",
+    );
     return true;
   });
   await md5.waitForNoConnections();
@@ -130,7 +180,7 @@ test('a message out of place, or a malformed one, is a protocol error', async (t
   await Promise.all([early.waitForNoConnections(), query.waitForNoConnections(), lying.waitForNoConnections()]);
 });
 
-test('an ErrorResponse after some messages is the backend\'s error, not a close', async (t) => {
+test("an ErrorResponse after some messages is the backend's error, not a close", async (t) => {
   const fatal = serializeErrorResponse({ severity: 'FATAL', code: '53300', message: 'sorry, too many clients already' });
   const fake = await fakeBackend(t, (socket) => socket.end(Buffer.concat([readyMessages().subarray(0, 9), fatal])));
   await assert.rejects(start(fake), (error: unknown) => {
@@ -188,9 +238,13 @@ function scramBackend(secret: string): OnStartup {
     socket.write(serializeAuthenticationSASL(scramMechanisms(true)));
     void (async () => {
       const first = parseSASLInitialResponse((await messages.next()) as Buffer);
-      socket.write(serializeAuthenticationSASLContinue(Buffer.from(exchange.handleClientFirst(first.mechanism, first.data as Buffer), 'latin1')));
+      socket.write(
+        serializeAuthenticationSASLContinue(Buffer.from(exchange.handleClientFirst(first.mechanism, first.data as Buffer), 'latin1')),
+      );
       const final = parseSASLResponse((await messages.next()) as Buffer);
-      socket.write(Buffer.concat([serializeAuthenticationSASLFinal(Buffer.from(exchange.handleClientFinal(final.data), 'latin1')), readyMessages()]));
+      socket.write(
+        Buffer.concat([serializeAuthenticationSASLFinal(Buffer.from(exchange.handleClientFinal(final.data), 'latin1')), readyMessages()]),
+      );
     })().catch(() => socket.destroy());
   };
 }

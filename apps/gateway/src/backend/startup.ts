@@ -25,7 +25,15 @@ import {
   type NoticeFields,
   type TransactionStatus,
 } from '@tenantgate/wire';
-import { BackendAuthFailedError, BackendAuthUnsupportedError, BackendClosedError, BackendError, BackendPhase, BackendProtocolError, BackendStartupError } from '../errors.ts';
+import {
+  BackendAuthFailedError,
+  BackendAuthUnsupportedError,
+  BackendClosedError,
+  BackendError,
+  BackendPhase,
+  BackendProtocolError,
+  BackendStartupError,
+} from '../errors.ts';
 import { describeError } from './failures.ts';
 import type { OpenedBackend } from './connect.ts';
 import { silentEndError, takeIdleWatch, type IdleWatch } from './idle.ts';
@@ -167,7 +175,15 @@ async function runStartup(
 /** A socket that did not come from openBackend (tests, or a connection made elsewhere). */
 function unwatched(socket: TLSSocket): IdleWatch {
   const where = `backend ${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
-  return { where, tlsVersion: socket.getProtocol() ?? 'unknown', handshakeAt: -Infinity, error: undefined, closedAt: undefined, unexpectedBytes: 0, stop() {} };
+  return {
+    where,
+    tlsVersion: socket.getProtocol() ?? 'unknown',
+    handshakeAt: -Infinity,
+    error: undefined,
+    closedAt: undefined,
+    unexpectedBytes: 0,
+    stop() {},
+  };
 }
 
 /** What happened while the connection waited for the client: a close, an alert, stray bytes. */

@@ -3,7 +3,15 @@ import { test } from 'node:test';
 import { createSecureContext, type SecureContextOptions } from 'node:tls';
 import { createTestPki } from '@tenantgate/testing';
 import { BackendTlsConfigError } from '../errors.ts';
-import { BackendTlsContexts, TlsSessionCache, backendIdentityCheck, backendServerName, backendTlsIdentity, sniName, type BackendTlsIdentity } from './tls.ts';
+import {
+  BackendTlsContexts,
+  TlsSessionCache,
+  backendIdentityCheck,
+  backendServerName,
+  backendTlsIdentity,
+  sniName,
+  type BackendTlsIdentity,
+} from './tls.ts';
 
 const pki = await createTestPki();
 const gateway = await pki.client('gateway');
@@ -11,7 +19,10 @@ const tenant = await pki.client('acme');
 const defaults = { caPem: pki.ca.certPem, clientCertificate: { certPem: gateway.chainPem, keyPem: gateway.keyPem } };
 const identity: BackendTlsIdentity = { caPem: pki.ca.certPem, certPem: gateway.chainPem, keyPem: gateway.keyPem };
 
-function countingFactory(): { create: (options: SecureContextOptions) => ReturnType<typeof createSecureContext>; calls: SecureContextOptions[] } {
+function countingFactory(): {
+  create: (options: SecureContextOptions) => ReturnType<typeof createSecureContext>;
+  calls: SecureContextOptions[];
+} {
   const calls: SecureContextOptions[] = [];
   return {
     calls,
@@ -59,15 +70,18 @@ test('the context cache is bounded, least recently used out first', () => {
 
 test('a certificate and key that do not belong together are a configuration error naming no secret', () => {
   const contexts = new BackendTlsContexts();
-  assert.throws(() => contexts.get({ ...identity, keyPem: tenant.keyPem }), (error: unknown) => {
-    assert.ok(error instanceof BackendTlsConfigError);
-    assert.equal(error.code, 'TG_ERR_BACKEND_TLS_CONFIG');
-    assert.equal(error.sqlState, '08001');
-    assert.equal(error.message, "the gateway's TLS settings for the tenant's database are invalid");
-    assert.match(error.logDetail, /key values mismatch/);
-    assert.doesNotMatch(error.logDetail, /PRIVATE KEY/);
-    return true;
-  });
+  assert.throws(
+    () => contexts.get({ ...identity, keyPem: tenant.keyPem }),
+    (error: unknown) => {
+      assert.ok(error instanceof BackendTlsConfigError);
+      assert.equal(error.code, 'TG_ERR_BACKEND_TLS_CONFIG');
+      assert.equal(error.sqlState, '08001');
+      assert.equal(error.message, "the gateway's TLS settings for the tenant's database are invalid");
+      assert.match(error.logDetail, /key values mismatch/);
+      assert.doesNotMatch(error.logDetail, /PRIVATE KEY/);
+      return true;
+    },
+  );
   assert.throws(() => contexts.get({ ...identity, caPem: 'not a certificate' }), BackendTlsConfigError);
   assert.equal(contexts.size, 0);
 });

@@ -3,13 +3,7 @@
 // to build; TLS sessions kept per backend for resumption; and verify-full's name check.
 import { X509Certificate, createHash } from 'node:crypto';
 import { isIP } from 'node:net';
-import {
-  checkServerIdentity,
-  createSecureContext,
-  type PeerCertificate,
-  type SecureContext,
-  type SecureContextOptions,
-} from 'node:tls';
+import { checkServerIdentity, createSecureContext, type PeerCertificate, type SecureContext, type SecureContextOptions } from 'node:tls';
 import { BackendPhase, BackendTlsConfigError } from '../errors.ts';
 
 /** TLS 1.0 and 1.1 are deprecated (RFC 8996); PostgreSQL 15's ssl_min_protocol_version is TLSv1.2 too. */

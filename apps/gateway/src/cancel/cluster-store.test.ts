@@ -2,7 +2,15 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
 import type { CancelEntry } from './registry.ts';
-import { ClusterCancelKeyStore, ClusterMessage, fromWire, toWire, type ClusterReply, type ClusterRequest, type WorkerChannel } from './cluster-store.ts';
+import {
+  ClusterCancelKeyStore,
+  ClusterMessage,
+  fromWire,
+  toWire,
+  type ClusterReply,
+  type ClusterRequest,
+  type WorkerChannel,
+} from './cluster-store.ts';
 
 /** One worker's IPC channel: what it sends is recorded; `deliver` plays the primary. */
 class Channel extends EventEmitter implements WorkerChannel {

@@ -58,4 +58,3 @@ export class CancelRateLimiter {
     return takeToken(buckets[kind], limit, now);
   }
 }
-

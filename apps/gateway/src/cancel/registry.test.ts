@@ -8,7 +8,15 @@ import { serializeCancelRequest } from '@tenantgate/wire';
 import { openBackend, startBackendSession } from '../backend/index.ts';
 import { BackendUnreachableError } from '../errors.ts';
 import { BackendTlsContexts } from '../backend/index.ts';
-import { CANCEL_KEY_LENGTH_V3_0, CANCEL_KEY_LENGTH_V3_2, CancelRegistry, MemoryCancelKeyStore, cancelKeyLength, type CancelForwardOptions, type CancelTarget } from './registry.ts';
+import {
+  CANCEL_KEY_LENGTH_V3_0,
+  CANCEL_KEY_LENGTH_V3_2,
+  CancelRegistry,
+  MemoryCancelKeyStore,
+  cancelKeyLength,
+  type CancelForwardOptions,
+  type CancelTarget,
+} from './registry.ts';
 import { CancelResult, MetricName, createMetrics, type GatewayMetrics } from '../telemetry/index.ts';
 import { startCancelBackend } from '../testing/cancel-backend.ts';
 import { simpleQuery, terminate } from '../testing/backend-servers.ts';
@@ -40,7 +48,14 @@ test('a CancelRequest with the gateway key cancels the running query on a real P
   });
   t.after(() => db.stop());
   const opened = await openBackend({ host: db.host, port: db.port, serverName: 'localhost', secureContext, connectTimeoutMs: 5000 });
-  const session = await startBackendSession(opened, { parameters: new Map([['user', 'alice'], ['database', 'postgres']]), auth: { kind: 'none' }, timeoutMs: 5000 });
+  const session = await startBackendSession(opened, {
+    parameters: new Map([
+      ['user', 'alice'],
+      ['database', 'postgres'],
+    ]),
+    auth: { kind: 'none' },
+    timeoutMs: 5000,
+  });
   t.after(() => session.socket.destroy());
   const backendKey = session.backendKey;
   assert.ok(backendKey !== undefined);
@@ -53,7 +68,10 @@ test('a CancelRequest with the gateway key cancels the running query on a real P
   assert.notDeepEqual(key.secretKey, backendKey.secretKey);
   assert.equal(key.secretKey.length, 4);
 
-  const canceled = assert.rejects(simpleQuery(session.socket, 'SELECT pg_sleep(30)', session.leftover), /C57014 Mcanceling statement due to user request/);
+  const canceled = assert.rejects(
+    simpleQuery(session.socket, 'SELECT pg_sleep(30)', session.leftover),
+    /C57014 Mcanceling statement due to user request/,
+  );
   await waitForActiveQuery(db, backendKey.processId);
   const outcome = await registry.forward({ ...key, clientAddress: CLIENT }, forwardOptions);
   assert.deepEqual(outcome, { result: CancelResult.Forwarded, tenantId: 'acme' });
@@ -147,7 +165,11 @@ test('cancel attempts are rate-limited per client address', async () => {
   const results = [];
   for (let i = 0; i < 5; i++) results.push((await registry.forward({ ...unknown, clientAddress: CLIENT }, forwardOptions)).result);
   assert.deepEqual(results, ['unknown_key', 'unknown_key', 'unknown_key', 'rate_limited', 'rate_limited']);
-  assert.equal((await registry.forward({ ...unknown, clientAddress: '192.0.2.11' }, forwardOptions)).result, 'unknown_key', 'another address has its own bucket');
+  assert.equal(
+    (await registry.forward({ ...unknown, clientAddress: '192.0.2.11' }, forwardOptions)).result,
+    'unknown_key',
+    'another address has its own bucket',
+  );
   now += 500; // one token back at 2 per second
   assert.equal((await registry.forward({ ...unknown, clientAddress: CLIENT }, forwardOptions)).result, 'unknown_key');
   assert.equal((await registry.forward({ ...unknown, clientAddress: CLIENT }, forwardOptions)).result, 'rate_limited');
@@ -158,7 +180,8 @@ test("a flood of guesses from one address does not stop a real client's cancel f
   const metrics = createMetrics();
   const registry = new CancelRegistry({ metrics, rateLimit: { perSecond: 1, burst: 2 }, now: () => 0 });
   const key = await registry.register({ target: target(1, 7, Buffer.from([1, 2, 3, 4])), clientMinorVersion: 0 });
-  for (let i = 0; i < 400; i++) await registry.forward({ processId: key.processId, secretKey: Buffer.from([i, i >> 8, 0, 0]), clientAddress: CLIENT }, forwardOptions);
+  for (let i = 0; i < 400; i++)
+    await registry.forward({ processId: key.processId, secretKey: Buffer.from([i, i >> 8, 0, 0]), clientAddress: CLIENT }, forwardOptions);
   assert.equal(await cancelCount(metrics, CancelResult.RateLimited), 398);
   // The real key is looked up and forwarded (to a port nobody listens on here: an error, not a rate limit).
   assert.equal((await registry.forward({ ...key, clientAddress: CLIENT }, forwardOptions)).result, CancelResult.Error);
@@ -167,7 +190,9 @@ test("a flood of guesses from one address does not stop a real client's cancel f
 test('keys are unique among live sessions, even for backends that share a pid', async () => {
   const store = new MemoryCancelKeyStore();
   const registry = new CancelRegistry({ store });
-  const keys = await Promise.all(Array.from({ length: 2000 }, () => registry.register({ target: target(5432, 1, Buffer.alloc(4)), clientMinorVersion: 2 })));
+  const keys = await Promise.all(
+    Array.from({ length: 2000 }, () => registry.register({ target: target(5432, 1, Buffer.alloc(4)), clientMinorVersion: 2 })),
+  );
   assert.deepEqual(new Set(keys.map((k) => k.processId)), new Set([1]));
   assert.equal(new Set(keys.map((k) => k.secretKey.toString('hex'))).size, keys.length);
   assert.equal(store.size, 2000);

@@ -175,7 +175,10 @@ test('a PEM value that is not the right kind of PEM is refused', () => {
     ['GATEWAY_TLS_CERT', KEY_PEM],
     ['GATEWAY_TLS_KEY', CERT_PEM],
     ['GATEWAY_TLS_KEY', ENCRYPTED_KEY_PEM],
-    ['GATEWAY_TLS_KEY', '-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-128-CBC,00\n\nAA==\n-----END RSA PRIVATE KEY-----\n'],
+    [
+      'GATEWAY_TLS_KEY',
+      '-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-128-CBC,00\n\nAA==\n-----END RSA PRIVATE KEY-----\n',
+    ],
   ];
   for (const [variable, value] of cases) {
     const line = oneLine({ ...production, [variable]: value });
@@ -259,7 +262,10 @@ test('suffixes are normalised: lower case, one leading dot, no trailing dot', ()
 
 test('one certificate serves every suffix', () => {
   const config = loadConfig({ ...production, GATEWAY_SNI_SUFFIXES: '.db.example.com,.db.example.net' });
-  assert.deepEqual(config.tls?.certificates.map((c) => c.suffixes), [['.db.example.com', '.db.example.net']]);
+  assert.deepEqual(
+    config.tls?.certificates.map((c) => c.suffixes),
+    [['.db.example.com', '.db.example.net']],
+  );
 });
 
 test('several certificates pair with the suffixes by position', () => {

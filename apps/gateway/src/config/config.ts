@@ -5,7 +5,16 @@
 // Map: docs/architecture.md, "Inside the gateway".
 import { availableParallelism } from 'node:os';
 import envSchema from 'env-schema';
-import { parseListenAddress, PEM_BEGIN, pemSource, variablesSchema, type ListenAddress, type LogLevel, type PemKind, type PemSource } from '@tenantgate/runtime';
+import {
+  parseListenAddress,
+  PEM_BEGIN,
+  pemSource,
+  variablesSchema,
+  type ListenAddress,
+  type LogLevel,
+  type PemKind,
+  type PemSource,
+} from '@tenantgate/runtime';
 import { CONFIG_VARIABLES, type ConfigVariable, type PROXY_PROTOCOL_MODES, type VariableName } from './variables.ts';
 
 export { CONFIG_VARIABLES, helpText, type ConfigVariable, type VariableName } from './variables.ts';
@@ -26,8 +35,7 @@ export interface TlsConfig {
 }
 
 export type TenantDirectoryConfig =
-  | { readonly kind: 'file'; readonly path: string }
-  | { readonly kind: 'control-plane'; readonly url: string; readonly token: string };
+  { readonly kind: 'file'; readonly path: string } | { readonly kind: 'control-plane'; readonly url: string; readonly token: string };
 
 /** Defaults for the backend leg; a tenant's own CA and client certificate override them. */
 export interface BackendTlsSources {

@@ -7,7 +7,19 @@ import fc from 'fast-check';
 import { createTestPki } from '@tenantgate/testing';
 import { serializeCancelRequest, serializeGSSENCRequest, serializeSSLRequest } from '@tenantgate/wire';
 import { NO_USER_MESSAGE } from './handshake.ts';
-import { backendMessages, connectRaw, edgeCertificate, errorFields, readBytes, readUntilClose, startTestFront, startupMessage, upgradeToTls, type Received, type TestFront } from '../testing/front-door.ts';
+import {
+  backendMessages,
+  connectRaw,
+  edgeCertificate,
+  errorFields,
+  readBytes,
+  readUntilClose,
+  startTestFront,
+  startupMessage,
+  upgradeToTls,
+  type Received,
+  type TestFront,
+} from '../testing/front-door.ts';
 
 const pki = await createTestPki({ edgeSuffixes: ['db.example.test'] });
 const ca = pki.ca.certPem;
@@ -203,7 +215,11 @@ test('bad lengths and garbage are closed silently, bad StartupMessages get their
   partial.end(Buffer.from([0, 0, 0, 40, 0, 3]));
   assert.equal((await closed).bytes.length, 0, 'an incomplete packet then EOF');
   assert.equal(front.clients.length, 0);
-  assert.deepEqual(front.logs.filter((line) => line.outcome === 'error'), [], 'no fault of the gateway');
+  assert.deepEqual(
+    front.logs.filter((line) => line.outcome === 'error'),
+    [],
+    'no fault of the gateway',
+  );
   await assertServes(front);
 });
 
@@ -215,7 +231,11 @@ test('random bytes never crash the gateway and every such connection ends', asyn
     }),
     { numRuns: 40 },
   );
-  assert.deepEqual(front.logs.filter((line) => line.outcome === 'error'), [], 'no fault of the gateway');
+  assert.deepEqual(
+    front.logs.filter((line) => line.outcome === 'error'),
+    [],
+    'no fault of the gateway',
+  );
   await assertServes(front);
 });
 
@@ -233,7 +253,10 @@ test('a client that says nothing is closed at the handshake timeout; one silent 
 test('protocol 3.2 is accepted as is, with no NegotiateProtocolVersion', async (t) => {
   const front = await startTestFront(t, pki);
   const { bytes } = await send(await tlsClient(front), startupMessage({ user: 'alice' }, 2));
-  assert.deepEqual(backendMessages(bytes).map((m) => m.kind), ['ErrorResponse']);
+  assert.deepEqual(
+    backendMessages(bytes).map((m) => m.kind),
+    ['ErrorResponse'],
+  );
   assert.equal(front.clients[0].startup.minorVersion, 2);
 });
 
@@ -247,7 +270,11 @@ test('protocol 3.9 with _pq_.foo gets NegotiateProtocolVersion(3.2, [_pq_.foo]) 
   assert.equal(front.clients[0].startup.parameters.has('_pq_.foo'), false);
 
   const old = await send(await tlsClient(front), startupMessage({ user: 'alice' }, 0, { '_pq_.bar': 'x' }));
-  assert.deepEqual(backendMessages(old.bytes)[0], { kind: 'NegotiateProtocolVersion', newestMinorVersion: 0, unrecognizedOptions: ['_pq_.bar'] });
+  assert.deepEqual(backendMessages(old.bytes)[0], {
+    kind: 'NegotiateProtocolVersion',
+    newestMinorVersion: 0,
+    unrecognizedOptions: ['_pq_.bar'],
+  });
   assert.equal(front.clients[1].startup.minorVersion, 0);
 });
 
@@ -257,7 +284,10 @@ test('a CancelRequest, in plaintext or inside TLS, reaches cancel forwarding and
   const plain = await send(await connectRaw(front.port), serializeCancelRequest(4242, key));
   assert.equal(plain.bytes.length, 0);
   const request = await front.nextCancel();
-  assert.deepEqual({ ...request, clientPort: 0 }, { kind: 'cancel', processId: 4242, secretKey: key, tls: false, clientAddress: '127.0.0.1', clientPort: 0 });
+  assert.deepEqual(
+    { ...request, clientPort: 0 },
+    { kind: 'cancel', processId: 4242, secretKey: key, tls: false, clientAddress: '127.0.0.1', clientPort: 0 },
+  );
 
   const longKey = Buffer.alloc(32, 7);
   const secure = await send(await tlsClient(front), serializeCancelRequest(99, longKey));

@@ -387,7 +387,11 @@ class ClientHandshake {
     // After Done the socket is closing on our initiative; a reset then changes nothing.
     if (this.#state === HandshakeState.Done) return;
     const outcome = this.#state === HandshakeState.TlsHandshake ? tlsFailureOutcome(error) : ConnectionOutcome.ClientClosed;
-    this.#abort(outcome, `${this.#state === HandshakeState.TlsHandshake ? 'TLS handshake failed' : 'socket error'}: ${error.message}`, error);
+    this.#abort(
+      outcome,
+      `${this.#state === HandshakeState.TlsHandshake ? 'TLS handshake failed' : 'socket error'}: ${error.message}`,
+      error,
+    );
   };
 
   readonly #onClose = (): void => {
@@ -419,7 +423,10 @@ function malformedPacketRefusal(frame: Buffer, error: ProtocolError): Refusal | 
   const major = code >>> 16;
   if (major !== PROTOCOL_MAJOR_VERSION) {
     const supported = `${PROTOCOL_MAJOR_VERSION}.0 to ${PROTOCOL_MAJOR_VERSION}.${LATEST_MINOR_VERSION}`;
-    return new Refusal(SqlState.FeatureNotSupported, `unsupported frontend protocol ${major}.${code & 0xffff}: server supports ${supported}`);
+    return new Refusal(
+      SqlState.FeatureNotSupported,
+      `unsupported frontend protocol ${major}.${code & 0xffff}: server supports ${supported}`,
+    );
   }
   if (error.message === NO_USER_MESSAGE) return new Refusal(SqlState.InvalidAuthorization, NO_USER_MESSAGE);
   return new Refusal(SqlState.ProtocolViolation, error.message, { cause: error });

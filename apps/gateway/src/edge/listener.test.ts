@@ -13,7 +13,16 @@ import pg from 'pg';
 import postgres from 'postgres';
 import { createTempDir, createTestPki, removeTempDir, runPsql, type PsqlRun } from '@tenantgate/testing';
 import { serializeCancelRequest, serializeSSLRequest } from '@tenantgate/wire';
-import { connectRaw, errorFields, readBytes, readUntilClose, startTestFront, startupMessage, upgradeToTls, type TestFront } from '../testing/front-door.ts';
+import {
+  connectRaw,
+  errorFields,
+  readBytes,
+  readUntilClose,
+  startTestFront,
+  startupMessage,
+  upgradeToTls,
+  type TestFront,
+} from '../testing/front-door.ts';
 import { localV2, proxyV1, proxyV2, rawV2, tlv } from '../testing/proxy-header.ts';
 
 const pki = await createTestPki({ edgeSuffixes: ['db.example.test'] });
@@ -54,7 +63,11 @@ test('psql to an IP address with options=-c tenant=acme: the tenant comes from o
 
 test('psql options keep their other settings, escapes included', async (t) => {
   const front = await startTestFront(t, pki);
-  const run = await psql(front, { host: '127.0.0.1', sslmode: 'require', options: '-c search_path=x -ctenant=acme -c application_name=a\\ b' });
+  const run = await psql(front, {
+    host: '127.0.0.1',
+    sslmode: 'require',
+    options: '-c search_path=x -ctenant=acme -c application_name=a\\ b',
+  });
   assert.match(run.stderr, /FATAL: {2}tenant=acme user=alice options=-c search_path=x -c application_name=a\\ b$/m);
 });
 
@@ -88,7 +101,10 @@ test('pg (node-postgres) with ssl { ca, servername } sees what the gateway under
     t.after(() => client.end().catch(() => undefined));
     await client.connect();
   };
-  await assert.rejects(connect({ ssl: { ca: pki.ca.certPem, servername: ACME } }), { code: 'XX000', message: 'tenant=acme user=alice options=' });
+  await assert.rejects(connect({ ssl: { ca: pki.ca.certPem, servername: ACME } }), {
+    code: 'XX000',
+    message: 'tenant=acme user=alice options=',
+  });
   const noSni = { ca: pki.ca.certPem, checkServerIdentity: () => undefined };
   await assert.rejects(connect({ ssl: noSni, options: '-c tenant=acme -c search_path=x' }), {
     code: 'XX000',
@@ -101,12 +117,26 @@ test('pg (node-postgres) with ssl { ca, servername } sees what the gateway under
 test('postgres (porsager) with ssl { ca, servername } sees what the gateway understood', async (t) => {
   const front = await startTestFront(t, pki);
   const connect = (options: postgres.Options<Record<string, never>>) => {
-    const sql = postgres({ host: '127.0.0.1', port: front.port, user: 'alice', database: 'app', max: 1, connect_timeout: 5, fetch_types: false, ...options });
+    const sql = postgres({
+      host: '127.0.0.1',
+      port: front.port,
+      user: 'alice',
+      database: 'app',
+      max: 1,
+      connect_timeout: 5,
+      fetch_types: false,
+      ...options,
+    });
     t.after(() => sql.end({ timeout: 1 }));
     return sql.unsafe('select 1');
   };
-  await assert.rejects(connect({ ssl: { ca: pki.ca.certPem, servername: ACME } }), { code: 'XX000', message: 'tenant=acme user=alice options=' });
-  await assert.rejects(connect({ ssl: { ca: pki.ca.certPem, servername: ACME }, connection: { options: 'tenant=other' } }), { code: '08004' });
+  await assert.rejects(connect({ ssl: { ca: pki.ca.certPem, servername: ACME } }), {
+    code: 'XX000',
+    message: 'tenant=acme user=alice options=',
+  });
+  await assert.rejects(connect({ ssl: { ca: pki.ca.certPem, servername: ACME }, connection: { options: 'tenant=other' } }), {
+    code: '08004',
+  });
 });
 
 /** Waits for a condition the test expects soon; fails instead of hanging when it never comes. */
@@ -204,10 +234,18 @@ async function assertServedAfter(socket: TLSSocket, front: TestFront): Promise<v
   await until(() => front.clients.length > 0);
 }
 
-test('PROXY required: pg through a load balancer that sends v2 headers is served as the header\'s client', async (t) => {
+test("PROXY required: pg through a load balancer that sends v2 headers is served as the header's client", async (t) => {
   const front = await startTestFront(t, pki, { config: { proxyProtocol: 'required' } });
-  const relayPort = await startRelay(t, front.port, (client) => proxyV2({ address: LB_CLIENT.address, port: client.remotePort ?? 0 }, LB_TARGET));
-  const client = new pg.Client({ host: '127.0.0.1', port: relayPort, user: 'alice', database: 'app', ssl: { ca: pki.ca.certPem, servername: ACME } });
+  const relayPort = await startRelay(t, front.port, (client) =>
+    proxyV2({ address: LB_CLIENT.address, port: client.remotePort ?? 0 }, LB_TARGET),
+  );
+  const client = new pg.Client({
+    host: '127.0.0.1',
+    port: relayPort,
+    user: 'alice',
+    database: 'app',
+    ssl: { ca: pki.ca.certPem, servername: ACME },
+  });
   client.on('error', () => undefined);
   t.after(() => client.end().catch(() => undefined));
   await assert.rejects(client.connect(), { code: 'XX000', message: 'tenant=acme user=alice options=' });
@@ -220,7 +258,9 @@ test('PROXY required: pg through a load balancer that sends v2 headers is served
 test('PROXY required: header and SSLRequest in one segment, then TLS; the IPv6 source is the client', async (t) => {
   const front = await startTestFront(t, pki, { config: { proxyProtocol: 'required' } });
   const raw = await connectRaw(front.port);
-  raw.write(Buffer.concat([proxyV2({ address: '2001:db8:0:0::7', port: 40000 }, { address: '2001:db8::1', port: 5432 }), serializeSSLRequest()]));
+  raw.write(
+    Buffer.concat([proxyV2({ address: '2001:db8:0:0::7', port: 40000 }, { address: '2001:db8::1', port: 5432 }), serializeSSLRequest()]),
+  );
   assert.equal((await readBytes(raw, 1)).toString(), 'S');
   const tls = connectTls({ socket: raw, ca: pki.ca.certPem, servername: ACME });
   await once(tls, 'secureConnect');
@@ -272,7 +312,10 @@ test('PROXY required: no header, or a malformed one, is closed without a reply, 
   assert.equal(lines[0].client, `127.0.0.1:${directPort}`);
   assert.equal(lines[0].reason, 'the connection did not start with a PROXY protocol header');
   assert.match(String(lines[1].reason), /address family 0x4/);
-  assert.deepEqual(lines.map((line) => line.level), ['warn', 'warn']);
+  assert.deepEqual(
+    lines.map((line) => line.level),
+    ['warn', 'warn'],
+  );
   assert.equal(await connectionsCounted(front, 'refused'), 2);
   assert.equal(front.clients.length, 0);
 });
@@ -294,7 +337,13 @@ test('PROXY optional: a direct client is served with its socket address; a v1 he
   assert.equal(front.clients[1].clientAddress, LB_CLIENT.address);
 
   // Direct TLS without any header: the first byte 0x16 is not a PROXY header.
-  const directTls = connectTls({ host: '127.0.0.1', port: front.port, ca: pki.ca.certPem, servername: ACME, ALPNProtocols: ['postgresql'] });
+  const directTls = connectTls({
+    host: '127.0.0.1',
+    port: front.port,
+    ca: pki.ca.certPem,
+    servername: ACME,
+    ALPNProtocols: ['postgresql'],
+  });
   await once(directTls, 'secureConnect');
   const third = readUntilClose(directTls);
   directTls.write(startupMessage({ user: 'carol' }));
@@ -302,7 +351,7 @@ test('PROXY optional: a direct client is served with its socket address; a v1 he
   assert.equal(front.clients[2].clientAddress, '127.0.0.1');
 });
 
-test('PROXY: LOCAL (a health check) keeps the socket address; a CancelRequest after a header carries the header\'s', async (t) => {
+test("PROXY: LOCAL (a health check) keeps the socket address; a CancelRequest after a header carries the header's", async (t) => {
   const front = await startTestFront(t, pki, { config: { proxyProtocol: 'required' } });
   const local = await connectRaw(front.port);
   local.write(localV2());

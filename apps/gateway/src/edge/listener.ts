@@ -239,7 +239,13 @@ function dispatch(result: HandshakeResult, options: ListenerOptions, connection:
     }
     connection.log.setBindings({ tenant: result.tenantId });
     connection.log.debug(
-      { tls: result.tls, directTls: result.directTls, serverName: result.serverName, tenantIdOrigin: result.tenantIdOrigin, protocol: `3.${result.startup.minorVersion}` },
+      {
+        tls: result.tls,
+        directTls: result.directTls,
+        serverName: result.serverName,
+        tenantIdOrigin: result.tenantIdOrigin,
+        protocol: `3.${result.startup.minorVersion}`,
+      },
       'client handshake complete',
     );
     options.sessions.serve(result, connection);

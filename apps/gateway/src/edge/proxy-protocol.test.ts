@@ -8,7 +8,15 @@ import { PassThrough } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import fc from 'fast-check';
 import { serializeSSLRequest } from '@tenantgate/wire';
-import { clientAddressOf, MAX_V1_HEADER_LENGTH, MAX_V2_HEADER_LENGTH, PROXY_V2_SIGNATURE, parseProxyHeader, readProxyHeader, type ProxyParseResult } from './proxy-protocol.ts';
+import {
+  clientAddressOf,
+  MAX_V1_HEADER_LENGTH,
+  MAX_V2_HEADER_LENGTH,
+  PROXY_V2_SIGNATURE,
+  parseProxyHeader,
+  readProxyHeader,
+  type ProxyParseResult,
+} from './proxy-protocol.ts';
 import { localV2, proxyV1, proxyV2, rawV2, tlv } from '../testing/proxy-header.ts';
 import { ProxyHeaderError, ProxyHeaderFailure } from '../errors.ts';
 
@@ -19,7 +27,8 @@ const SSL_REQUEST = serializeSSLRequest();
 const NLB_TLV = tlv(0xea, Buffer.concat([Buffer.from([0x01]), Buffer.from('vpce-08d2bf15fac5001c9', 'latin1')]));
 
 function malformed(message: RegExp) {
-  return (error: unknown) => error instanceof ProxyHeaderError && error.failure === ProxyHeaderFailure.Malformed && message.test(error.message);
+  return (error: unknown) =>
+    error instanceof ProxyHeaderError && error.failure === ProxyHeaderFailure.Malformed && message.test(error.message);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -107,7 +116,11 @@ test('v2 TLVs are skipped, but each must end inside the header', () => {
 
 test('v2 version other than 2, and commands other than LOCAL and PROXY, are refused at byte 13', () => {
   for (const byte of [0x11, 0x31, 0x01, 0xf1]) {
-    assert.throws(() => parseProxyHeader(Buffer.concat([PROXY_V2_SIGNATURE, Buffer.from([byte])])), malformed(/with version/), byte.toString(16));
+    assert.throws(
+      () => parseProxyHeader(Buffer.concat([PROXY_V2_SIGNATURE, Buffer.from([byte])])),
+      malformed(/with version/),
+      byte.toString(16),
+    );
   }
   for (const byte of [0x22, 0x2f]) {
     assert.throws(() => parseProxyHeader(Buffer.concat([PROXY_V2_SIGNATURE, Buffer.from([byte])])), malformed(/is not LOCAL or PROXY/));
@@ -214,7 +227,8 @@ test('v1 lines that break the spec are refused', () => {
     // The CRLF one byte too far: the LF would be byte 108.
     [`PROXY UNKNOWN ${'f'.repeat(92)}\r\n`, /without CRLF in its first 107 bytes/],
   ];
-  for (const [line, message] of cases) assert.throws(() => parseProxyHeader(Buffer.from(line, 'latin1')), malformed(message), JSON.stringify(line));
+  for (const [line, message] of cases)
+    assert.throws(() => parseProxyHeader(Buffer.from(line, 'latin1')), malformed(message), JSON.stringify(line));
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -324,11 +338,15 @@ const RUNS = { numRuns: 2000 };
 const anyBytes = (maxLength = 600) => fc.uint8Array({ maxLength }).map((b) => Buffer.from(b));
 /** Bytes that get past the first checks: after the v2 signature (a plausible byte 13), or `PROXY `. */
 const headerLike = fc.oneof(
-  fc.tuple(fc.constantFrom(0x20, 0x21, 0x22, 0x11), anyBytes(300)).map(([b, rest]) => Buffer.concat([PROXY_V2_SIGNATURE, Buffer.from([b]), rest])),
-  fc.tuple(fc.constantFrom(0x00, 0x11, 0x12, 0x21, 0x22, 0x31, 0x32), fc.integer({ min: 0, max: 300 }), anyBytes(320)).map(([fam, len, rest]) => {
-    const fixed = Buffer.from([0x21, fam, len >> 8, len & 0xff]);
-    return Buffer.concat([PROXY_V2_SIGNATURE, fixed, rest]);
-  }),
+  fc
+    .tuple(fc.constantFrom(0x20, 0x21, 0x22, 0x11), anyBytes(300))
+    .map(([b, rest]) => Buffer.concat([PROXY_V2_SIGNATURE, Buffer.from([b]), rest])),
+  fc
+    .tuple(fc.constantFrom(0x00, 0x11, 0x12, 0x21, 0x22, 0x31, 0x32), fc.integer({ min: 0, max: 300 }), anyBytes(320))
+    .map(([fam, len, rest]) => {
+      const fixed = Buffer.from([0x21, fam, len >> 8, len & 0xff]);
+      return Buffer.concat([PROXY_V2_SIGNATURE, fixed, rest]);
+    }),
   fc
     .tuple(fc.constantFrom('TCP4 ', 'TCP6 ', 'UNKNOWN', ''), fc.string({ unit: 'binary-ascii', maxLength: 120 }))
     .map(([protocol, text]) => Buffer.from(`PROXY ${protocol}${text}`, 'latin1')),
@@ -373,25 +391,39 @@ test('fuzz: a header is decided by its own bytes only: nothing past its length i
 
 const octet = fc.integer({ min: 0, max: 255 });
 const ipv4 = fc.tuple(octet, octet, octet, octet).map((o) => o.join('.'));
-const ipv6 = fc.array(fc.integer({ min: 0, max: 0xffff }), { minLength: 8, maxLength: 8 }).map((g) => g.map((n) => n.toString(16)).join(':'));
+const ipv6 = fc
+  .array(fc.integer({ min: 0, max: 0xffff }), { minLength: 8, maxLength: 8 })
+  .map((g) => g.map((n) => n.toString(16)).join(':'));
 const port = fc.integer({ min: 0, max: 65535 });
-const tlvs = fc.array(fc.tuple(fc.integer({ min: 0, max: 255 }), anyBytes(40)).map(([type, value]) => tlv(type, value)), { maxLength: 4 });
+const tlvs = fc.array(
+  fc.tuple(fc.integer({ min: 0, max: 255 }), anyBytes(40)).map(([type, value]) => tlv(type, value)),
+  { maxLength: 4 },
+);
 
 test('fuzz: every v2 and v1 header a proxy may send reads back as sent, TLVs and trailing bytes aside', () => {
   fc.assert(
-    fc.property(fc.oneof(ipv4, ipv6), fc.oneof(ipv4, ipv6), port, port, tlvs, anyBytes(32), fc.boolean(), (src, dst, sport, dport, extras, tail, v1) => {
-      const family = src.includes(':') || dst.includes(':') ? 'ipv6' : 'ipv4';
-      // A v1 line and the v2 builder take one family for both; an IPv4 address goes in as mapped IPv6.
-      const widen = (address: string) => (family === 'ipv6' && !address.includes(':') ? `::ffff:${address}` : address);
-      const source = { address: widen(src), port: sport };
-      const destination = { address: widen(dst), port: dport };
-      const header = v1 ? proxyV1(source, destination) : proxyV2(source, destination, extras);
-      const result = parseProxyHeader(Buffer.concat([header, tail]));
-      assert.equal(result.kind, 'proxy');
-      assert.equal(result.length, header.length);
-      assert.deepEqual(result.source, { address: canonical(source.address), port: sport });
-      assert.deepEqual(result.destination, { address: canonical(destination.address), port: dport });
-    }),
+    fc.property(
+      fc.oneof(ipv4, ipv6),
+      fc.oneof(ipv4, ipv6),
+      port,
+      port,
+      tlvs,
+      anyBytes(32),
+      fc.boolean(),
+      (src, dst, sport, dport, extras, tail, v1) => {
+        const family = src.includes(':') || dst.includes(':') ? 'ipv6' : 'ipv4';
+        // A v1 line and the v2 builder take one family for both; an IPv4 address goes in as mapped IPv6.
+        const widen = (address: string) => (family === 'ipv6' && !address.includes(':') ? `::ffff:${address}` : address);
+        const source = { address: widen(src), port: sport };
+        const destination = { address: widen(dst), port: dport };
+        const header = v1 ? proxyV1(source, destination) : proxyV2(source, destination, extras);
+        const result = parseProxyHeader(Buffer.concat([header, tail]));
+        assert.equal(result.kind, 'proxy');
+        assert.equal(result.length, header.length);
+        assert.deepEqual(result.source, { address: canonical(source.address), port: sport });
+        assert.deepEqual(result.destination, { address: canonical(destination.address), port: dport });
+      },
+    ),
     RUNS,
   );
 });

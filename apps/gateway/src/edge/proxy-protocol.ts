@@ -135,7 +135,8 @@ function parseV2(bytes: Buffer): ProxyParseResult {
 function checkVersionAndCommand(byte: number): void {
   if (byte >> 4 !== V2_VERSION) throw malformed(`PROXY v2 signature with version ${byte >> 4}`);
   const command = byte & 0x0f;
-  if (command !== ProxyCommand.Local && command !== ProxyCommand.Proxy) throw malformed(`PROXY v2 command 0x${command.toString(16)} is not LOCAL or PROXY`);
+  if (command !== ProxyCommand.Local && command !== ProxyCommand.Proxy)
+    throw malformed(`PROXY v2 command 0x${command.toString(16)} is not LOCAL or PROXY`);
 }
 
 function checkFamily(byte: number): void {
@@ -350,15 +351,20 @@ export function readProxyHeader(socket: Socket, options: ReadProxyHeaderOptions)
           buffered = Buffer.from(bytes);
           return;
         case 'absent':
-          if (options.mode === 'required') return fail(new ProxyHeaderError(ProxyHeaderFailure.Missing, 'the connection did not start with a PROXY protocol header'));
+          if (options.mode === 'required')
+            return fail(new ProxyHeaderError(ProxyHeaderFailure.Missing, 'the connection did not start with a PROXY protocol header'));
           return handBack(bytes, undefined);
         default:
           return handBack(bytes.subarray(result.length), result);
       }
     };
-    const onError = (error: Error) => fail(new ProxyHeaderError(ProxyHeaderFailure.Closed, `socket error before the PROXY header: ${error.message}`, { cause: error }));
+    const onError = (error: Error) =>
+      fail(new ProxyHeaderError(ProxyHeaderFailure.Closed, `socket error before the PROXY header: ${error.message}`, { cause: error }));
     const onClose = () => fail(new ProxyHeaderError(ProxyHeaderFailure.Closed, 'the peer closed the connection before its PROXY header'));
-    const timer = setTimeout(() => fail(new ProxyHeaderError(ProxyHeaderFailure.Timeout, `no PROXY header within ${options.timeoutMs} ms`)), options.timeoutMs);
+    const timer = setTimeout(
+      () => fail(new ProxyHeaderError(ProxyHeaderFailure.Timeout, `no PROXY header within ${options.timeoutMs} ms`)),
+      options.timeoutMs,
+    );
     timer.unref();
     socket.on('data', onData);
     socket.on('error', onError);

@@ -96,14 +96,23 @@ test('identify: from SNI, from options, from both when they agree', () => {
   const both = tenants.identify('acme.db.example.com', parameters);
   assert.equal(both.tenantId, 'acme');
   assert.equal(both.origin, TenantIdOrigin.Both);
-  assert.deepEqual([...both.parameters], [
-    ['user', 'alice'],
-    ['options', '-c search_path=x'],
-    ['database', 'app'],
-  ]);
+  assert.deepEqual(
+    [...both.parameters],
+    [
+      ['user', 'alice'],
+      ['options', '-c search_path=x'],
+      ['database', 'app'],
+    ],
+  );
   assert.equal(parameters.get('options'), '-c tenant=acme -c search_path=x', 'the input is not modified');
 
-  const fromOptions = tenants.identify(undefined, new Map([['user', 'alice'], ['options', '-c tenant=acme']]));
+  const fromOptions = tenants.identify(
+    undefined,
+    new Map([
+      ['user', 'alice'],
+      ['options', '-c tenant=acme'],
+    ]),
+  );
   assert.equal(fromOptions.origin, TenantIdOrigin.Options);
   assert.deepEqual([...fromOptions.parameters], [['user', 'alice']], 'an options parameter left empty is dropped');
 
@@ -113,7 +122,15 @@ test('identify: from SNI, from options, from both when they agree', () => {
 });
 
 test('identify refuses disagreeing SNI and options with 08004', () => {
-  const refusal = refused(() => tenants.identify('acme.db.example.com', new Map([['user', 'a'], ['options', 'tenant=other']])));
+  const refusal = refused(() =>
+    tenants.identify(
+      'acme.db.example.com',
+      new Map([
+        ['user', 'a'],
+        ['options', 'tenant=other'],
+      ]),
+    ),
+  );
   assert.equal(refusal.message, 'the host name names tenant "acme" but options name tenant "other"');
   assert.ok(refusal.hint);
 });

@@ -57,9 +57,13 @@ export class TenantIdentifier {
     const tenantId = fromName ?? options.tenantId;
     if (tenantId === undefined) throw this.#missing(serverName);
     if (fromName !== undefined && options.tenantId !== undefined && fromName !== options.tenantId) {
-      throw new Refusal(SqlState.ConnectionRejected, `the host name names tenant "${fromName}" but options name tenant "${options.tenantId}"`, {
-        hint: 'Remove the tenant setting from options, or make it match the host name.',
-      });
+      throw new Refusal(
+        SqlState.ConnectionRejected,
+        `the host name names tenant "${fromName}" but options name tenant "${options.tenantId}"`,
+        {
+          hint: 'Remove the tenant setting from options, or make it match the host name.',
+        },
+      );
     }
     return { tenantId, origin: originOf(fromName, options.tenantId), parameters: withOptions(parameters, options) };
   }
@@ -84,7 +88,8 @@ export class TenantIdentifier {
     const viaOptions = 'options=-c tenant=<tenant> (in a URL: ?options=-c%20tenant%3D<tenant>)';
     const hint = this.#example === '' ? `Add ${viaOptions}.` : `Connect to ${this.#example}, or add ${viaOptions}.`;
     const name = normalizeServerName(serverName);
-    const detail = name === undefined ? 'The client sent no TLS server name (SNI).' : `The host name ${quote(name)} is not a tenant host name.`;
+    const detail =
+      name === undefined ? 'The client sent no TLS server name (SNI).' : `The host name ${quote(name)} is not a tenant host name.`;
     return new Refusal(SqlState.ConnectionRejected, 'no tenant in the connection', { detail, hint });
   }
 }

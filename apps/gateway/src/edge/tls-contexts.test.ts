@@ -46,12 +46,15 @@ test('reload swaps the whole table; a failed reload keeps the old one', () => {
   assert.equal(before.fallback.certificate.fingerprint256, pki.edge.cert.fingerprint256, 'a table in use never changes');
 
   const mismatched: CertificateInput = { suffixes: ['.db.example.test'], certPem: pki.edge.chainPem, keyPem: other.keyPem };
-  assert.throws(() => contexts.reload([mismatched]), (error: unknown) => {
-    assert.ok(error instanceof TlsConfigError);
-    assert.equal(error.code, 'TG_ERR_TLS_CONFIG');
-    assert.match(error.message, /server certificate 1 \(\.db\.example\.test\): .*key values mismatch/);
-    return true;
-  });
+  assert.throws(
+    () => contexts.reload([mismatched]),
+    (error: unknown) => {
+      assert.ok(error instanceof TlsConfigError);
+      assert.equal(error.code, 'TG_ERR_TLS_CONFIG');
+      assert.match(error.message, /server certificate 1 \(\.db\.example\.test\): .*key values mismatch/);
+      return true;
+    },
+  );
   assert.equal(contexts.current, after);
 });
 

@@ -5,7 +5,10 @@ import { fullBucket, isFull, takeToken } from './token-bucket.ts';
 test('a bucket allows its size at once, then refills at its rate', () => {
   const limit = { perSecond: 2, size: 3 };
   const bucket = fullBucket(limit, 0);
-  assert.deepEqual([1, 2, 3, 4].map(() => takeToken(bucket, limit, 0)), [true, true, true, false]);
+  assert.deepEqual(
+    [1, 2, 3, 4].map(() => takeToken(bucket, limit, 0)),
+    [true, true, true, false],
+  );
   assert.equal(takeToken(bucket, limit, 499), false, 'not yet a whole token');
   assert.equal(takeToken(bucket, limit, 500), true);
   assert.equal(takeToken(bucket, limit, 500), false);

@@ -178,9 +178,11 @@ function responses(text: string): { status: string; body: string }[] {
   return [...text.matchAll(/HTTP\/1\.1 (\d{3}) [^\r]*\r\n[\s\S]*?\r\n\r\n([a-z ]*\n)/g)].map((m) => ({ status: m[1], body: m[2] }));
 }
 
-test('PROXY optional: a v2 header in the request\'s segment, then keep-alive requests, are served', async (t) => {
+test("PROXY optional: a v2 header in the request's segment, then keep-alive requests, are served", async (t) => {
   const admin = await start(t, { proxyProtocol: 'optional', readiness: () => false });
-  const text = await exchange(admin.address.port, [Buffer.concat([proxyV2(LB_CLIENT, ADMIN), request('/healthz', false), request('/readyz')])]);
+  const text = await exchange(admin.address.port, [
+    Buffer.concat([proxyV2(LB_CLIENT, ADMIN), request('/healthz', false), request('/readyz')]),
+  ]);
   assert.deepEqual(responses(text), [
     { status: '200', body: 'ok\n' },
     { status: '503', body: 'not ready\n' },
@@ -207,7 +209,9 @@ test('PROXY required: a request without a header, or after a malformed one, is c
   const admin = await start(t, { proxyProtocol: 'required', logger });
   assert.equal(await exchange(admin.address.port, [request('/healthz')]), '');
   assert.equal(await exchange(admin.address.port, [Buffer.concat([rawV2(0x31, 0x11), request('/healthz')])]), '');
-  assert.deepEqual(responses(await exchange(admin.address.port, [proxyV2(LB_CLIENT, ADMIN), request('/healthz')])), [{ status: '200', body: 'ok\n' }]);
+  assert.deepEqual(responses(await exchange(admin.address.port, [proxyV2(LB_CLIENT, ADMIN), request('/healthz')])), [
+    { status: '200', body: 'ok\n' },
+  ]);
   const failures = lines().filter((l) => l.msg === 'admin connection closed: no valid PROXY protocol header');
   assert.deepEqual(
     failures.map((l) => (l.err as { failure?: string }).failure),

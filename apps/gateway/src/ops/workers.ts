@@ -123,8 +123,7 @@ class Primary {
     if (isClusterMessage(message, ClusterMessage.Listening)) {
       this.#listening.add(worker);
       this.#everListening = true;
-    }
-    else if (isClusterMessage(message, ClusterMessage.Lookup)) this.#lookup(worker, message);
+    } else if (isClusterMessage(message, ClusterMessage.Lookup)) this.#lookup(worker, message);
     else if (isClusterMessage(message, ClusterMessage.Found)) this.#found(worker, message);
   };
 

@@ -101,7 +101,14 @@ export class Admission {
     let counters = this.#tenants.get(tenant.id);
     if (counters === undefined) {
       if (this.#tenants.size >= SWEEP_THRESHOLD) this.#sweep();
-      counters = { active: 0, earlyOpens: 0, connects: fullBucket(connectLimit(tenant), this.#now()), connectLimit: connectLimit(tenant), cidrs: tenant.allowedCidrs, allowList: cidrAllowList(tenant.allowedCidrs) };
+      counters = {
+        active: 0,
+        earlyOpens: 0,
+        connects: fullBucket(connectLimit(tenant), this.#now()),
+        connectLimit: connectLimit(tenant),
+        cidrs: tenant.allowedCidrs,
+        allowList: cidrAllowList(tenant.allowedCidrs),
+      };
       this.#tenants.set(tenant.id, counters);
     } else if (counters.cidrs !== tenant.allowedCidrs && !sameList(counters.cidrs, tenant.allowedCidrs)) {
       counters.cidrs = tenant.allowedCidrs;
@@ -117,7 +124,8 @@ export class Admission {
   #sweep(): void {
     const now = this.#now();
     for (const [id, counters] of this.#tenants) {
-      if (counters.active === 0 && counters.earlyOpens === 0 && isFull(counters.connects, counters.connectLimit, now)) this.#tenants.delete(id);
+      if (counters.active === 0 && counters.earlyOpens === 0 && isFull(counters.connects, counters.connectLimit, now))
+        this.#tenants.delete(id);
     }
   }
 

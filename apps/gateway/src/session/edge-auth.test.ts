@@ -23,7 +23,24 @@ import {
 import { createTempDir, createTestPki, removeTempDir, runPsql, type PsqlRun } from '@tenantgate/testing';
 import { authenticateClient, collectPassword, type EdgeAuthResult } from './edge-auth.ts';
 import { ConnectionOutcome } from '../telemetry/index.ts';
-import { ACME_HOST, EDGE_MOCK_KEY, EDGE_PARAMETER_STATUS, EDGE_PASSWORD, EDGE_ROLE, EdgeFrames, GLOBEX_HOST, edgeSocketPair, parseDataRow, scramAttempt, serializeQuery, startEdgeHarness, startRawClient, type EdgeAuthRecord, type EdgeHarness, type RawClient } from '../testing/edge-harness.ts';
+import {
+  ACME_HOST,
+  EDGE_MOCK_KEY,
+  EDGE_PARAMETER_STATUS,
+  EDGE_PASSWORD,
+  EDGE_ROLE,
+  EdgeFrames,
+  GLOBEX_HOST,
+  edgeSocketPair,
+  parseDataRow,
+  scramAttempt,
+  serializeQuery,
+  startEdgeHarness,
+  startRawClient,
+  type EdgeAuthRecord,
+  type EdgeHarness,
+  type RawClient,
+} from '../testing/edge-harness.ts';
 import { EdgeAuthError, Refusal } from '../errors.ts';
 
 const pki = await createTestPki();
@@ -101,7 +118,7 @@ describe('psql (libpq 15)', () => {
     assert.equal(record.channelBound, false);
   });
 
-  test('a wrong password: exit code 2 and PostgreSQL\'s message', async (t) => {
+  test("a wrong password: exit code 2 and PostgreSQL's message", async (t) => {
     const harness = await startEdgeHarness(t, pki);
     const run = await psql(harness, {}, 'wrong password');
     assert.equal(run.code, 2);
@@ -160,9 +177,17 @@ describe('pg (node-postgres)', () => {
 
   test('a wrong password or an unknown role: 28P01', async (t) => {
     const harness = await startEdgeHarness(t, pki);
-    for (const [user, servername] of [[EDGE_ROLE, ACME_HOST], [EDGE_ROLE, GLOBEX_HOST], ['ghost', ACME_HOST]] as const) {
+    for (const [user, servername] of [
+      [EDGE_ROLE, ACME_HOST],
+      [EDGE_ROLE, GLOBEX_HOST],
+      ['ghost', ACME_HOST],
+    ] as const) {
       const client = pgClient(t, harness, { user, password: 'wrong', enableChannelBinding: true, ssl: { ca, servername } });
-      await assert.rejects(client.connect(), { code: '28P01', severity: 'FATAL', message: `password authentication failed for user "${user}"` });
+      await assert.rejects(client.connect(), {
+        code: '28P01',
+        severity: 'FATAL',
+        message: `password authentication failed for user "${user}"`,
+      });
     }
   });
 });
@@ -222,7 +247,7 @@ describe('on the wire', () => {
     await Promise.all([wrongPassword, unknownRole, rightElsewhere].map((attempt) => attempt.client.frames.closed));
   });
 
-  test('a right password: SASLFinal; AuthenticationOk is the caller\'s to write', async (t) => {
+  test("a right password: SASLFinal; AuthenticationOk is the caller's to write", async (t) => {
     const harness = await startEdgeHarness(t, pki);
     const attempt = await scramAttempt(t, harness, ca, { password: EDGE_PASSWORD, channelBinding: 'require' });
     assert.equal(parseBackendMessage(attempt.reply).kind, 'AuthenticationSASLFinal');
@@ -239,7 +264,12 @@ describe('on the wire', () => {
       const reply = await client.frames.message();
       assert.equal(reply.kind, 'AuthenticationSASLContinue');
       client.socket.destroy();
-      return new Map(reply.data.toString('latin1').split(',').map((field) => [field[0]!, field.slice(2)]));
+      return new Map(
+        reply.data
+          .toString('latin1')
+          .split(',')
+          .map((field) => [field[0]!, field.slice(2)]),
+      );
     }
     const ghost = await serverFirst(ACME_HOST, 'ghost');
     const ghostAgain = await serverFirst(ACME_HOST, 'ghost');
@@ -255,7 +285,11 @@ describe('on the wire', () => {
   test('a SASLInitialResponse without data: an empty SASLContinue, then the client-first-message in a SASLResponse', async (t) => {
     const harness = await startEdgeHarness(t, pki);
     const client = await startRawClient(t, harness, ca);
-    const scram = new ScramClientExchange({ password: EDGE_PASSWORD, peerCertificate: client.socket.getPeerX509Certificate()!, channelBinding: 'require' });
+    const scram = new ScramClientExchange({
+      password: EDGE_PASSWORD,
+      peerCertificate: client.socket.getPeerX509Certificate()!,
+      channelBinding: 'require',
+    });
     const { mechanism, message } = scram.start(client.mechanisms);
     client.socket.write(serializeSASLInitialResponse(mechanism, null));
     assert.deepEqual(await client.frames.message(), { kind: 'AuthenticationSASLContinue', data: Buffer.alloc(0) });
@@ -281,7 +315,13 @@ describe('on the wire', () => {
     const query = serializeQuery('select 1');
     const clientFinal = serializeSASLResponse(Buffer.from(await scram.handleServerFirst(serverFirst.data), 'latin1'));
     client.socket.write(Buffer.concat([clientFinal, query]));
-    const expected = ['AuthenticationSASLFinal', 'AuthenticationOk', ...[...EDGE_PARAMETER_STATUS.keys()].map(() => 'ParameterStatus'), 'BackendKeyData', 'ReadyForQuery'];
+    const expected = [
+      'AuthenticationSASLFinal',
+      'AuthenticationOk',
+      ...[...EDGE_PARAMETER_STATUS.keys()].map(() => 'ParameterStatus'),
+      'BackendKeyData',
+      'ReadyForQuery',
+    ];
     for (const kind of expected) assert.equal((await client.frames.message()).kind, kind);
     assert.deepEqual(success(await harness.nextRecord()).leftover, query);
     await client.frames.next(); // RowDescription
@@ -299,21 +339,28 @@ describe('on the wire', () => {
     assert.equal(failure(await harness.nextRecord()).refusal?.sqlState, '08P01');
   });
 
-  test('\'y\' while PLUS was offered (a downgrade): FATAL 28000 with PostgreSQL\'s words', async (t) => {
+  test("'y' while PLUS was offered (a downgrade): FATAL 28000 with PostgreSQL's words", async (t) => {
     const harness = await startEdgeHarness(t, pki);
     const client = await startRawClient(t, harness, ca);
     client.socket.write(initialResponse('SCRAM-SHA-256', 'y,,n=,r=clientnonce'));
     const fields = await fatal(client);
     assert.equal(fields.code, '28000');
     assert.equal(fields.message, 'SCRAM channel binding negotiation error');
-    assert.equal(fields.detail, 'The client supports SCRAM channel binding but thinks the server does not.  However, this server does support channel binding.');
+    assert.equal(
+      fields.detail,
+      'The client supports SCRAM channel binding but thinks the server does not.  However, this server does support channel binding.',
+    );
   });
 
   test('channel binding data of another certificate: FATAL 28000 "SCRAM channel binding check failed"', async (t) => {
     const harness = await startEdgeHarness(t, pki);
     const client = await startRawClient(t, harness, ca);
     // Bound to the certificate a man in the middle would present, not the gateway's.
-    const scram = new ScramClientExchange({ password: EDGE_PASSWORD, peerCertificate: Buffer.from(pki.backend.certPem), channelBinding: 'require' });
+    const scram = new ScramClientExchange({
+      password: EDGE_PASSWORD,
+      peerCertificate: Buffer.from(pki.backend.certPem),
+      channelBinding: 'require',
+    });
     const { mechanism, message } = scram.start(client.mechanisms);
     client.socket.write(initialResponse(mechanism, message));
     const serverFirst = await client.frames.message();
@@ -338,7 +385,9 @@ describe('on the wire', () => {
     const client = await startRawClient(t, harness, ca);
     const mechanism = 'SCRAM-SHA-256';
     const body = Buffer.byteLength(mechanism) + 1 + 4 + 5;
-    client.socket.write(FrameWriter.message(FrontendMessageType.PasswordMessage, body).cstring(mechanism).int32(100).bytes(Buffer.from('n,,n=')).finish());
+    client.socket.write(
+      FrameWriter.message(FrontendMessageType.PasswordMessage, body).cstring(mechanism).int32(100).bytes(Buffer.from('n,,n=')).finish(),
+    );
     const fields = await fatal(client);
     assert.equal(fields.code, '08P01');
     assert.equal(fields.message, 'SASLInitialResponse: message is truncated');
@@ -365,7 +414,7 @@ describe('on the wire', () => {
     assert.match(fields.message, /invalid message length 70000/);
   });
 
-  test('another message than a SASL response: FATAL 08P01 with PostgreSQL\'s words', async (t) => {
+  test("another message than a SASL response: FATAL 08P01 with PostgreSQL's words", async (t) => {
     const harness = await startEdgeHarness(t, pki);
     const client = await startRawClient(t, harness, ca);
     client.socket.write(serializeQuery('select 1'));
@@ -430,7 +479,10 @@ describe('without tls-server-end-point', () => {
     const { server, client } = await edgeSocketPair(t);
     const events = ['data', 'error', 'end', 'close'] as const;
     const listenersBefore = events.map((event) => server.listenerCount(event));
-    const auth = authenticateClient({ socket: server }, { role: await withSecret(), roleName: 'app', tenantId: 'acme', mockKey: EDGE_MOCK_KEY, timeoutMs: 5000 });
+    const auth = authenticateClient(
+      { socket: server },
+      { role: await withSecret(), roleName: 'app', tenantId: 'acme', mockKey: EDGE_MOCK_KEY, timeoutMs: 5000 },
+    );
     const frames = new EdgeFrames(client);
     const offered = await frames.message();
     assert.deepEqual(offered, { kind: 'AuthenticationSASL', mechanisms: ['SCRAM-SHA-256'] });
@@ -448,7 +500,11 @@ describe('without tls-server-end-point', () => {
     assert.equal(result.clientKey.length, 32);
     assert.deepEqual(result.leftover, serializeTerminate());
     assert.equal(server.isPaused(), true);
-    assert.deepEqual(events.map((event) => server.listenerCount(event)), listenersBefore, 'none of its listeners left');
+    assert.deepEqual(
+      events.map((event) => server.listenerCount(event)),
+      listenersBefore,
+      'none of its listeners left',
+    );
     const serverFinal = await frames.message();
     assert.equal(serverFinal.kind, 'AuthenticationSASLFinal');
     scram.handleServerFinal(serverFinal.data);
@@ -456,7 +512,10 @@ describe('without tls-server-end-point', () => {
 
   test('selecting SCRAM-SHA-256-PLUS, which was not offered: FATAL 08P01', async (t) => {
     const { server, client } = await edgeSocketPair(t);
-    const auth = authenticateClient({ socket: server, serverCertificate: undefined }, { role: await withSecret(), roleName: 'app', tenantId: 'acme', mockKey: EDGE_MOCK_KEY, timeoutMs: 5000, refusalGraceMs: 100 }).then(
+    const auth = authenticateClient(
+      { socket: server, serverCertificate: undefined },
+      { role: await withSecret(), roleName: 'app', tenantId: 'acme', mockKey: EDGE_MOCK_KEY, timeoutMs: 5000, refusalGraceMs: 100 },
+    ).then(
       () => assert.fail('authenticated with a mechanism that was not offered'),
       (e: unknown) => e,
     );
@@ -471,7 +530,17 @@ describe('without tls-server-end-point', () => {
 
   test('a role whose stored secret cannot be read fails like a wrong password, and the log says why', async (t) => {
     const { server, client } = await edgeSocketPair(t);
-    const auth = authenticateClient({ socket: server }, { role: { ...role, scramSecret: 'md5abc' }, roleName: 'app', tenantId: 'acme', mockKey: EDGE_MOCK_KEY, timeoutMs: 5000, refusalGraceMs: 100 }).then(
+    const auth = authenticateClient(
+      { socket: server },
+      {
+        role: { ...role, scramSecret: 'md5abc' },
+        roleName: 'app',
+        tenantId: 'acme',
+        mockKey: EDGE_MOCK_KEY,
+        timeoutMs: 5000,
+        refusalGraceMs: 100,
+      },
+    ).then(
       () => assert.fail('authenticated with an unreadable secret'),
       (e: unknown) => e,
     );
@@ -487,14 +556,17 @@ describe('without tls-server-end-point', () => {
     assert.equal(reply.fields.code, '28P01');
     const error = await auth;
     assert.ok(error instanceof EdgeAuthError);
-    assert.equal(error.message, 'password authentication failed: the role\'s stored secret is not a valid SCRAM-SHA-256 secret');
+    assert.equal(error.message, "password authentication failed: the role's stored secret is not a valid SCRAM-SHA-256 secret");
     assert.doesNotMatch(String((error.cause as Error).message), /md5abc/);
   });
 
-  test('a mock key shorter than 16 bytes is the caller\'s error: rejected, connection closed', async (t) => {
+  test("a mock key shorter than 16 bytes is the caller's error: rejected, connection closed", async (t) => {
     const { server, client } = await edgeSocketPair(t);
     const frames = new EdgeFrames(client);
-    const error = await authenticateClient({ socket: server }, { role, roleName: 'app', tenantId: 'acme', mockKey: Buffer.alloc(8), timeoutMs: 5000 }).catch((e: unknown) => e);
+    const error = await authenticateClient(
+      { socket: server },
+      { role, roleName: 'app', tenantId: 'acme', mockKey: Buffer.alloc(8), timeoutMs: 5000 },
+    ).catch((e: unknown) => e);
     assert.ok(error instanceof EdgeAuthError);
     assert.equal(error.outcome, ConnectionOutcome.Error);
     assert.deepEqual(await frames.rest(), []);

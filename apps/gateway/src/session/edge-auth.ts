@@ -150,7 +150,7 @@ function storedSecret(role: TenantRole | undefined): { secret: ScramSecret | und
     return { secret: parseScramSecret(role.scramSecret), reason: 'wrong password' };
   } catch (cause) {
     // The parse error names the field, never its value.
-    return { secret: undefined, reason: 'the role\'s stored secret is not a valid SCRAM-SHA-256 secret', cause };
+    return { secret: undefined, reason: "the role's stored secret is not a valid SCRAM-SHA-256 secret", cause };
   }
 }
 
@@ -197,7 +197,8 @@ class EdgeAuthentication {
     }
     const { signal } = this.#options;
     if (signal?.aborted) return this.#onAbort();
-    if (this.#socket.destroyed) return this.#abort(ConnectionOutcome.ClientClosed, 'the client closed the connection before authentication');
+    if (this.#socket.destroyed)
+      return this.#abort(ConnectionOutcome.ClientClosed, 'the client closed the connection before authentication');
     this.#timer = setTimeout(this.#onTimeout, this.#options.timeoutMs);
     this.#timer.unref();
     signal?.addEventListener('abort', this.#onAbort, { once: true });
@@ -325,12 +326,18 @@ class EdgeAuthentication {
   /** Maps what went wrong to what the client is told, in one place. */
   #fail(error: unknown): void {
     if (error instanceof Refusal) return this.#refuse(error, error.message, error);
-    if (error instanceof ScramAuthError) return this.#refuse(authRefusal(error, this.#options.roleName), this.#authFailure(error), this.#failureCause ?? error);
+    if (error instanceof ScramAuthError)
+      return this.#refuse(authRefusal(error, this.#options.roleName), this.#authFailure(error), this.#failureCause ?? error);
     if (error instanceof ProtocolError || error instanceof ScramProtocolError) {
       return this.#refuse(new Refusal(SqlState.ProtocolViolation, error.message, { cause: error }), error.message, error);
     }
     // A fault of ours must cost one connection, never the process, and is not the client's to read.
-    this.#refuse(new Refusal(SqlState.InternalError, 'internal error'), 'internal error during client authentication', error, ConnectionOutcome.Error);
+    this.#refuse(
+      new Refusal(SqlState.InternalError, 'internal error'),
+      'internal error during client authentication',
+      error,
+      ConnectionOutcome.Error,
+    );
   }
 
   #authFailure(error: ScramAuthError): string {
@@ -406,7 +413,8 @@ function authRefusal(error: ScramAuthError, roleName: string): Refusal {
   }
   if (error.message.startsWith(NEGOTIATION_ERROR)) {
     return new Refusal(error.sqlState, NEGOTIATION_ERROR, {
-      detail: 'The client supports SCRAM channel binding but thinks the server does not.  However, this server does support channel binding.',
+      detail:
+        'The client supports SCRAM channel binding but thinks the server does not.  However, this server does support channel binding.',
     });
   }
   // "SCRAM channel binding check failed": the library uses PostgreSQL's words already.

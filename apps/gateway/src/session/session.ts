@@ -3,13 +3,29 @@
 // parallel, rewrite the startup packet, log into the backend with the recovered ClientKey, hand
 // the backend's startup messages over with the gateway's own cancel key, and splice.
 import type { Tenant, TenantRole } from '@tenantgate/tenancy';
-import { serializeAuthenticationOk, serializeBackendKeyData, serializeNoticeResponse, serializeParameterStatus, serializeReadyForQuery, SqlState, MAX_STARTUP_PACKET_LENGTH, startupPacketLength } from '@tenantgate/wire';
+import {
+  serializeAuthenticationOk,
+  serializeBackendKeyData,
+  serializeNoticeResponse,
+  serializeParameterStatus,
+  serializeReadyForQuery,
+  SqlState,
+  MAX_STARTUP_PACKET_LENGTH,
+  startupPacketLength,
+} from '@tenantgate/wire';
 import type { Admission, AdmissionTicket } from './admission.ts';
 import type { Connection, SessionClient } from './client.ts';
 import { authenticateClient, collectPassword } from './edge-auth.ts';
 import { splice, type Splice } from './splice.ts';
 import { rewriteStartup } from './startup-rewrite.ts';
-import { abandonBackend, openBackend, startBackendSession, type BackendAuth, type BackendSession, type OpenedBackend } from '../backend/index.ts';
+import {
+  abandonBackend,
+  openBackend,
+  startBackendSession,
+  type BackendAuth,
+  type BackendSession,
+  type OpenedBackend,
+} from '../backend/index.ts';
 import { backendAddress, type BackendTls } from '../backend/index.ts';
 import type { CancelKey, CancelRegistry, CancelTarget } from '../cancel/index.ts';
 import type { TenantDirectory } from '../tenants/index.ts';
@@ -151,7 +167,10 @@ async function run(shared: Shared, client: SessionClient, connection: Connection
       throw error;
     }
   } catch (error) {
-    opening?.then((opened) => abandonBackend(opened), () => {});
+    opening?.then(
+      (opened) => abandonBackend(opened),
+      () => {},
+    );
     throw error;
   } finally {
     // The ClientKey logs into any server that holds this secret, the password anywhere: keep
@@ -202,7 +221,12 @@ async function authenticate(shared: Shared, attempt: Attempt): Promise<Credentia
   });
 }
 
-async function startBackend(shared: Shared, attempt: Attempt, opening: Promise<OpenedBackend>, credentials: Credentials): Promise<BackendSession> {
+async function startBackend(
+  shared: Shared,
+  attempt: Attempt,
+  opening: Promise<OpenedBackend>,
+  credentials: Credentials,
+): Promise<BackendSession> {
   const given = attempt.client.startup.parameters;
   // Passthrough names roles only to rewrite them: any user the backend accepts may log in.
   const role = attempt.role ?? { name: attempt.user };
@@ -230,7 +254,13 @@ async function startBackend(shared: Shared, attempt: Attempt, opening: Promise<O
   }
 }
 
-async function handOver(shared: Shared, attempt: Attempt, ticket: AdmissionTicket, session: BackendSession, credentials: Credentials): Promise<void> {
+async function handOver(
+  shared: Shared,
+  attempt: Attempt,
+  ticket: AdmissionTicket,
+  session: BackendSession,
+  credentials: Credentials,
+): Promise<void> {
   const { client, connection } = attempt;
   const target: CancelTarget = {
     tenantId: attempt.tenant.id,
@@ -274,7 +304,7 @@ async function handOver(shared: Shared, attempt: Attempt, ticket: AdmissionTicke
  */
 function checkRewrittenLength(parameters: ReadonlyMap<string, string>): void {
   if (startupPacketLength(parameters) > MAX_STARTUP_PACKET_LENGTH) {
-    throw new Refusal(SqlState.ProtocolViolation, 'invalid length of startup packet once the gateway adds the tenant\'s user and database', {
+    throw new Refusal(SqlState.ProtocolViolation, "invalid length of startup packet once the gateway adds the tenant's user and database", {
       hint: 'Send fewer or shorter startup parameters (options, application_name).',
     });
   }

@@ -18,14 +18,27 @@ import {
 } from '@tenantgate/wire';
 import { MetricName, createMetrics, type GatewayMetrics } from '../telemetry/index.ts';
 import { SpliceCloseReason, splice, type Splice, type SpliceOptions } from './splice.ts';
-import { SpliceReader, SpliceWriter, copyDataBlock, repeatedDigest, sampleMax, spliceSockets, waitUntilStalled, type SpliceSockets } from '../testing/splice-pairs.ts';
+import {
+  SpliceReader,
+  SpliceWriter,
+  copyDataBlock,
+  repeatedDigest,
+  sampleMax,
+  spliceSockets,
+  waitUntilStalled,
+  type SpliceSockets,
+} from '../testing/splice-pairs.ts';
 import { waitForNoSessions } from '../testing/backend-servers.ts';
 import { startSpliceProxy } from '../testing/splice-proxy.ts';
 
 const pki = await createTestPki();
 
 const MiB = 1 << 20;
-const FATAL_57P01 = buildErrorResponse({ severity: 'FATAL', code: '57P01', message: 'terminating connection: the gateway is shutting down' });
+const FATAL_57P01 = buildErrorResponse({
+  severity: 'FATAL',
+  code: '57P01',
+  message: 'terminating connection: the gateway is shutting down',
+});
 
 interface Closed {
   readonly reason: SpliceCloseReason;
@@ -65,7 +78,9 @@ async function counter(metrics: GatewayMetrics, name: MetricName, labels: Record
 }
 
 function query(sql: string): Buffer {
-  return FrameWriter.message(FrontendMessageType.Query, Buffer.byteLength(sql) + 1).cstring(sql).finish();
+  return FrameWriter.message(FrontendMessageType.Query, Buffer.byteLength(sql) + 1)
+    .cstring(sql)
+    .finish();
 }
 
 function message(type: number, body: Buffer | string): Buffer {
@@ -381,7 +396,12 @@ test('a 50 MB COPY into and out of a real PostgreSQL passes through the splice, 
   await db.sql('CREATE TABLE items (id int PRIMARY KEY, payload text NOT NULL); ALTER TABLE items OWNER TO alice');
   const alice = await pki.client('alice');
   const metrics = createMetrics();
-  const proxy = await startSpliceProxy(t, { db, pki, identity: { caPem: pki.ca.certPem, certPem: alice.chainPem, keyPem: alice.keyPem }, metrics });
+  const proxy = await startSpliceProxy(t, {
+    db,
+    pki,
+    identity: { caPem: pki.ca.certPem, certPem: alice.chainPem, keyPem: alice.keyPem },
+    metrics,
+  });
   const sql = postgres({
     host: proxy.host,
     port: proxy.port,
@@ -440,7 +460,16 @@ test('drain on a real PostgreSQL: a running query finishes, then FATAL 57P01, an
   t.after(() => db.stop());
   const alice = await pki.client('alice');
   const proxy = await startSpliceProxy(t, { db, pki, identity: { caPem: pki.ca.certPem, certPem: alice.chainPem, keyPem: alice.keyPem } });
-  const sql = postgres({ host: proxy.host, port: proxy.port, user: 'alice', database: 'postgres', ssl: { ca: pki.ca.certPem, servername: 'localhost' }, fetch_types: false, max: 1, connect_timeout: 5 });
+  const sql = postgres({
+    host: proxy.host,
+    port: proxy.port,
+    user: 'alice',
+    database: 'postgres',
+    ssl: { ca: pki.ca.certPem, servername: 'localhost' },
+    fetch_types: false,
+    max: 1,
+    connect_timeout: 5,
+  });
   t.after(() => sql.end({ timeout: 1 }));
   const first = proxy.nextSession();
   await sql`SELECT 1`;
@@ -459,7 +488,9 @@ test('drain on a real PostgreSQL: a running query finishes, then FATAL 57P01, an
 
 async function waitForActiveQuery(db: PostgresServer, text: string): Promise<void> {
   for (let i = 0; i < 250; i++) {
-    const rows = await db.sql("SELECT 1 FROM pg_stat_activity WHERE state = 'active' AND query LIKE $1 AND pid <> pg_backend_pid()", [`%${text}%`]);
+    const rows = await db.sql("SELECT 1 FROM pg_stat_activity WHERE state = 'active' AND query LIKE $1 AND pid <> pg_backend_pid()", [
+      `%${text}%`,
+    ]);
     if (rows.length > 0) return;
     await new Promise((resolve) => setTimeout(resolve, 20));
   }

@@ -19,9 +19,15 @@ function params(...entries: [string, string][]): Map<string, string> {
 }
 
 describe('rewriteStartup: user', () => {
-  test('without a template or backend user, the client\'s user passes unchanged', () => {
+  test("without a template or backend user, the client's user passes unchanged", () => {
     const out = rewriteStartup({ parameters: params(['user', 'app'], ['database', 'shop']), tenant: tenant(), role: role('app') });
-    assert.deepEqual([...out], [['user', 'app'], ['database', 'shop']]);
+    assert.deepEqual(
+      [...out],
+      [
+        ['user', 'app'],
+        ['database', 'shop'],
+      ],
+    );
   });
 
   test('the template substitutes {user} and {tenant}, every occurrence', () => {
@@ -42,7 +48,7 @@ describe('rewriteStartup: user', () => {
     assert.equal(out.get('user'), 'u_{tenant}');
   });
 
-  test('the role\'s backendUser takes precedence over the template', () => {
+  test("the role's backendUser takes precedence over the template", () => {
     const out = rewriteStartup({
       parameters: params(['user', 'app']),
       tenant: tenant({ userRewrite: { template: '{user}_{tenant}' } }),
@@ -53,14 +59,22 @@ describe('rewriteStartup: user', () => {
 
   test(`a mapped name of exactly ${MAX_ROLE_NAME_BYTES} bytes is accepted`, () => {
     const user = 'u'.repeat(MAX_ROLE_NAME_BYTES - '_acme'.length);
-    const out = rewriteStartup({ parameters: params(['user', user]), tenant: tenant({ userRewrite: { template: '{user}_{tenant}' } }), role: role(user) });
+    const out = rewriteStartup({
+      parameters: params(['user', user]),
+      tenant: tenant({ userRewrite: { template: '{user}_{tenant}' } }),
+      role: role(user),
+    });
     assert.equal(Buffer.byteLength(out.get('user')!), MAX_ROLE_NAME_BYTES);
   });
 
   test('a mapped name over 63 bytes is refused with 28000, without showing the backend name', () => {
     const user = 'u'.repeat(MAX_ROLE_NAME_BYTES - '_acme'.length + 1);
     const refusal = catchRefusal(() =>
-      rewriteStartup({ parameters: params(['user', user]), tenant: tenant({ userRewrite: { template: '{user}_{tenant}' } }), role: role(user) }),
+      rewriteStartup({
+        parameters: params(['user', user]),
+        tenant: tenant({ userRewrite: { template: '{user}_{tenant}' } }),
+        role: role(user),
+      }),
     );
     assert.equal(refusal.sqlState, '28000');
     assert.equal(refusal.message, `user "${user}" cannot be mapped to a backend role: the mapped name is too long`);
@@ -70,14 +84,18 @@ describe('rewriteStartup: user', () => {
 
   test('the limit counts UTF-8 bytes, not characters (the schema counts characters)', () => {
     const backendUser = 'é'.repeat(32); // 32 characters, 64 bytes
-    const refusal = catchRefusal(() => rewriteStartup({ parameters: params(['user', 'app']), tenant: tenant(), role: role('app', backendUser) }));
+    const refusal = catchRefusal(() =>
+      rewriteStartup({ parameters: params(['user', 'app']), tenant: tenant(), role: role('app', backendUser) }),
+    );
     assert.equal(refusal.sqlState, '28000');
     assert.match(refusal.detail ?? '', /64 bytes/);
   });
 
   test('a mapped name with a NUL, or empty, is refused with 28000', () => {
     for (const backendUser of ['acme\0admin', '']) {
-      const refusal = catchRefusal(() => rewriteStartup({ parameters: params(['user', 'app']), tenant: tenant(), role: role('app', backendUser) }));
+      const refusal = catchRefusal(() =>
+        rewriteStartup({ parameters: params(['user', 'app']), tenant: tenant(), role: role('app', backendUser) }),
+      );
       assert.equal(refusal.sqlState, '28000');
       assert.equal(refusal.message, 'user "app" cannot be mapped to a backend role: the mapped name is invalid');
     }
@@ -85,29 +103,57 @@ describe('rewriteStartup: user', () => {
 });
 
 describe('rewriteStartup: database', () => {
-  test('the tenant\'s backend database replaces the client\'s', () => {
-    const out = rewriteStartup({ parameters: params(['user', 'app'], ['database', 'other']), tenant: tenant({ backend: { host: 'h', port: 1, database: 'app_db' } }), role: role('app') });
+  test("the tenant's backend database replaces the client's", () => {
+    const out = rewriteStartup({
+      parameters: params(['user', 'app'], ['database', 'other']),
+      tenant: tenant({ backend: { host: 'h', port: 1, database: 'app_db' } }),
+      role: role('app'),
+    });
     assert.equal(out.get('database'), 'app_db');
   });
 
-  test('the tenant\'s backend database is set when the client named none', () => {
-    const out = rewriteStartup({ parameters: params(['user', 'app']), tenant: tenant({ backend: { host: 'h', port: 1, database: 'app_db' } }), role: role('app') });
+  test("the tenant's backend database is set when the client named none", () => {
+    const out = rewriteStartup({
+      parameters: params(['user', 'app']),
+      tenant: tenant({ backend: { host: 'h', port: 1, database: 'app_db' } }),
+      role: role('app'),
+    });
     assert.equal(out.get('database'), 'app_db');
   });
 
-  test('without a backend database the client\'s passes through', () => {
-    const out = rewriteStartup({ parameters: params(['user', 'app'], ['database', 'shop']), tenant: tenant({ userRewrite: { template: '{user}_{tenant}' } }), role: role('app') });
-    assert.deepEqual([...out], [['user', 'app_acme'], ['database', 'shop']]);
+  test("without a backend database the client's passes through", () => {
+    const out = rewriteStartup({
+      parameters: params(['user', 'app'], ['database', 'shop']),
+      tenant: tenant({ userRewrite: { template: '{user}_{tenant}' } }),
+      role: role('app'),
+    });
+    assert.deepEqual(
+      [...out],
+      [
+        ['user', 'app_acme'],
+        ['database', 'shop'],
+      ],
+    );
   });
 
-  test('a client that named no database gets its own user name, not the rewritten one (PostgreSQL\'s default)', () => {
-    const out = rewriteStartup({ parameters: params(['user', 'app']), tenant: tenant({ userRewrite: { template: '{user}_{tenant}' } }), role: role('app') });
-    assert.deepEqual([...out], [['user', 'app_acme'], ['database', 'app']]);
+  test("a client that named no database gets its own user name, not the rewritten one (PostgreSQL's default)", () => {
+    const out = rewriteStartup({
+      parameters: params(['user', 'app']),
+      tenant: tenant({ userRewrite: { template: '{user}_{tenant}' } }),
+      role: role('app'),
+    });
+    assert.deepEqual(
+      [...out],
+      [
+        ['user', 'app_acme'],
+        ['database', 'app'],
+      ],
+    );
   });
 });
 
 describe('rewriteStartup: other parameters', () => {
-  test('pass through in the client\'s order, after user and database', () => {
+  test("pass through in the client's order, after user and database", () => {
     const parameters = params(
       ['application_name', 'psql'],
       ['database', 'shop'],
@@ -133,7 +179,13 @@ describe('rewriteStartup: other parameters', () => {
   test('the input map is not modified', () => {
     const parameters = params(['user', 'app'], ['replication', 'false']);
     rewriteStartup({ parameters, tenant: tenant({ userRewrite: { template: 'x_{user}' } }), role: role('app') });
-    assert.deepEqual([...parameters], [['user', 'app'], ['replication', 'false']]);
+    assert.deepEqual(
+      [...parameters],
+      [
+        ['user', 'app'],
+        ['replication', 'false'],
+      ],
+    );
   });
 
   test('replication=false (an ordinary session) is dropped', () => {
@@ -145,13 +197,18 @@ describe('rewriteStartup: other parameters', () => {
 
   test('a replication connection that got this far is refused again (0A000)', () => {
     for (const value of ['true', 'database', 'on', '1']) {
-      const refusal = catchRefusal(() => rewriteStartup({ parameters: params(['user', 'app'], ['replication', value]), tenant: tenant(), role: role('app') }));
+      const refusal = catchRefusal(() =>
+        rewriteStartup({ parameters: params(['user', 'app'], ['replication', value]), tenant: tenant(), role: role('app') }),
+      );
       assert.equal(refusal.sqlState, '0A000', value);
     }
   });
 
-  test('a role that is not the client\'s user, or no user at all, is a caller bug', () => {
-    assert.throws(() => rewriteStartup({ parameters: params(['user', 'app']), tenant: tenant(), role: role('other') }), /not the one the client named/);
+  test("a role that is not the client's user, or no user at all, is a caller bug", () => {
+    assert.throws(
+      () => rewriteStartup({ parameters: params(['user', 'app']), tenant: tenant(), role: role('other') }),
+      /not the one the client named/,
+    );
     assert.throws(() => rewriteStartup({ parameters: params(['database', 'x']), tenant: tenant(), role: role('app') }), /no user/);
   });
 });

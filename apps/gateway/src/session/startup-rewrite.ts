@@ -66,16 +66,24 @@ function applyTemplate(tenant: RewriteStartupInput['tenant'], user: string): str
 function checkBackendUser(user: string, clientUser: string): string {
   const bytes = Buffer.byteLength(user, 'utf8');
   if (bytes > MAX_ROLE_NAME_BYTES) {
-    throw new Refusal(SqlState.InvalidAuthorization, `user "${clientUser}" cannot be mapped to a backend role: the mapped name is too long`, {
-      detail: `The mapped role name has ${bytes} bytes; PostgreSQL allows at most ${MAX_ROLE_NAME_BYTES}.`,
-      hint: 'Use a shorter user name, or ask the administrator of this database to set a shorter backend user for this role.',
-    });
+    throw new Refusal(
+      SqlState.InvalidAuthorization,
+      `user "${clientUser}" cannot be mapped to a backend role: the mapped name is too long`,
+      {
+        detail: `The mapped role name has ${bytes} bytes; PostgreSQL allows at most ${MAX_ROLE_NAME_BYTES}.`,
+        hint: 'Use a shorter user name, or ask the administrator of this database to set a shorter backend user for this role.',
+      },
+    );
   }
   if (bytes === 0 || user.includes('\0')) {
-    throw new Refusal(SqlState.InvalidAuthorization, `user "${clientUser}" cannot be mapped to a backend role: the mapped name is invalid`, {
-      detail: 'The mapped role name is empty or contains a NUL byte.',
-      hint: 'Ask the administrator of this database to correct the user mapping of this tenant.',
-    });
+    throw new Refusal(
+      SqlState.InvalidAuthorization,
+      `user "${clientUser}" cannot be mapped to a backend role: the mapped name is invalid`,
+      {
+        detail: 'The mapped role name is empty or contains a NUL byte.',
+        hint: 'Ask the administrator of this database to correct the user mapping of this tenant.',
+      },
+    );
   }
   return user;
 }

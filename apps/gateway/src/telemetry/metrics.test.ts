@@ -1,6 +1,16 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { CacheResult, CacheTier, CancelResult, ConnectionOutcome, controlPlaneStatus, createMetrics, Direction, METRIC_NAMES, Phase } from './metrics.ts';
+import {
+  CacheResult,
+  CacheTier,
+  CancelResult,
+  ConnectionOutcome,
+  controlPlaneStatus,
+  createMetrics,
+  Direction,
+  METRIC_NAMES,
+  Phase,
+} from './metrics.ts';
 
 /** The metric names dashboards and alarms use: a public contract. */
 const CONTRACT_METRICS = [
@@ -14,7 +24,7 @@ const CONTRACT_METRICS = [
   'tenantgate_cancel_requests_total',
 ];
 
-test('the exported names are the contract\'s names', () => {
+test("the exported names are the contract's names", () => {
   assert.deepEqual([...METRIC_NAMES].sort(), [...CONTRACT_METRICS].sort());
 });
 

@@ -74,7 +74,10 @@ function observer(metrics: ControlPlaneDirectoryOptions['metrics'], log: Logger)
       const status = event.status === 'error' ? controlPlaneStatus(undefined) : controlPlaneStatus(event.status);
       metrics.controlPlaneRequestDuration.observe({ status }, event.durationSeconds);
       if (event.error !== undefined) {
-        log.warn({ tenant: event.tenantId, status: event.status, attempt: event.attempt, err: event.error }, 'control plane request failed');
+        log.warn(
+          { tenant: event.tenantId, status: event.status, attempt: event.attempt, err: event.error },
+          'control plane request failed',
+        );
       }
     },
     redisConnection(event) {

@@ -22,4 +22,3 @@ export interface TenantDirectory {
   /** Stops timers and connections; resolve() must not be called after. */
   close(): Promise<void>;
 }
-

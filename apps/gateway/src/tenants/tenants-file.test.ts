@@ -123,7 +123,11 @@ test('an invalid file: each error names the field by its JSON pointer', async (t
     [{ tenants: [tenant('acme', { backend: { host: 'h', port: 70000 } })] }, '/tenants/0/backend/port', /<= 65535/],
     [{ tenants: [tenant('acme'), tenant('Bad')] }, '/tenants/1/id', /a-z, 0-9/],
     [{ tenants: [tenant('acme'), tenant('acme')] }, '/tenants/1/id', /duplicate tenant id "acme"/],
-    [{ tenants: [tenant('acme', { roles: [{ name: 'app', password: 'p', scramSecret: SECRET }] })] }, '/tenants/0/roles/0', /exactly one of "password" and "scramSecret"/],
+    [
+      { tenants: [tenant('acme', { roles: [{ name: 'app', password: 'p', scramSecret: SECRET }] })] },
+      '/tenants/0/roles/0',
+      /exactly one of "password" and "scramSecret"/,
+    ],
     [{ tenants: [tenant('acme', { colour: 'blue' })] }, '/tenants/0/colour', /not a known field/],
     [{ tenants: [tenant('acme', { allowedCidrs: ['10.0.0.0/33'] })] }, '/tenants/0/allowedCidrs/0', /not a CIDR block/],
   ];
@@ -173,7 +177,9 @@ test('reload swaps the whole table at once', async (t) => {
   const file = await tempFile(t, { tenants: [tenant('acme'), tenant('beta')] });
   const source = await TenantsFileDirectory.open(file.path);
   t.after(() => source.close());
-  await file.write({ tenants: [tenant('gamma', { roles: [{ name: 'app', password: PASSWORD }] }), tenant('beta', { status: 'maintenance' })] });
+  await file.write({
+    tenants: [tenant('gamma', { roles: [{ name: 'app', password: PASSWORD }] }), tenant('beta', { status: 'maintenance' })],
+  });
 
   const reloading = source.reload();
   // Until the new file is read and hashed, the old table answers, whole.
@@ -226,7 +232,10 @@ test('reloads run one after another: the last one called wins', async (t) => {
   slow = false;
   await file.write({ tenants: [tenant('v3')] });
   const second = source.reload();
-  assert.deepEqual(await Promise.all([first, second]), [{ ok: true, count: 1 }, { ok: true, count: 1 }]);
+  assert.deepEqual(await Promise.all([first, second]), [
+    { ok: true, count: 1 },
+    { ok: true, count: 1 },
+  ]);
   assert.equal((await source.resolve('v3')).kind, 'found');
   assert.equal((await source.resolve('v2')).kind, 'unknown');
 });
@@ -241,11 +250,13 @@ test('after close(), resolve() fails', async (t) => {
 test('the locator finds a fault exactly when JSON.parse does', () => {
   const texts = fc.oneof(
     fc.json(),
-    fc.json().chain((json) =>
-      fc.tuple(fc.nat({ max: json.length }), fc.constantFrom('', ',', '}', ']', '"', ':', '\n', '\\', '0', 'x', '\u0001')).map(
-        ([at, insert]) => json.slice(0, at) + insert + json.slice(at + (insert === '' ? 1 : 0)),
+    fc
+      .json()
+      .chain((json) =>
+        fc
+          .tuple(fc.nat({ max: json.length }), fc.constantFrom('', ',', '}', ']', '"', ':', '\n', '\\', '0', 'x', '\u0001'))
+          .map(([at, insert]) => json.slice(0, at) + insert + json.slice(at + (insert === '' ? 1 : 0))),
       ),
-    ),
   );
   fc.assert(
     fc.property(texts, (text) => {

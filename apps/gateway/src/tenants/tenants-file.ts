@@ -83,9 +83,7 @@ function deepFreeze<T>(value: T): T {
   return value;
 }
 
-export type TenantsFileReload =
-  | { readonly ok: true; readonly count: number }
-  | { readonly ok: false; readonly error: TenantsFileError };
+export type TenantsFileReload = { readonly ok: true; readonly count: number } | { readonly ok: false; readonly error: TenantsFileError };
 
 const UNKNOWN: TenantLookup = Object.freeze({ kind: 'unknown' });
 
@@ -140,7 +138,8 @@ export class TenantsFileDirectory implements TenantDirectory {
       this.#lookups = lookupsOf(tenants);
       return { ok: true, count: tenants.size };
     } catch (error) {
-      const failure = error instanceof TenantsFileError ? error : new TenantsFileError(this.path, (error as Error).message, { cause: error });
+      const failure =
+        error instanceof TenantsFileError ? error : new TenantsFileError(this.path, (error as Error).message, { cause: error });
       return { ok: false, error: failure };
     }
   }

@@ -54,7 +54,12 @@ export async function startFakeBackend(t: TestContext, onConnection: (socket: So
     port,
     accepted: () => accepted,
     open: () => sockets.size,
-    waitForNoConnections: (timeoutMs = 5000) => waitFor(() => sockets.size === 0, timeoutMs, () => `${sockets.size} connection(s) still open`),
+    waitForNoConnections: (timeoutMs = 5000) =>
+      waitFor(
+        () => sockets.size === 0,
+        timeoutMs,
+        () => `${sockets.size} connection(s) still open`,
+      ),
   };
 }
 
@@ -186,7 +191,11 @@ export async function sessionCount(db: PostgresServer): Promise<number> {
 /** Resolves once PostgreSQL has no client session left but the asker's (backends exit asynchronously). */
 export async function waitForNoSessions(db: PostgresServer, timeoutMs = 5000): Promise<void> {
   let last = -1;
-  await waitFor(async () => (last = await sessionCount(db)) === 0, timeoutMs, () => `${last} session(s) still open`);
+  await waitFor(
+    async () => (last = await sessionCount(db)) === 0,
+    timeoutMs,
+    () => `${last} session(s) still open`,
+  );
 }
 
 async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs: number, describe: () => string): Promise<void> {
@@ -232,7 +241,11 @@ export function simpleQuery(socket: TLSSocket, sql: string, leftover: Buffer = B
     const onClose = (): void => finish(new Error('the backend closed the connection during the query'));
     socket.on('data', onData);
     socket.once('close', onClose);
-    socket.write(FrameWriter.message(FrontendMessageType.Query, Buffer.byteLength(sql) + 1).cstring(sql).finish());
+    socket.write(
+      FrameWriter.message(FrontendMessageType.Query, Buffer.byteLength(sql) + 1)
+        .cstring(sql)
+        .finish(),
+    );
     if (leftover.length > 0) onData(leftover);
     socket.resume();
   });

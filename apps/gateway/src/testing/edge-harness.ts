@@ -142,10 +142,19 @@ function secretOf(password: string): Promise<string> {
   return secret;
 }
 
-function authenticate(client: ClientStartup, tenants: ReadonlyMap<string, Tenant>, options: EdgeHarnessOptions, record: (r: EdgeAuthRecord) => void): void {
+function authenticate(
+  client: ClientStartup,
+  tenants: ReadonlyMap<string, Tenant>,
+  options: EdgeHarnessOptions,
+  record: (r: EdgeAuthRecord) => void,
+): void {
   const tenant = tenants.get(client.tenantId);
   if (tenant === undefined) {
-    closeGracefully(client.socket, buildErrorResponse({ severity: 'FATAL', code: '08004', message: `unknown tenant "${client.tenantId}"` }), 200);
+    closeGracefully(
+      client.socket,
+      buildErrorResponse({ severity: 'FATAL', code: '08004', message: `unknown tenant "${client.tenantId}"` }),
+      200,
+    );
     return;
   }
   const user = client.startup.parameters.get('user') ?? '';
@@ -238,12 +247,16 @@ class EdgeTestSession {
     }
     if (this.#skippingToSync) return;
     if (type === FrontendMessageType.Query) {
-      this.#socket.write(Buffer.concat([rowDescription(['user']), dataRow([this.#user]), commandComplete('SELECT 1'), serializeReadyForQuery('I')]));
+      this.#socket.write(
+        Buffer.concat([rowDescription(['user']), dataRow([this.#user]), commandComplete('SELECT 1'), serializeReadyForQuery('I')]),
+      );
       return;
     }
     // The extended protocol: refused batch by batch, as the wire tests' server does.
     this.#skippingToSync = true;
-    this.#socket.write(buildErrorResponse({ severity: 'ERROR', code: '0A000', message: 'the edge harness only speaks the simple query protocol' }));
+    this.#socket.write(
+      buildErrorResponse({ severity: 'ERROR', code: '0A000', message: 'the edge harness only speaks the simple query protocol' }),
+    );
   }
 }
 
@@ -384,7 +397,11 @@ export async function scramAttempt(
 ): Promise<ScramAttempt> {
   const client = await startRawClient(t, harness, ca, options);
   const peerCertificate = client.socket.getPeerX509Certificate();
-  const scram = new ScramClientExchange({ password: options.password, channelBinding: options.channelBinding ?? 'prefer', ...(peerCertificate ? { peerCertificate } : {}) });
+  const scram = new ScramClientExchange({
+    password: options.password,
+    channelBinding: options.channelBinding ?? 'prefer',
+    ...(peerCertificate ? { peerCertificate } : {}),
+  });
   const { mechanism, message } = scram.start(client.mechanisms);
   client.socket.write(serializeSASLInitialResponse(mechanism, Buffer.from(message, 'latin1')));
   const serverFirst = await client.frames.message();

@@ -71,7 +71,13 @@ export async function startSpliceProxy(t: TestContext, options: SpliceProxyOptio
   async function handOver(raw: Socket): Promise<ProxiedSession> {
     const client = await acceptTls(raw, serverContext);
     const startup = await readStartup(client);
-    const opened = await openBackend({ host: options.db.host, port: options.db.port, serverName: 'localhost', secureContext: backendContext, connectTimeoutMs: 5000 });
+    const opened = await openBackend({
+      host: options.db.host,
+      port: options.db.port,
+      serverName: 'localhost',
+      secureContext: backendContext,
+      connectTimeoutMs: 5000,
+    });
     const session = await startBackendSession(opened, { parameters: startup.parameters, auth: { kind: 'none' }, timeoutMs: 5000 });
     client.write(startupReplay(session));
     let settle: (reason: SpliceCloseReason) => void = () => {};

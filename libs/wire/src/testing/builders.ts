@@ -85,18 +85,16 @@ export function copyData(data: Uint8Array): Buffer {
 
 /** CopyOutResponse in text format with `columns` columns. */
 export function copyOutResponse(columns: number): Buffer {
-  const writer = FrameWriter.message(BackendMessageType.CopyOutResponse, 3 + 2 * columns).byte(0).int16(columns);
+  const writer = FrameWriter.message(BackendMessageType.CopyOutResponse, 3 + 2 * columns)
+    .byte(0)
+    .int16(columns);
   for (let i = 0; i < columns; i++) writer.int16(0);
   return writer.finish();
 }
 
 export function notificationResponse(processId: number, channel: string, payload: string): Buffer {
   const length = 4 + cstringLength(channel) + cstringLength(payload);
-  return FrameWriter.message(BackendMessageType.NotificationResponse, length)
-    .int32(processId)
-    .cstring(channel)
-    .cstring(payload)
-    .finish();
+  return FrameWriter.message(BackendMessageType.NotificationResponse, length).int32(processId).cstring(channel).cstring(payload).finish();
 }
 
 /** What a simple-protocol SELECT returns: T, one D per row, C `SELECT n`, Z. */
