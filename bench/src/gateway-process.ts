@@ -85,6 +85,9 @@ function gatewayEnvironment(options: GatewayProcessOptions, tenantsFile: string,
     GATEWAY_BACKEND_CLIENT_CERT: files.clientCert,
     GATEWAY_BACKEND_CLIENT_KEY: files.clientKey,
     GATEWAY_DRAIN_SECONDS: '1',
+    // Every bench client comes from 127.0.0.1: the per-address limits would measure themselves.
+    GATEWAY_MAX_PENDING_PER_ADDRESS: '1000',
+    GATEWAY_CONNECTS_PER_SECOND_PER_ADDRESS: '0',
     LOG_LEVEL: options.logLevel,
     ...(options.nodeOptions === '' ? {} : { NODE_OPTIONS: options.nodeOptions }),
   };

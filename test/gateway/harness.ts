@@ -40,6 +40,7 @@ import {
   serializeSSLRequest,
   type BackendMessage,
   type NoticeFields,
+  serializeStartupMessage,
 } from '@tenantgate/wire';
 
 export const PASSWORD = 'secret-pw';
@@ -258,8 +259,9 @@ export async function psqlExit(child: ChildProcess): Promise<{ code: number | nu
 // Raw sockets: what a client that is not libpq (or not a Postgres client at all) sees
 
 /** A plain TCP connection to the gateway, destroyed after the test. */
-export async function rawConnect(t: TestContext, gateway: Gateway): Promise<Socket> {
-  const socket = connectTcp(gateway.address.port, '127.0.0.1');
+export async function rawConnect(t: TestContext, gateway: Gateway, localAddress?: string): Promise<Socket> {
+  // Another loopback address as the source (127.0.0.2, ...) makes the connection another client.
+  const socket = connectTcp({ port: gateway.address.port, host: '127.0.0.1', ...(localAddress === undefined ? {} : { localAddress }) });
   t.after(() => socket.destroy());
   socket.on('error', () => {});
   await once(socket, 'connect');
@@ -275,8 +277,14 @@ export async function readUntilClose(socket: Socket): Promise<Buffer> {
 }
 
 /** An SSLRequest on a raw connection, 'S', then TLS to the tenant's name. */
-export async function upgradeToTls(t: TestContext, gateway: Gateway, pki: TestPki, servername: string): Promise<TLSSocket> {
-  const raw = await rawConnect(t, gateway);
+export async function upgradeToTls(
+  t: TestContext,
+  gateway: Gateway,
+  pki: TestPki,
+  servername: string,
+  localAddress?: string,
+): Promise<TLSSocket> {
+  const raw = await rawConnect(t, gateway, localAddress);
   raw.write(serializeSSLRequest());
   const [answer] = (await once(raw, 'data')) as [Buffer];
   assert.equal(answer.toString('latin1'), 'S');
@@ -285,6 +293,28 @@ export async function upgradeToTls(t: TestContext, gateway: Gateway, pki: TestPk
   socket.on('error', () => {});
   await once(socket, 'secureConnect');
   return socket;
+}
+
+/**
+ * TLS to the tenant's name, a StartupMessage for `user` (database `app`), and the gateway's
+ * AuthenticationSASL read: the client is where SCRAM begins. The caller decides what comes next.
+ */
+export async function openToScram(
+  t: TestContext,
+  gateway: Gateway,
+  pki: TestPki,
+  options: { readonly tenant: string; readonly user: string; readonly localAddress?: string },
+): Promise<{ socket: TLSSocket; messages: AsyncGenerator<RawMessage>; mechanisms: string[] }> {
+  const socket = await upgradeToTls(t, gateway, pki, tenantHost(options.tenant), options.localAddress);
+  const messages = serverMessages(socket);
+  const parameters = new Map([
+    ['user', options.user],
+    ['database', 'app'],
+  ]);
+  socket.write(serializeStartupMessage({ minorVersion: 0, parameters }));
+  const sasl = parsed(await nextMessage(messages));
+  assert.equal(sasl.kind, 'AuthenticationSASL');
+  return { socket, messages, mechanisms: sasl.kind === 'AuthenticationSASL' ? sasl.mechanisms : [] };
 }
 
 /** One backend message as the client sees it: its type byte and whole frame. */

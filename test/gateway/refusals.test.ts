@@ -10,7 +10,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Gateway } from '@tenantgate/gateway';
 import { createTestPki, runPsql, type TestPki } from '@tenantgate/testing';
-import { ScramClientExchange, serializeSASLInitialResponse, serializeStartupMessage } from '@tenantgate/wire';
+import { ScramClientExchange, serializeSASLInitialResponse } from '@tenantgate/wire';
 import {
   PASSWORD,
   SUFFIX,
@@ -22,11 +22,10 @@ import {
   pgClient,
   psqlSettings,
   scratchDir,
-  serverMessages,
   startBackend,
   startGateway,
   tenantHost,
-  upgradeToTls,
+  openToScram,
   type TenantEntry,
 } from './harness.ts';
 
@@ -233,20 +232,7 @@ function pick(error: { severity?: string; code?: string; message: string; detail
 
 /** The gateway's AuthenticationSASL and server-first-message for `user`, then the client goes away. */
 async function serverFirst(t: TestContext, gateway: Gateway, pki: TestPki, user: string) {
-  const socket = await upgradeToTls(t, gateway, pki, tenantHost('acme'));
-  const messages = serverMessages(socket);
-  socket.write(
-    serializeStartupMessage({
-      minorVersion: 0,
-      parameters: new Map([
-        ['user', user],
-        ['database', 'app'],
-      ]),
-    }),
-  );
-  const sasl = parsed(await nextMessage(messages));
-  assert.equal(sasl.kind, 'AuthenticationSASL');
-  const mechanisms = sasl.kind === 'AuthenticationSASL' ? sasl.mechanisms : [];
+  const { socket, messages, mechanisms } = await openToScram(t, gateway, pki, { tenant: 'acme', user });
   const scram = new ScramClientExchange({ password: 'irrelevant', channelBinding: 'disable' });
   const first = scram.start(mechanisms);
   socket.write(serializeSASLInitialResponse(first.mechanism, Buffer.from(first.message)));

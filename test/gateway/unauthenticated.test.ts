@@ -1,24 +1,24 @@
-// Clients that never log in (docs/architecture.md, step 7): parked in authentication, they
+// Clients that never log in (docs/architecture.md, steps 1 and 7): parked in authentication, they
 // spend neither the tenant's connection cap nor its connect rate, and make the backend fork no
-// more than the tenant's early-open budget, while a real client of the same tenant and one of
-// another tenant on the same PostgreSQL keep logging in.
-import { test } from 'node:test';
+// more than the tenant's early-open budget; silent sockets and parked clients from one address
+// fill only that address's share of the pending connections. Meanwhile real clients of the same
+// tenant and of another tenant on the same PostgreSQL keep logging in.
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
 import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { createTestPki } from '@tenantgate/testing';
-import { serializeStartupMessage } from '@tenantgate/wire';
+import { createTestPki, type PostgresServer, type TestPki } from '@tenantgate/testing';
+import { serializeSSLRequest } from '@tenantgate/wire';
 import {
   NO_LIMITS,
   connectPg,
-  nextMessage,
-  parsed,
+  rawConnect,
   scratchDir,
-  serverMessages,
   startBackend,
   startGateway,
   tenantHost,
-  upgradeToTls,
+  openToScram,
   type TenantEntry,
 } from './harness.ts';
 
@@ -40,14 +40,20 @@ async function postmasterChildren(dataDir: string): Promise<number> {
   return count;
 }
 
-test('clients that never log in hold no capacity and start no backend beyond the early-open budget', async (t) => {
-  const pki = await createTestPki();
-  const dir = scratchDir(t, 'gw-unauthenticated');
-  const backend = await startBackend(t, pki, {
+/** A PostgreSQL whose pg_hba lets the gateway's certificate in as `app`. */
+function certBackend(t: TestContext, pki: TestPki): Promise<PostgresServer> {
+  return startBackend(t, pki, {
     hba: ['hostssl all all 127.0.0.1/32 cert'],
     roles: [{ name: 'app' }],
     databases: [{ name: 'app', owner: 'app' }],
   });
+}
+
+test('clients that never log in hold no capacity and start no backend beyond the early-open budget', async (t) => {
+  const pki = await createTestPki();
+  const dir = scratchDir(t, 'gw-unauthenticated');
+  const backend = await certBackend(t, pki);
+
   if (backend.dataDir === undefined) return t.skip('the backend runs in a container: its processes are not visible here');
   const at = { host: '127.0.0.1', port: backend.port };
   const tenants: TenantEntry[] = [
@@ -60,21 +66,7 @@ test('clients that never log in hold no capacity and start no backend beyond the
   await new Promise((resolve) => setTimeout(resolve, 200));
   const before = await postmasterChildren(backend.dataDir);
 
-  for (let i = 0; i < PARKED; i++) {
-    const socket = await upgradeToTls(t, gateway, pki, tenantHost('small'));
-    const messages = serverMessages(socket);
-    socket.write(
-      serializeStartupMessage({
-        minorVersion: 0,
-        parameters: new Map([
-          ['user', i % 2 === 0 ? 'app' : 'mallory'],
-          ['database', 'app'],
-        ]),
-      }),
-    );
-    // Asked for SCRAM, the client says nothing more.
-    assert.equal(parsed(await nextMessage(messages)).kind, 'AuthenticationSASL');
-  }
+  for (let i = 0; i < PARKED; i++) await openToScram(t, gateway, pki, { tenant: 'small', user: i % 2 === 0 ? 'app' : 'mallory' });
   await new Promise((resolve) => setTimeout(resolve, 200));
   const forked = (await postmasterChildren(backend.dataDir)) - before;
   assert.ok(forked <= EARLY_OPENS, `${PARKED} parked clients made the backend fork ${forked} processes; the budget is ${EARLY_OPENS}`);
@@ -88,4 +80,45 @@ test('clients that never log in hold no capacity and start no backend beyond the
   const other = await connectPg(t, gateway, pki, { servername: tenantHost('other'), password: 'other-pw', database: 'app' });
   await other.query('select 1');
   await Promise.all([first.end(), second.end(), other.end()]);
+});
+
+test('silent sockets from one address fill only its share of the pending connections, not the gateway', async (t) => {
+  const pki = await createTestPki();
+  const dir = scratchDir(t, 'gw-silent');
+  const backend = await certBackend(t, pki);
+
+  const at = { host: '127.0.0.1', port: backend.port };
+  const tenants: TenantEntry[] = [{ id: 'acme', backend: at, roles: [{ name: 'app', password: 'acme-pw' }], limits: NO_LIMITS }];
+  const PER_ADDRESS = 20;
+  const gateway = await startGateway(t, { pki, dir, tenants, settings: { maxPendingConnections: 200, maxPendingPerAddress: PER_ADDRESS } });
+
+  // 200 silent sockets from 127.0.0.2: the first 20 are held, the rest refused at once with 53300.
+  const silent = await Promise.all(Array.from({ length: 200 }, () => rawConnect(t, gateway, '127.0.0.2')));
+  const refused = await Promise.all(
+    silent.map(
+      (socket) =>
+        new Promise<boolean>((resolve) => {
+          socket.once('data', (bytes: Buffer) => resolve(bytes.includes(Buffer.from('53300'))));
+          socket.once('close', () => resolve(false));
+          setTimeout(() => resolve(false), 2000).unref();
+        }),
+    ),
+  );
+  assert.equal(refused.filter(Boolean).length, 200 - PER_ADDRESS);
+
+  // Clients parked in authentication from 127.0.0.3 hold their share until the splice: once 20
+  // wait at the SCRAM exchange, the next one from there is refused before TLS.
+  for (let i = 0; i < PER_ADDRESS; i++) await openToScram(t, gateway, pki, { tenant: 'acme', user: 'app', localAddress: '127.0.0.3' });
+  const extra = await rawConnect(t, gateway, '127.0.0.3');
+  extra.write(serializeSSLRequest());
+  const [reply] = (await once(extra, 'data')) as [Buffer];
+  assert.equal(reply.toString('latin1', 0, 1), 'E', 'refused with an ErrorResponse where S would be');
+  assert.ok(reply.includes(Buffer.from('53300')));
+
+  // Real clients from 127.0.0.1 log in all along.
+  for (let i = 0; i < 3; i++) {
+    const client = await connectPg(t, gateway, pki, { servername: tenantHost('acme'), password: 'acme-pw', database: 'app' });
+    await client.query('select 1');
+    await client.end();
+  }
 });

@@ -28,8 +28,8 @@ export type GatewaySettings = Pick<
   | 'backendConnectTimeoutMs'
   | 'secretsDir'
 > &
-  // PROXY protocol on the Postgres port; `off` when absent.
-  Partial<Pick<GatewayConfig, 'proxyProtocol'>>;
+  // PROXY protocol on the Postgres port (`off` when absent), and the per-address limits (none when absent).
+  Partial<Pick<GatewayConfig, 'proxyProtocol' | 'maxPendingPerAddress' | 'connectsPerSecondPerAddress'>>;
 
 export interface GatewayOptions {
   readonly settings: GatewaySettings;

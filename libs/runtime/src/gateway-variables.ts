@@ -146,6 +146,18 @@ const GATEWAY_TABLE = [
     expects: 'an integer from 1 to 1000000',
     description: 'Per worker, connections accepted but not yet spliced; beyond it new ones are refused.',
   },
+  {
+    name: 'GATEWAY_MAX_PENDING_PER_ADDRESS',
+    schema: { type: 'integer', default: 64, minimum: 1, maximum: 1_000_000 },
+    expects: 'an integer from 1 to 1000000',
+    description: "Per worker, connections not yet spliced from one client address (the PROXY header's source when there is one).",
+  },
+  {
+    name: 'GATEWAY_CONNECTS_PER_SECOND_PER_ADDRESS',
+    schema: { type: 'integer', default: 100, minimum: 0, maximum: 1_000_000 },
+    expects: 'an integer from 0 to 1000000',
+    description: 'Per worker, new connections a second from one client address, with bursts of twice that; 0 turns the limit off.',
+  },
   LOG_LEVEL_VARIABLE,
 ] as const satisfies readonly ConfigVariable[];
 

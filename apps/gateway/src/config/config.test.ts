@@ -57,6 +57,8 @@ test('a development environment gets the documented defaults', () => {
     authTimeoutMs: 30_000,
     backendConnectTimeoutMs: 10_000,
     maxPendingConnections: 1000,
+    maxPendingPerAddress: 64,
+    connectsPerSecondPerAddress: 100,
     logLevel: 'info',
   };
   assert.deepEqual(loadConfig(development), expected);

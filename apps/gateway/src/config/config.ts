@@ -63,6 +63,9 @@ export interface GatewayConfig {
   readonly authTimeoutMs: number;
   readonly backendConnectTimeoutMs: number;
   readonly maxPendingConnections: number;
+  readonly maxPendingPerAddress: number;
+  /** 0: no per-address connect rate. */
+  readonly connectsPerSecondPerAddress: number;
   readonly logLevel: LogLevel;
 }
 
@@ -110,6 +113,8 @@ type SchemaValues = KeyedByTable<{
   GATEWAY_AUTH_TIMEOUT_MS: number;
   GATEWAY_BACKEND_CONNECT_TIMEOUT_MS: number;
   GATEWAY_MAX_PENDING_CONNECTIONS: number;
+  GATEWAY_MAX_PENDING_PER_ADDRESS: number;
+  GATEWAY_CONNECTS_PER_SECOND_PER_ADDRESS: number;
   LOG_LEVEL: LogLevel;
 }>;
 type KeyedByTable<T> = [Exclude<VariableName, keyof T>, Exclude<keyof T, VariableName>] extends [never, never]
@@ -155,6 +160,8 @@ export function loadConfig(env: NodeJS.ProcessEnv): GatewayConfig {
     authTimeoutMs: values.GATEWAY_AUTH_TIMEOUT_MS,
     backendConnectTimeoutMs: values.GATEWAY_BACKEND_CONNECT_TIMEOUT_MS,
     maxPendingConnections: values.GATEWAY_MAX_PENDING_CONNECTIONS,
+    maxPendingPerAddress: values.GATEWAY_MAX_PENDING_PER_ADDRESS,
+    connectsPerSecondPerAddress: values.GATEWAY_CONNECTS_PER_SECOND_PER_ADDRESS,
     logLevel: values.LOG_LEVEL,
   };
 }

@@ -166,6 +166,20 @@ test('above maxPendingConnections a client gets 53300 at once, without TLS; belo
   assert.equal(errorFields((await received).bytes).code, 'XX000');
 });
 
+test('one address gets twice GATEWAY_CONNECTS_PER_SECOND_PER_ADDRESS at once, then 53300 naming its address, not the gateway', async (t) => {
+  const front = await startTestFront(t, pki, { config: { connectsPerSecondPerAddress: 2 } });
+  for (let i = 0; i < 4; i++) {
+    const tls = await upgradeToTls(await connectRaw(front.port), { ca: pki.ca.certPem, servername: ACME });
+    const received = readUntilClose(tls);
+    tls.write(startupMessage({ user: 'alice' }));
+    assert.equal(errorFields((await received).bytes).code, 'XX000', 'served');
+  }
+  const { bytes } = await readUntilClose(await connectRaw(front.port));
+  const fields = errorFields(bytes);
+  assert.equal(fields.code, '53300');
+  assert.equal(fields.detail, 'Your address opened too many connections in the last second.');
+});
+
 test('close() stops accepting at once and waits for handshakes under way, which still complete', async (t) => {
   const front = await startTestFront(t, pki);
   const tls = await upgradeToTls(await connectRaw(front.port), { ca: pki.ca.certPem, servername: ACME });

@@ -18,14 +18,17 @@ import { sendRefusal } from '../refusal.ts';
 import { TenantIdentifier } from './tenant-id.ts';
 import type { TlsContexts } from './tls-contexts.ts';
 import { HandshakeError, ProxyHeaderError, ProxyHeaderFailure, Refusal } from '../errors.ts';
+import { AddressBuckets, PendingConnections, type PendingSlot } from '../limits/index.ts';
 
 export type ListenerConfig = Pick<
   GatewayConfig,
   'listen' | 'sniSuffixes' | 'allowPlaintext' | 'handshakeTimeoutMs' | 'maxPendingConnections'
-> & {
-  /** PROXY protocol header before the client's bytes; `off` when absent. */
-  readonly proxyProtocol?: ProxyProtocolMode;
-};
+> &
+  /** Per-address limits; absent: none. */
+  Partial<Pick<GatewayConfig, 'maxPendingPerAddress' | 'connectsPerSecondPerAddress'>> & {
+    /** PROXY protocol header before the client's bytes; `off` when absent. */
+    readonly proxyProtocol?: ProxyProtocolMode;
+  };
 
 export interface ListenerOptions {
   readonly config: ListenerConfig;
@@ -51,11 +54,50 @@ export interface Listener {
   readonly address: ListenAddress;
   /** Connections accepted and still in the handshake. */
   readonly pendingHandshakes: number;
+  /** Connections accepted and not yet spliced or closed (GATEWAY_MAX_PENDING_CONNECTIONS counts these). */
+  readonly pendingConnections: number;
   /** Stops accepting; resolves once the handshakes under way have ended (bounded by their timeout). Idempotent. */
   close(): Promise<void>;
 }
 
 let lastConnectionId = 0;
+
+/** The listener's options with the limits it keeps: what each function below reads. */
+interface Edge extends ListenerOptions {
+  readonly handshakeOptions: HandshakeOptions;
+  /** Handshakes under way, for close() to wait on. */
+  readonly handshakes: Map<Socket, Promise<void>>;
+  /** Connections not yet spliced, in total and per address. */
+  readonly pending: PendingConnections;
+  /** New connections per address and second; undefined when off. */
+  readonly connectRates: AddressBuckets<'connect'> | undefined;
+}
+
+/** Why a connection is refused before its handshake: each has its own words. */
+const Overload = {
+  Gateway: 'gateway',
+  AddressPending: 'address_pending',
+  AddressRate: 'address_rate',
+} as const;
+type Overload = (typeof Overload)[keyof typeof Overload];
+
+const OVERLOAD_REFUSALS: Readonly<Record<Overload, { readonly detail: string; readonly hint: string; readonly log: string }>> = {
+  [Overload.Gateway]: {
+    detail: 'The gateway has too many connections in progress.',
+    hint: 'Retry in a moment.',
+    log: 'connection refused: too many connections in progress',
+  },
+  [Overload.AddressPending]: {
+    detail: 'Your address has too many connections in progress.',
+    hint: 'Retry in a moment, with fewer connections at once.',
+    log: 'connection refused: too many connections in progress from the address',
+  },
+  [Overload.AddressRate]: {
+    detail: 'Your address opened too many connections in the last second.',
+    hint: 'Retry with backoff, or keep connections open in a pool.',
+    log: 'connection refused: too many new connections a second from the address',
+  },
+};
 
 /** Listens on `config.listen`; rejects if the port cannot be bound. */
 export async function startListener(options: ListenerOptions): Promise<Listener> {
@@ -69,10 +111,15 @@ export async function startListener(options: ListenerOptions): Promise<Listener>
     metrics: options.metrics,
     refusalGraceMs: options.refusalGraceMs,
   };
-  const pending = new Map<Socket, Promise<void>>();
-  const server = createServer({ noDelay: true, keepAlive: true, keepAliveInitialDelay: 60_000 }, (socket) =>
-    accept(socket, options, handshakeOptions, pending),
-  );
+  const rate = config.connectsPerSecondPerAddress ?? 0;
+  const edge: Edge = {
+    ...options,
+    handshakeOptions,
+    handshakes: new Map(),
+    pending: new PendingConnections(config.maxPendingConnections, config.maxPendingPerAddress ?? Number.MAX_SAFE_INTEGER),
+    connectRates: rate > 0 ? new AddressBuckets({ perSecond: rate, size: 2 * rate }, ['connect']) : undefined,
+  };
+  const server = createServer({ noDelay: true, keepAlive: true, keepAliveInitialDelay: 60_000 }, (socket) => accept(socket, edge));
   await listen(server, config.listen, options.reusePort);
   server.on('error', (err) => logger.error({ err }, 'listener error'));
   const { address, port } = server.address() as AddressInfo;
@@ -82,9 +129,12 @@ export async function startListener(options: ListenerOptions): Promise<Listener>
   return {
     address: { host: address, port },
     get pendingHandshakes() {
-      return pending.size;
+      return edge.handshakes.size;
     },
-    close: () => (closing ??= stop(server, pending)),
+    get pendingConnections() {
+      return edge.pending.size;
+    },
+    close: () => (closing ??= stop(server, edge.handshakes)),
   };
 }
 
@@ -103,46 +153,61 @@ async function stop(server: Server, pending: ReadonlyMap<Socket, Promise<void>>)
   await Promise.allSettled(pending.values());
 }
 
-function accept(socket: Socket, options: ListenerOptions, handshakeOptions: HandshakeOptions, pending: Map<Socket, Promise<void>>): void {
+function accept(socket: Socket, edge: Edge): void {
   if (socket.remoteAddress === undefined) {
     // Gone before we saw it: nothing to say to it, nothing to count.
     socket.destroy();
     return;
   }
   const peer = { address: clientAddressOf(socket.remoteAddress), port: socket.remotePort ?? 0 };
-  const connection = newConnection(options.logger, ++lastConnectionId, peer, process.hrtime.bigint());
-  if (pending.size >= options.config.maxPendingConnections) return refuseOverload(socket, options, connection);
-  const release = () => pending.delete(socket);
-  const mode = options.config.proxyProtocol ?? 'off';
+  const slot = edge.pending.enter();
+  const connection = newConnection(edge.logger, ++lastConnectionId, peer, process.hrtime.bigint(), slot ?? NO_SLOT);
+  if (slot === undefined) return refuseOverload(socket, edge, connection, Overload.Gateway);
+  const mode = edge.config.proxyProtocol ?? 'off';
+  // Behind a load balancer the client's address comes with the PROXY header: it is checked then.
+  if (mode === 'off') {
+    const overload = admitAddress(edge, slot, peer.address);
+    if (overload !== undefined) return refuseOverload(socket, edge, connection, overload);
+  }
+  const release = () => edge.handshakes.delete(socket);
   // With PROXY protocol off nothing is added to a connection's path: no header read, no timer.
   const settled =
-    mode === 'off'
-      ? handshake(socket, handshakeOptions, options, connection, release)
-      : handshakeBehindProxy(socket, mode, handshakeOptions, options, connection, release);
-  pending.set(socket, settled);
+    mode === 'off' ? handshake(socket, edge, connection, release) : handshakeBehindProxy(socket, mode, edge, connection, release);
+  edge.handshakes.set(socket, settled);
 }
 
-function newConnection(logger: Logger, id: number, client: Endpoint, acceptedAt: bigint): Connection {
-  return { id, log: connectionLogger(logger, { conn: id, client: formatAddress(client.address, client.port) }), acceptedAt };
+/** A connection refused at accept holds no slot; this one stands in for it. */
+const NO_SLOT: PendingSlot = { bind: () => false, release: () => {} };
+
+/** The per-address limits for a connection from `address`: its share of the pending ones, then a connect token. */
+function admitAddress(edge: Edge, slot: PendingSlot, address: string): Overload | undefined {
+  if (!slot.bind(address)) return Overload.AddressPending;
+  if (edge.connectRates !== undefined && !edge.connectRates.take(address, 'connect')) return Overload.AddressRate;
+  return undefined;
+}
+
+function newConnection(logger: Logger, id: number, client: Endpoint, acceptedAt: bigint, pending: PendingSlot): Connection {
+  return { id, log: connectionLogger(logger, { conn: id, client: formatAddress(client.address, client.port) }), acceptedAt, pending };
 }
 
 /** The handshake, then the next phase or the one log line of its failure. `client` overrides the socket's address. */
 function handshake(
   socket: Socket,
-  handshakeOptions: HandshakeOptions,
-  options: ListenerOptions,
+  edge: Edge,
   connection: Connection,
   release: () => void,
   client?: Endpoint,
+  handshakeOptions: HandshakeOptions = edge.handshakeOptions,
 ): Promise<void> {
   return performHandshake(socket, handshakeOptions).then(
     (result) => {
       release();
-      dispatch(client === undefined ? result : { ...result, clientAddress: client.address, clientPort: client.port }, options, connection);
+      dispatch(client === undefined ? result : { ...result, clientAddress: client.address, clientPort: client.port }, edge, connection);
     },
     (error: unknown) => {
       release();
-      reportFailure(error, options.metrics, connection.log);
+      connection.pending.release();
+      reportFailure(error, edge.metrics, connection.log);
     },
   );
 }
@@ -155,28 +220,34 @@ function handshake(
 async function handshakeBehindProxy(
   socket: Socket,
   mode: ProxyHeaderMode,
-  handshakeOptions: HandshakeOptions,
-  options: ListenerOptions,
+  edge: Edge,
   connection: Connection,
   release: () => void,
 ): Promise<void> {
-  const { handshakeTimeoutMs } = options.config;
+  const { handshakeTimeoutMs } = edge.config;
   const startedAt = performance.now();
   let header: ProxyHeader | undefined;
   try {
     header = await readProxyHeader(socket, { mode, timeoutMs: handshakeTimeoutMs });
   } catch (error) {
     release();
-    return reportHeaderFailure(error, mode, options.metrics, connection.log);
+    connection.pending.release();
+    return reportHeaderFailure(error, mode, edge.metrics, connection.log);
   }
   const client = clientOf(header);
-  const proxied = client === undefined ? connection : newConnection(options.logger, connection.id, client, connection.acceptedAt);
+  const proxied =
+    client === undefined ? connection : newConnection(edge.logger, connection.id, client, connection.acceptedAt, connection.pending);
+  const overload = admitAddress(edge, connection.pending, client?.address ?? clientAddressOf(socket.remoteAddress ?? ''));
+  if (overload !== undefined) {
+    release();
+    return refuseOverload(socket, edge, proxied, overload);
+  }
   if (header !== undefined) {
     const proxy = formatAddress(socket.remoteAddress ?? '', socket.remotePort);
     proxied.log.debug({ proxy, header: header.kind, version: header.version }, 'PROXY protocol header');
   }
   const timeoutMs = Math.max(1, Math.ceil(handshakeTimeoutMs - (performance.now() - startedAt)));
-  const settled = handshake(socket, { ...handshakeOptions, timeoutMs }, options, proxied, release, client);
+  const settled = handshake(socket, edge, proxied, release, client, { ...edge.handshakeOptions, timeoutMs });
   // The header reader left the socket paused, the bytes after the header unread; the handshake reads them now.
   socket.resume();
   await settled;
@@ -215,23 +286,22 @@ function reportHeaderFailure(error: unknown, mode: ProxyHeaderMode, metrics: Gat
 }
 
 /**
- * Above the cap, the client gets 53300 at once, before any read or TLS work. It arrives where
+ * Above a cap, the client gets 53300 at once, before any read or TLS work. It arrives where
  * the client expects 'S': libpq up to 16 shows it, 17 reports an error during the SSL exchange.
  */
-function refuseOverload(socket: Socket, options: ListenerOptions, connection: Connection): void {
-  const refusal = new Refusal(SqlState.TooManyConnections, 'too many connections', {
-    detail: 'The gateway has too many connections in progress.',
-    hint: 'Retry in a moment.',
-  });
-  sendRefusal(socket, refusal, { metrics: options.metrics, graceMs: options.refusalGraceMs });
-  options.metrics.connections.inc({ outcome: ConnectionOutcome.Refused });
-  const fields = { outcome: ConnectionOutcome.Refused, sqlstate: refusal.sqlState, limit: options.config.maxPendingConnections };
-  logClientEvent(connection.log, 'warn', fields, 'connection refused: too many handshakes in progress');
+function refuseOverload(socket: Socket, edge: Edge, connection: Connection, overload: Overload): void {
+  connection.pending.release();
+  const words = OVERLOAD_REFUSALS[overload];
+  const refusal = new Refusal(SqlState.TooManyConnections, 'too many connections', { detail: words.detail, hint: words.hint });
+  sendRefusal(socket, refusal, { metrics: edge.metrics, graceMs: edge.refusalGraceMs });
+  edge.metrics.connections.inc({ outcome: ConnectionOutcome.Refused });
+  logClientEvent(connection.log, 'warn', { outcome: ConnectionOutcome.Refused, sqlstate: refusal.sqlState, limit: overload }, words.log);
 }
 
-function dispatch(result: HandshakeResult, options: ListenerOptions, connection: Connection): void {
+function dispatch(result: HandshakeResult, options: Edge, connection: Connection): void {
   try {
     if (result.kind === 'cancel') {
+      connection.pending.release();
       options.metrics.connections.inc({ outcome: ConnectionOutcome.Cancel });
       connection.log.debug({ tls: result.tls, processId: result.processId }, 'cancel request');
       options.cancels.forward(result, connection);
@@ -248,8 +318,10 @@ function dispatch(result: HandshakeResult, options: ListenerOptions, connection:
       },
       'client handshake complete',
     );
+    // The session releases the connection's pending slot once it is spliced or refused.
     options.sessions.serve(result, connection);
   } catch (err) {
+    connection.pending.release();
     options.metrics.connections.inc({ outcome: ConnectionOutcome.Error });
     connection.log.error({ err }, 'the next phase failed to take the connection');
     if (result.kind === 'startup') result.socket.destroy();

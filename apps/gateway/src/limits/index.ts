@@ -1,2 +1,4 @@
 // What the rest of the gateway uses of limits/; everything else here is internal to it.
 export { type BucketLimit, type TokenBucket, fullBucket, isFull, takeToken } from './token-bucket.ts';
+export { AddressBuckets } from './address-buckets.ts';
+export { PendingConnections, type PendingSlot } from './pending.ts';

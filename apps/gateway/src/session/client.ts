@@ -3,6 +3,7 @@
 // needs only this.
 // Map: docs/architecture.md, step 5.
 import type { Socket } from 'node:net';
+import type { PendingSlot } from '../limits/index.ts';
 import type { Logger } from '../telemetry/index.ts';
 
 /** A client that sent a StartupMessage and named a tenant. */
@@ -32,4 +33,6 @@ export interface Connection {
   readonly log: Logger;
   /** `process.hrtime.bigint()` at accept: the start of the `total` phase. */
   readonly acceptedAt: bigint;
+  /** Its place among the connections not yet spliced: the session releases it once spliced or refused. */
+  readonly pending: PendingSlot;
 }

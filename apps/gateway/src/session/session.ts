@@ -136,6 +136,8 @@ async function serveClient(shared: Shared, client: SessionClient, connection: Co
   } catch (error) {
     fail(shared, client, connection, error);
     return;
+  } finally {
+    connection.pending.release();
   }
   // Spliced: the splice listens to the socket now, and nothing waits on the signal any more.
   // An idle session then holds neither the controller nor these closures, and its close builds
