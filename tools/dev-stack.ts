@@ -90,6 +90,8 @@ export async function startDevStack(): Promise<DevStack> {
         CONTROL_PLANE_DATA_DIR: env.CONTROL_PLANE_DATA_DIR ?? join(DATA_DIR, 'control-plane'),
         CONTROL_PLANE_ADMIN_TOKENS: tokens.admin,
         CONTROL_PLANE_GATEWAY_TOKENS: tokens.gateway,
+        // The demo's backends run on this machine.
+        CONTROL_PLANE_ALLOW_LOCAL_BACKENDS: 'true',
       }),
     );
     children.push(

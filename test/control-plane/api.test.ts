@@ -365,6 +365,17 @@ for (const kind of ['pglite', 'postgres'] as const satisfies readonly StoreKind[
         ErrorCode.Validation,
       );
       assert.deepEqual(unusable.issues.map((i: { path: string }) => i.path).sort(), ['/backend/database', '/userRewrite/template']);
+      // A backend on this machine or a cloud metadata address, unless CONTROL_PLANE_ALLOW_LOCAL_BACKENDS.
+      const metadata = tenantBody('metadata', { backend: { host: '169.254.169.254' } });
+      const local = expect(await api('POST', '/v1/tenants', { json: metadata }), 400, ErrorCode.Validation);
+      assert.equal(local.issues[0].path, '/backend/host');
+      assert.match(local.issues[0].message, /CONTROL_PLANE_ALLOW_LOCAL_BACKENDS/);
+      const moved = { backend: { host: 'localhost' } };
+      expect(
+        await api('PATCH', '/v1/tenants/dupe', { json: moved, headers: { 'content-type': 'application/merge-patch+json' } }),
+        400,
+        ErrorCode.Validation,
+      );
       // Nothing of the rejected requests was written.
       assert.equal((await api('GET', '/v1/tenants/large')).status, 404);
       const dupe = (await api('GET', '/v1/tenants/dupe')).body;

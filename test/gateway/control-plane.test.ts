@@ -44,6 +44,7 @@ let dir: string;
 async function startControlPlane() {
   const publisher = createRedisClient(redis.url, { maxReconnectDelayMs: 200 });
   const app = buildApp({
+    allowLocalBackends: true,
     database,
     redis: publisher,
     adminTokens: [ADMIN],
@@ -129,10 +130,14 @@ async function routeRequests(): Promise<number> {
     .reduce((sum, line) => sum + Number(line.split(' ').at(-1)), 0);
 }
 
-/** A client that opens TLS, sends its StartupMessage, and leaves once the gateway asks it to authenticate. */
-async function untilAuthentication(tenant: string): Promise<string> {
+/**
+ * A client that opens TLS, sends its StartupMessage, and leaves at the gateway's first answer:
+ * its type ('R' to authenticate, 'E' refused) and, for an ErrorResponse, its SQLSTATE.
+ */
+async function firstAnswer(tenant: string, localAddress?: string): Promise<{ type: string; code?: string }> {
   const socket = tlsConnect({
     host: '127.0.0.1',
+    ...(localAddress === undefined ? {} : { localAddress }),
     port: gateway.address.port,
     servername: `${tenant}.db.example.test`,
     ca: pki.ca.certPem,
@@ -152,10 +157,16 @@ async function untilAuthentication(tenant: string): Promise<string> {
       }),
     );
     const [chunk] = (await once(socket, 'data')) as [Buffer];
-    return String.fromCharCode(chunk[0]!);
+    const type = String.fromCharCode(chunk[0]!);
+    return type === 'E' ? { type, code: /C([0-9A-Z]{5})\0/.exec(chunk.toString('latin1'))?.[1] } : { type };
   } finally {
     socket.destroy();
   }
+}
+
+/** The first answer's type only: 'R' when the gateway asks the client to authenticate. */
+async function untilAuthentication(tenant: string): Promise<string> {
+  return (await firstAnswer(tenant)).type;
 }
 
 // The same suite with the control plane's two stores: embedded PGlite and a real PostgreSQL.
@@ -258,6 +269,20 @@ for (const kind of ['pglite', 'postgres'] as const)
       const answers = await Promise.all(Array.from({ length: 500 }, () => untilAuthentication('burst')));
       assert.deepEqual(new Set(answers), new Set(['R']), 'every client was asked to authenticate');
       assert.equal((await routeRequests()) - before, 1);
+    });
+
+    test('random tenant names from one address cost at most 20 control-plane requests; tenants it knows still answer', async () => {
+      await create('known', backendA);
+      assert.equal(await marker('known'), 'backend-a');
+      const before = await routeRequests();
+      const codes: (string | undefined)[] = [];
+      // From 127.0.0.4, so the allowance spent here is not the other tests' (127.0.0.1).
+      for (let i = 0; i < 40; i++) codes.push((await firstAnswer(`random-${i}-${Date.now()}`, '127.0.0.4')).code);
+      assert.ok((await routeRequests()) - before <= 20, 'past its allowance the address makes the directory ask nothing');
+      assert.equal(codes.at(-1), '53300');
+      assert.ok(codes.slice(0, 10).every((code) => code === '08004'));
+      // A tenant the gateway holds is still served to that address.
+      assert.deepEqual(await firstAnswer('known', '127.0.0.4'), { type: 'R' });
     });
 
     test('Redis stopped and restarted: connections keep working throughout, and invalidations resume', async () => {

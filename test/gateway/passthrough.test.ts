@@ -1,7 +1,7 @@
 // Tenants in `passthrough` mode: the gateway asks the client for its password (inside TLS) and
 // answers whatever the tenant's own PostgreSQL asks with it (SCRAM with channel binding to the
 // backend, or md5); the backend, not the gateway, decides. A backend that checks no password
-// (pg_hba `cert`) is refused, since nobody would have checked the client.
+// (pg_hba `cert`) is refused as a wrong password is, since nobody would have checked the client.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -145,9 +145,12 @@ describe('passthrough authentication', () => {
     assert.match(run.stderr, /channel binding required/);
   });
 
-  test('a backend that checks no password is refused: nobody would have checked the client', async () => {
+  test('a backend that checks no password is refused as a wrong password is: nobody would have checked the client', async () => {
     const error = await connectError(client('pt-cert', 'gateway', 'anything'));
-    assert.equal(error.code, '08001');
-    assert.match(error.message, /without checking the client's password/);
+    assert.equal(error.code, '28P01');
+    assert.equal(error.message, 'password authentication failed for user "gateway"');
+    // The same answer as a password role with a wrong password: the method is not given away.
+    const wrong = await connectError(client('pt-scram', 'alice', 'nope'));
+    assert.deepEqual([wrong.code, wrong.message.replace('alice', 'gateway')], [error.code, error.message]);
   });
 });

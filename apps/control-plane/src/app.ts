@@ -42,6 +42,8 @@ export interface BuildAppOptions {
   /** At least one. */
   readonly adminTokens: readonly string[];
   readonly gatewayTokens?: readonly string[];
+  /** Tenants whose backend is on a loopback or link-local address are refused unless this is true. */
+  readonly allowLocalBackends?: boolean;
   /** pino options (or false, the default, for none); ignored when loggerInstance is given. */
   readonly logger?: boolean | FastifyLoggerOptions;
   readonly loggerInstance?: FastifyBaseLogger;
@@ -99,7 +101,7 @@ export function buildApp(options: BuildAppOptions): FastifyInstance {
   void app.register(metricsPlugin);
   void app.register(invalidationPlugin, { redis: options.redis, ...options.invalidation });
   void app.register(healthRoutes);
-  void app.register(tenantRoutes);
+  void app.register(tenantRoutes, { allowLocalBackends: options.allowLocalBackends ?? false });
   void app.register(routeRoutes);
   return app;
 }

@@ -22,6 +22,7 @@ test('defaults: PGlite in .data/control-plane on 127.0.0.1:8080, no Redis, level
     redisUrl: undefined,
     adminTokens: [ADMIN],
     gatewayTokens: [],
+    allowLocalBackends: false,
     logLevel: 'info',
   });
 });

@@ -38,6 +38,7 @@ export interface ControlPlaneConfig {
   readonly redisUrl: string | undefined;
   readonly adminTokens: readonly string[];
   readonly gatewayTokens: readonly string[];
+  readonly allowLocalBackends: boolean;
   readonly logLevel: LogLevel;
 }
 
@@ -67,6 +68,7 @@ interface RawValues {
   REDIS_URL?: string;
   CONTROL_PLANE_ADMIN_TOKENS: string[];
   CONTROL_PLANE_GATEWAY_TOKENS?: string[];
+  CONTROL_PLANE_ALLOW_LOCAL_BACKENDS: boolean;
   LOG_LEVEL: LogLevel;
 }
 
@@ -99,6 +101,7 @@ export async function loadConfig(env: Environment): Promise<ControlPlaneConfig> 
     redisUrl: raw.REDIS_URL,
     adminTokens: adminTokens as string[],
     gatewayTokens: gatewayTokens as string[],
+    allowLocalBackends: raw.CONTROL_PLANE_ALLOW_LOCAL_BACKENDS,
     logLevel: raw.LOG_LEVEL,
   };
 }

@@ -80,6 +80,7 @@ async function start(config: ControlPlaneConfig, logger: Logger, resources: Reso
     redis: resources.redis,
     adminTokens: config.adminTokens,
     gatewayTokens: config.gatewayTokens,
+    allowLocalBackends: config.allowLocalBackends,
     loggerInstance: logger,
   });
   try {

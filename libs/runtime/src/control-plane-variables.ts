@@ -50,6 +50,12 @@ const CONTROL_PLANE_TABLE = [
     description: 'Bearer tokens that may only read routes (GET /v1/routes/:id), one per gateway fleet.',
     secret: true,
   },
+  {
+    name: 'CONTROL_PLANE_ALLOW_LOCAL_BACKENDS',
+    schema: { type: 'boolean', default: false },
+    expects: 'true or false',
+    description: 'Accept tenants whose backend host is loopback, link-local or localhost (a single-machine setup).',
+  },
   LOG_LEVEL_VARIABLE,
 ] as const satisfies readonly ConfigVariable[];
 

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { cidrAllowList, isAddressAllowed, parseCidr } from './cidr.ts';
+import { cidrAllowList, isAddressAllowed, isLocalHost, parseCidr } from './cidr.ts';
 
 test('parseCidr accepts IPv4 and IPv6 blocks and rejects the rest', () => {
   assert.deepEqual(parseCidr('10.0.0.0/8'), { address: '10.0.0.0', prefix: 8, family: 'ipv4' });
@@ -24,4 +24,25 @@ test('isAddressAllowed matches plain, IPv6 and IPv4-mapped client addresses', ()
 test('the default allow-list admits every address', () => {
   const list = cidrAllowList(['0.0.0.0/0', '::/0']);
   for (const address of ['127.0.0.1', '::1', '::ffff:192.0.2.1', 'fe80::1']) assert.equal(isAddressAllowed(list, address), true);
+});
+
+test('local hosts: loopback, link-local and localhost, in every spelling; other addresses and names are not', () => {
+  for (const host of [
+    '127.0.0.1',
+    '127.1.2.3',
+    '169.254.169.254',
+    '0.0.0.0',
+    '::1',
+    '[::1]',
+    'fe80::1',
+    '::ffff:127.0.0.1',
+    'localhost',
+    'LOCALHOST.',
+    'db.localhost',
+  ]) {
+    assert.equal(isLocalHost(host), true, host);
+  }
+  for (const host of ['10.0.3.17', '192.168.1.1', '2001:db8::1', 'db.internal', 'localhost.example.com', '128.0.0.1']) {
+    assert.equal(isLocalHost(host), false, host);
+  }
 });

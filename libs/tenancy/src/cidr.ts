@@ -43,3 +43,24 @@ export function isAddressAllowed(list: BlockList, address: string): boolean {
   if (isIPv6(address)) return list.check(address, 'ipv6');
   return false;
 }
+
+const LOCAL = new BlockList();
+LOCAL.addSubnet('127.0.0.0', 8, 'ipv4'); // loopback
+LOCAL.addSubnet('169.254.0.0', 16, 'ipv4'); // link-local, cloud metadata services among them
+LOCAL.addSubnet('0.0.0.0', 8, 'ipv4'); // "this host"
+LOCAL.addAddress('::1', 'ipv6');
+LOCAL.addAddress('::', 'ipv6');
+LOCAL.addSubnet('fe80::', 10, 'ipv6');
+
+/**
+ * Whether a backend host names this machine or its link: a loopback or link-local address, or
+ * `localhost`. A tenant pointed there would reach the gateway's own host or a cloud metadata
+ * service instead of a database. (A name that resolves there is not caught: DNS is not read.)
+ */
+export function isLocalHost(host: string): boolean {
+  const name = host.toLowerCase().replace(/\.$/, '');
+  if (name === 'localhost' || name.endsWith('.localhost')) return true;
+  const address = name.startsWith('[') && name.endsWith(']') ? name.slice(1, -1) : name;
+  if (!isIPv4(address) && !isIPv6(address)) return false;
+  return isAddressAllowed(LOCAL, address);
+}

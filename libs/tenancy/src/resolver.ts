@@ -44,6 +44,11 @@ export interface TenantResolver {
    */
   resolve(tenantId: string, signal?: AbortSignal): Promise<TenantResolution>;
   /**
+   * Whether resolve() would answer from memory (a route, fresh or stale, or a fresh "unknown")
+   * without waiting on Redis or the control plane.
+   */
+  isCached(tenantId: string): boolean;
+  /**
    * Resolves once the Redis connection is ready and the invalidation channel subscribed (at once
    * without Redis). Resolving does not need it; tests and readiness probes may.
    */
@@ -142,6 +147,10 @@ class Resolver implements TenantResolver {
       clearTimeout(timer);
     }
     return this.#serveStale(tenantId, stale, new ControlPlaneSlowError(this.#staleDeadlineMs));
+  }
+
+  isCached(tenantId: string): boolean {
+    return this.#memory.fresh(tenantId) !== undefined || this.#memory.stale(tenantId) !== undefined;
   }
 
   async ready(signal?: AbortSignal): Promise<void> {

@@ -2,7 +2,7 @@
 // roles. Admin tokens only. Every write is one store transaction; after it commits, the
 // invalidation publisher is kicked. Replies carry `ETag: "<version>"`; writes honour If-Match.
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest, FastifySchemaCompiler } from 'fastify';
-import { materializeTenant, validateTenantInput, type Tenant, type TenantInput, type TenantRole } from '@tenantgate/tenancy';
+import { isLocalHost, materializeTenant, validateTenantInput, type Tenant, type TenantInput, type TenantRole } from '@tenantgate/tenancy';
 import { decodeCursor, encodeCursor } from '../cursor.ts';
 import { etagOf, parseIfMatch } from '../etag.ts';
 import { tenantNotFound, validationError } from '../errors.ts';
@@ -37,8 +37,19 @@ const tenantRecordValidator: FastifySchemaCompiler<unknown> = () => (data: unkno
   }
 };
 
-const tenants: FastifyPluginAsync = async (app) => {
+export interface TenantRoutesOptions {
+  /** Backends on loopback or link-local addresses (CONTROL_PLANE_ALLOW_LOCAL_BACKENDS). */
+  readonly allowLocalBackends?: boolean;
+}
+
+const tenants: FastifyPluginAsync<TenantRoutesOptions> = async (app, options) => {
   const tags = ['tenants'];
+  const checkBackend = (tenant: Pick<TenantInput, 'backend'>): void => {
+    if (options.allowLocalBackends === true || !isLocalHost(tenant.backend.host)) return;
+    const message =
+      'is a loopback or link-local address (this machine, or a cloud metadata service); set CONTROL_PLANE_ALLOW_LOCAL_BACKENDS=true to allow it';
+    throw validationError('body', [{ path: '/backend/host', message }]);
+  };
 
   app.post<{ Body: TenantInput }>(
     '/v1/tenants',
@@ -52,6 +63,7 @@ const tenants: FastifyPluginAsync = async (app) => {
       },
     },
     async (request, reply) => {
+      checkBackend(request.body);
       const tenant = await materializeTenant(request.body, hashPassword);
       const stored = await app.store.create(tenant);
       await app.invalidations.publish();
@@ -112,7 +124,12 @@ const tenants: FastifyPluginAsync = async (app) => {
       },
     },
     async (request, reply) => {
-      const stored = await app.store.update(request.params.id, (current) => patched(current, request.body), writeCondition(request));
+      const change = (current: Tenant): Tenant => {
+        const next = patched(current, request.body);
+        checkBackend(next);
+        return next;
+      };
+      const stored = await app.store.update(request.params.id, change, writeCondition(request));
       await app.invalidations.publish();
       return sendTenant(reply, stored);
     },

@@ -16,6 +16,7 @@ import {
   ScramClientExchange,
   ScramError,
   ScramMechanism,
+  SqlState,
   parseBackendMessage,
   serializePasswordMessage,
   serializeSASLInitialResponse,
@@ -377,10 +378,15 @@ class StartupExchange {
       case 'AuthenticationOk':
         this.#expect(message.kind, StartupState.AwaitingAuthRequest, StartupState.AwaitingAuthOk);
         if (this.#state === StartupState.AwaitingAuthRequest && this.#options.auth.kind === 'password') {
-          throw this.#authFailed(
-            "it let the gateway in without checking the client's password, which passthrough authentication needs",
-            'passthrough: the backend asked for no password (trust or cert in pg_hba)',
-          );
+          // Nobody checked the client's password. The client is told what a wrong password gets,
+          // so that a role that logs in by certificate cannot be told from one with a password.
+          const fields = {
+            severity: 'FATAL',
+            code: SqlState.InvalidPassword,
+            message: `password authentication failed for user "${this.#backendUser()}"`,
+          };
+          const logDetail = `${this.#where}: passthrough: the backend asked for no password (trust or cert in pg_hba), so nobody would check the client's`;
+          throw new BackendStartupError(fields, { phase: BackendPhase.Startup, logDetail });
         }
         this.#state = StartupState.Starting;
         return undefined;

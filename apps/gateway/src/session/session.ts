@@ -30,6 +30,7 @@ import { backendAddress, type BackendTls } from '../backend/index.ts';
 import type { CancelKey, CancelRegistry, CancelTarget } from '../cancel/index.ts';
 import type { TenantDirectory } from '../tenants/index.ts';
 import { ConnectionOutcome, Phase, logClientEvent, type GatewayMetrics } from '../telemetry/index.ts';
+import { AddressBuckets } from '../limits/index.ts';
 import { sendRefusal } from '../refusal.ts';
 import { BackendError, BackendStartupError, EdgeAuthError, Refusal, TenantDirectoryUnreachableError } from '../errors.ts';
 
@@ -49,6 +50,8 @@ export interface SessionsOptions {
 interface Shared extends SessionsOptions {
   /** Live splices, for drain. */
   readonly live: Set<Splice>;
+  /** Per client address, lookups that found no tenant: each may cost a control-plane request. */
+  readonly unknownLookups: AddressBuckets<'unknown'>;
   /** Aborted by drain and close with a 57P01 Refusal: connections still being set up end with it. */
   readonly shutdown: AbortSignal;
 }
@@ -68,7 +71,12 @@ export class Sessions {
   readonly #settingUp = new Set<Promise<void>>();
 
   constructor(options: SessionsOptions) {
-    this.#shared = { ...options, live: new Set(), shutdown: this.#shutdown.signal };
+    this.#shared = {
+      ...options,
+      live: new Set(),
+      unknownLookups: new AddressBuckets(UNKNOWN_TENANTS_PER_ADDRESS, ['unknown']),
+      shutdown: this.#shutdown.signal,
+    };
   }
 
   /** Sessions spliced and open. */
@@ -147,7 +155,7 @@ async function serveClient(shared: Shared, client: SessionClient, connection: Co
 }
 
 async function run(shared: Shared, client: SessionClient, connection: Connection, signal: AbortSignal): Promise<void> {
-  const tenant = await timed(shared, Phase.Resolve, () => resolveTenant(shared, client.tenantId, signal));
+  const tenant = await timed(shared, Phase.Resolve, () => resolveTenant(shared, client, signal));
   timed(shared, Phase.Admit, () => shared.admission.check(tenant, client.clientAddress));
   const user = client.startup.parameters.get('user') as string;
   const attempt: Attempt = { client, connection, signal, tenant, user, role: tenant.roles.find((r) => r.name === user) };
@@ -323,9 +331,24 @@ function handoverBytes(client: SessionClient, session: BackendSession, key: Canc
   ]);
 }
 
-async function resolveTenant(shared: Shared, tenantId: string, signal: AbortSignal): Promise<Tenant> {
+/**
+ * Lookups of tenants that do not exist, per client address: 20 at once, then 2 a second. Random
+ * names each miss every cache and cost a control-plane request; past its allowance an address
+ * may still reach every tenant the directory holds, but no longer makes the directory ask.
+ */
+const UNKNOWN_TENANTS_PER_ADDRESS = { perSecond: 2, size: 20 } as const;
+
+async function resolveTenant(shared: Shared, client: SessionClient, signal: AbortSignal): Promise<Tenant> {
+  const { tenantId, clientAddress } = client;
+  if (!shared.tenants.isCached(tenantId) && !shared.unknownLookups.available(clientAddress, 'unknown')) {
+    throw new Refusal(SqlState.TooManyConnections, 'too many connections', {
+      detail: 'Your address named too many tenants that do not exist.',
+      hint: 'Check the host name of your connection string: <tenant>.<domain>.',
+    });
+  }
   const lookup = await shared.tenants.resolve(tenantId, signal);
   if (lookup.kind === 'unknown') {
+    shared.unknownLookups.take(clientAddress, 'unknown');
     throw new Refusal(SqlState.ConnectionRejected, `tenant "${tenantId}" does not exist`, {
       hint: 'Check the host name of your connection string: <tenant>.<domain>.',
     });

@@ -55,6 +55,10 @@ export class ControlPlaneDirectory implements TenantDirectory {
     }
   }
 
+  isCached(tenantId: string): boolean {
+    return this.#resolver.isCached(tenantId);
+  }
+
   close(): Promise<void> {
     return this.#resolver.close();
   }

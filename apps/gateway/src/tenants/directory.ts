@@ -19,6 +19,8 @@ export interface TenantDirectory {
    *   answer may stand in); the signal's reason when `signal` aborts first.
    */
   resolve(tenantId: string, signal?: AbortSignal): Promise<TenantLookup>;
+  /** Whether resolve() would answer from what the directory holds, asking nobody. */
+  isCached(tenantId: string): boolean;
   /** Stops timers and connections; resolve() must not be called after. */
   close(): Promise<void>;
 }

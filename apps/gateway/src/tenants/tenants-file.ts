@@ -121,6 +121,11 @@ export class TenantsFileDirectory implements TenantDirectory {
   }
 
   /** Reads the file again (SIGHUP). A bad file changes nothing; the caller logs the error. */
+  /** The whole file is in memory: every answer is. */
+  isCached(): boolean {
+    return true;
+  }
+
   reload(): Promise<TenantsFileReload> {
     const result = this.#reloads.then(() => this.#reload());
     this.#reloads = result;
