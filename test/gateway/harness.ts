@@ -72,6 +72,15 @@ export async function startBackend(t: TestContext, pki: TestPki, options: StartP
   return server;
 }
 
+/** A PostgreSQL whose pg_hba logs the gateway's client certificate in as `app`, with a database `app`. */
+export function startCertBackend(t: TestContext, pki: TestPki): Promise<PostgresServer> {
+  return startBackend(t, pki, {
+    hba: ['hostssl all all 127.0.0.1/32 cert'],
+    roles: [{ name: 'app' }],
+    databases: [{ name: 'app', owner: 'app' }],
+  });
+}
+
 /** The backend's own SCRAM secret for a role: the gateway must hold the same one. */
 export async function roleSecret(backend: PostgresServer, role: string): Promise<string> {
   const [row] = await backend.sql<{ rolpassword: string }>('select rolpassword from pg_authid where rolname = $1', [role]);

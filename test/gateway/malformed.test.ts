@@ -29,7 +29,7 @@ import {
   readUntilClose,
   scratchDir,
   serverMessages,
-  startBackend,
+  startCertBackend,
   startGateway,
   tenantHost,
   upgradeToTls,
@@ -43,11 +43,7 @@ const SHORT_TIMEOUT_MS = 500;
 test('malformed and hostile clients', async (t) => {
   const pki = await createTestPki();
   const dir = scratchDir(t, 'gw-malformed');
-  const backend = await startBackend(t, pki, {
-    hba: ['hostssl all all 127.0.0.1/32 cert'],
-    roles: [{ name: 'app' }],
-    databases: [{ name: 'app', owner: 'app' }],
-  });
+  const backend = await startCertBackend(t, pki);
   await backend.sql("create table marker as select 'from-the-backend'::text as name; grant select on marker to app", [], {
     database: 'app',
   });

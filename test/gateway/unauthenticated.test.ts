@@ -3,19 +3,19 @@
 // more than the tenant's early-open budget; silent sockets and parked clients from one address
 // fill only that address's share of the pending connections. Meanwhile real clients of the same
 // tenant and of another tenant on the same PostgreSQL keep logging in.
-import { test, type TestContext } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { createTestPki, type PostgresServer, type TestPki } from '@tenantgate/testing';
+import { createTestPki } from '@tenantgate/testing';
 import { serializeSSLRequest } from '@tenantgate/wire';
 import {
   NO_LIMITS,
   connectPg,
   rawConnect,
   scratchDir,
-  startBackend,
+  startCertBackend,
   startGateway,
   tenantHost,
   openToScram,
@@ -40,19 +40,10 @@ async function postmasterChildren(dataDir: string): Promise<number> {
   return count;
 }
 
-/** A PostgreSQL whose pg_hba lets the gateway's certificate in as `app`. */
-function certBackend(t: TestContext, pki: TestPki): Promise<PostgresServer> {
-  return startBackend(t, pki, {
-    hba: ['hostssl all all 127.0.0.1/32 cert'],
-    roles: [{ name: 'app' }],
-    databases: [{ name: 'app', owner: 'app' }],
-  });
-}
-
 test('clients that never log in hold no capacity and start no backend beyond the early-open budget', async (t) => {
   const pki = await createTestPki();
   const dir = scratchDir(t, 'gw-unauthenticated');
-  const backend = await certBackend(t, pki);
+  const backend = await startCertBackend(t, pki);
 
   if (backend.dataDir === undefined) return t.skip('the backend runs in a container: its processes are not visible here');
   const at = { host: '127.0.0.1', port: backend.port };
@@ -70,6 +61,7 @@ test('clients that never log in hold no capacity and start no backend beyond the
   await new Promise((resolve) => setTimeout(resolve, 200));
   const forked = (await postmasterChildren(backend.dataDir)) - before;
   assert.ok(forked <= EARLY_OPENS, `${PARKED} parked clients made the backend fork ${forked} processes; the budget is ${EARLY_OPENS}`);
+  t.diagnostic(`${PARKED} clients parked in authentication: the backend forked ${forked} processes (budget ${EARLY_OPENS})`);
 
   // The tenant's cap is 2 and its rate 3 per second: 12 parked clients took none of either.
   const first = await connectPg(t, gateway, pki, { servername: tenantHost('small'), password: 'small-pw', database: 'app' });
@@ -85,7 +77,7 @@ test('clients that never log in hold no capacity and start no backend beyond the
 test('silent sockets from one address fill only its share of the pending connections, not the gateway', async (t) => {
   const pki = await createTestPki();
   const dir = scratchDir(t, 'gw-silent');
-  const backend = await certBackend(t, pki);
+  const backend = await startCertBackend(t, pki);
 
   const at = { host: '127.0.0.1', port: backend.port };
   const tenants: TenantEntry[] = [{ id: 'acme', backend: at, roles: [{ name: 'app', password: 'acme-pw' }], limits: NO_LIMITS }];
@@ -105,6 +97,7 @@ test('silent sockets from one address fill only its share of the pending connect
     ),
   );
   assert.equal(refused.filter(Boolean).length, 200 - PER_ADDRESS);
+  t.diagnostic(`200 silent sockets from one address: ${PER_ADDRESS} held, ${refused.filter(Boolean).length} refused with 53300`);
 
   // Clients parked in authentication from 127.0.0.3 hold their share until the splice: once 20
   // wait at the SCRAM exchange, the next one from there is refused before TLS.
