@@ -60,6 +60,13 @@ export interface Listener {
   close(): Promise<void>;
 }
 
+/**
+ * The kernel's queue of connections not yet accepted. Node's default (511) overflows when a
+ * few thousand clients connect at once (a fleet reconnecting after a failover): the kernel then
+ * drops or resets them before the gateway sees them. Linux caps it at net.core.somaxconn.
+ */
+const LISTEN_BACKLOG = 4096;
+
 let lastConnectionId = 0;
 
 /** The listener's options with the limits it keeps: what each function below reads. */
@@ -142,7 +149,7 @@ async function listen(server: Server, { host, port }: ListenAddress, reusePort: 
   const failed = once(server, 'error');
   // exclusive: a cluster worker binds the port itself (SO_REUSEPORT) instead of taking
   // connections from the primary.
-  server.listen({ host, port, ...(reusePort === true ? { reusePort, exclusive: true } : {}) });
+  server.listen({ host, port, backlog: LISTEN_BACKLOG, ...(reusePort === true ? { reusePort, exclusive: true } : {}) });
   await Promise.race([once(server, 'listening'), failed.then(([err]) => Promise.reject(err))]);
   failed.catch(() => undefined);
 }
