@@ -3,15 +3,12 @@
 // a static tenants file, and real clients (psql, pg) connecting through the gateway's TLS.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
-import { connect } from 'node:net';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { TenantsFileDirectory, type Gateway } from '@tenantgate/gateway';
-import { createTestGateway } from './harness.ts';
-import { serializeCancelRequest } from '@tenantgate/wire';
+import { createTestGateway, sendCancel, waitForActiveSleep } from './harness.ts';
 import { createTestPki, runPsql, startPostgres, type PostgresServer, type TestPki } from '@tenantgate/testing';
 
 const PASSWORD = 'secret-pw';
@@ -154,30 +151,10 @@ describe('through the gateway', () => {
       const sleeping = c.query('select pg_sleep(30)');
       await waitForActiveSleep(certBackend);
       const { processID, secretKey } = c as unknown as { processID: number; secretKey: number };
-      const key = Buffer.alloc(4);
-      key.writeInt32BE(secretKey);
-      await sendCancel(serializeCancelRequest(processID, key));
+      await sendCancel(gateway, processID, secretKey);
       await assert.rejects(sleeping, (error: { code?: string }) => error.code === '57014');
     } finally {
       await c.end().catch(() => {});
     }
   });
 });
-
-/** A cancel sent before the query runs is ignored by PostgreSQL: wait until it does run. */
-async function waitForActiveSleep(backend: PostgresServer): Promise<void> {
-  for (let i = 0; i < 1000; i++) {
-    const rows = await backend.sql("select 1 from pg_stat_activity where state = 'active' and query like 'select pg_sleep%'");
-    if (rows.length > 0) return;
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-  assert.fail('the query never started');
-}
-
-/** A plaintext CancelRequest on a new connection, as libpq sends it. */
-async function sendCancel(packet: Buffer): Promise<void> {
-  const socket = connect(gateway.address.port, '127.0.0.1');
-  await once(socket, 'connect');
-  socket.end(packet);
-  await once(socket, 'close');
-}

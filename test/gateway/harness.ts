@@ -19,6 +19,7 @@ import {
   TenantsFileDirectory,
   type Gateway,
   type GatewayMetrics,
+  type GatewayOptions,
   type GatewaySettings,
   type TenantDirectory,
 } from '@tenantgate/gateway';
@@ -41,6 +42,7 @@ import {
   type BackendMessage,
   type NoticeFields,
   serializeStartupMessage,
+  serializeCancelRequest,
 } from '@tenantgate/wire';
 
 export const PASSWORD = 'secret-pw';
@@ -113,6 +115,8 @@ export interface TestGatewayOptions {
   /** CN of the gateway's client certificate for backends (pg_hba `cert` logs it in as that role); default `app`. */
   readonly clientName?: string;
   readonly metrics?: GatewayMetrics;
+  /** Where cancel keys live; default: this process's memory. */
+  readonly cancelStore?: GatewayOptions['cancelStore'];
 }
 
 /**
@@ -138,6 +142,7 @@ export async function createTestGateway(pki: TestPki, tenants: TenantDirectory, 
     tenants,
     logger: createLogger({ level: 'silent' }),
     metrics: options.metrics ?? createMetrics(),
+    ...(options.cancelStore === undefined ? {} : { cancelStore: options.cancelStore }),
   });
 }
 
@@ -324,6 +329,26 @@ export async function openToScram(
   const sasl = parsed(await nextMessage(messages));
   assert.equal(sasl.kind, 'AuthenticationSASL');
   return { socket, messages, mechanisms: sasl.kind === 'AuthenticationSASL' ? sasl.mechanisms : [] };
+}
+
+/** A cancel sent before the query runs is ignored by PostgreSQL: wait until `select pg_sleep(...)` runs. */
+export async function waitForActiveSleep(backend: PostgresServer): Promise<void> {
+  for (let i = 0; i < 1000; i++) {
+    const rows = await backend.sql("select 1 from pg_stat_activity where state = 'active' and query like 'select pg_sleep%'");
+    if (rows.length > 0) return;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  assert.fail('the query never started');
+}
+
+/** A plaintext CancelRequest for a pg client's key on a new connection to `gateway`, as libpq sends it. */
+export async function sendCancel(gateway: Gateway, processId: number, secretKey: number): Promise<void> {
+  const key = Buffer.alloc(4);
+  key.writeInt32BE(secretKey);
+  const socket = connectTcp(gateway.address.port, '127.0.0.1');
+  await once(socket, 'connect');
+  socket.end(serializeCancelRequest(processId, key));
+  await once(socket, 'close');
 }
 
 /** One backend message as the client sees it: its type byte and whole frame. */

@@ -11,3 +11,4 @@ export {
   type TenantDirectory,
   type TenantLookup,
 } from './tenants/index.ts';
+export { MemoryCancelKeyStore, RedisCancelKeyStore } from './cancel/index.ts';

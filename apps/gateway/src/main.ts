@@ -17,7 +17,8 @@ import {
   type PemSource,
 } from '@tenantgate/runtime';
 import { ConfigError, helpText, loadConfig, type GatewayConfig, type VariableName } from './config/index.ts';
-import { createLogger, type Logger } from './telemetry/index.ts';
+import { createLogger, logClientEvent, type Logger } from './telemetry/index.ts';
+import { Redis } from 'ioredis';
 import { createMetrics } from './telemetry/index.ts';
 import { StartupError, TenantsFileError } from './errors.ts';
 import type { CertificateInput } from './edge/index.ts';
@@ -26,7 +27,14 @@ import { ControlPlaneDirectory } from './tenants/index.ts';
 import type { TenantDirectory } from './tenants/index.ts';
 import type { GatewayMetrics } from './telemetry/index.ts';
 import type { BackendTlsDefaults } from './backend/index.ts';
-import { ClusterCancelKeyStore, ClusterMessage, type WorkerChannel } from './cancel/index.ts';
+import {
+  ClusterCancelKeyStore,
+  ClusterMessage,
+  MemoryCancelKeyStore,
+  RedisCancelKeyStore,
+  type CancelKeyStore,
+  type WorkerChannel,
+} from './cancel/index.ts';
 import { runPrimary } from './ops/index.ts';
 
 async function main(): Promise<void> {
@@ -88,7 +96,8 @@ async function serve(config: GatewayConfig, logger: Logger): Promise<void> {
       tenants,
       logger,
       metrics,
-      ...(worker ? { reusePort: true, cancelStore: new ClusterCancelKeyStore(process as WorkerChannel) } : {}),
+      ...(worker ? { reusePort: true } : {}),
+      ...openCancelStore(config, worker, logger),
     }),
   );
   let ready = true;
@@ -169,6 +178,24 @@ async function readBackendDefaults(config: GatewayConfig): Promise<Partial<Backe
 }
 
 /** SIGHUP: each part reloads on its own; a failure keeps what was loaded and says why. */
+/**
+ * Where cancel keys live: the workers' shared store with several workers, and Redis too when
+ * REDIS_URL is set, so that a CancelRequest reaching any gateway of the fleet finds its session.
+ */
+function openCancelStore(config: GatewayConfig, worker: boolean, logger: Logger): { cancelStore?: CancelKeyStore } {
+  const local = worker ? new ClusterCancelKeyStore(process as WorkerChannel) : undefined;
+  if (config.redisUrl === undefined) return local === undefined ? {} : { cancelStore: local };
+  // Fail fast: a command while Redis is down fails at once and the local store answers alone.
+  const redis = new Redis(config.redisUrl, { enableOfflineQueue: false, maxRetriesPerRequest: 0, commandTimeout: 500 });
+  redis.on('error', (err: Error) => logClientEvent(logger, 'warn', { err }, 'cancel keys: Redis connection failed'));
+  const cancelStore = new RedisCancelKeyStore({
+    redis,
+    local: local ?? new MemoryCancelKeyStore(),
+    onError: (operation, err) => logClientEvent(logger, 'warn', { operation, err }, 'cancel keys: Redis command failed'),
+  });
+  return { cancelStore };
+}
+
 /** The static tenants file, or the control plane behind the resolver (Redis shared when REDIS_URL is set). */
 async function openTenantDirectory(config: GatewayConfig, metrics: GatewayMetrics, logger: Logger): Promise<TenantDirectory> {
   const source = config.tenantSource;

@@ -8,4 +8,12 @@ export {
   isClusterMessage,
 } from './cluster-store.ts';
 export { CancelForwarding } from './forwarding.ts';
-export { type CancelKey, type CancelKeyStore, CancelRegistry, type CancelTarget, type ClientCancel } from './registry.ts';
+export {
+  type CancelKey,
+  type CancelKeyStore,
+  CancelRegistry,
+  type CancelTarget,
+  type ClientCancel,
+  MemoryCancelKeyStore,
+} from './registry.ts';
+export { RedisCancelKeyStore } from './redis-store.ts';
