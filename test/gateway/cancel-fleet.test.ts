@@ -1,7 +1,8 @@
 // Cancel routing across a fleet (docs/architecture.md, "Cancel routing"): two gateways share a
 // Redis, as instances behind one load balancer do. A CancelRequest for a query running through
 // the first, sent to the second, cancels it; the key leaves Redis when the session ends; with
-// Redis gone the gateway that holds the session still answers cancels of its own.
+// Redis gone the gateway that holds the session still answers cancels of its own. Protocol 3.2
+// keys (32 bytes) travel the same way.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Redis } from 'ioredis';
@@ -14,12 +15,27 @@ import {
   PASSWORD,
   connectPg,
   createTestGateway,
+  errorFields,
+  nextMessage,
+  parsed,
+  queryMessage,
   scratchDir,
   sendCancel,
+  serverMessages,
   startCertBackend,
   tenantHost,
+  upgradeToTls,
   waitForActiveSleep,
 } from './harness.ts';
+import {
+  ScramClientExchange,
+  serializeCancelRequest,
+  serializeSASLInitialResponse,
+  serializeSASLResponse,
+  serializeStartupMessage,
+} from '@tenantgate/wire';
+import { connect } from 'node:net';
+import { once } from 'node:events';
 
 test('a CancelRequest sent to another gateway of the fleet cancels the query, through Redis', async (t) => {
   const pki = await createTestPki();
@@ -73,6 +89,54 @@ test('a CancelRequest sent to another gateway of the fleet cancels the query, th
   assert.equal((await inspector.keys('tenantgate:cancel:*')).length, 1, 'the key is back in Redis');
   await cancelThrough(second!);
   await client.end();
+
+  // Protocol 3.2: a 32-byte key, through Redis as well.
+  const socket = await upgradeToTls(t, first!, pki, tenantHost('acme'));
+  const messages = serverMessages(socket);
+  socket.write(
+    serializeStartupMessage({
+      minorVersion: 2,
+      parameters: new Map([
+        ['user', 'app'],
+        ['database', 'app'],
+      ]),
+    }),
+  );
+  const sasl = parsed(await nextMessage(messages));
+  const scram = new ScramClientExchange({
+    password: PASSWORD,
+    peerCertificate: socket.getPeerX509Certificate(),
+    channelBinding: 'require',
+  });
+  const start = scram.start(sasl.kind === 'AuthenticationSASL' ? sasl.mechanisms : []);
+  socket.write(serializeSASLInitialResponse(start.mechanism, Buffer.from(start.message)));
+  const challenge = parsed(await nextMessage(messages));
+  socket.write(
+    serializeSASLResponse(
+      Buffer.from(await scram.handleServerFirst(challenge.kind === 'AuthenticationSASLContinue' ? challenge.data : '')),
+    ),
+  );
+  let key: { processId: number; secretKey: Buffer } | undefined;
+  for (let message = await nextMessage(messages); message?.type !== 'Z'; message = await nextMessage(messages)) {
+    assert.ok(message, 'the connection closed before ReadyForQuery');
+    const decoded = parsed(message);
+    if (decoded.kind === 'BackendKeyData') key = decoded;
+  }
+  assert.equal(key?.secretKey.length, 32, 'a protocol 3.2 key');
+  socket.write(queryMessage('select pg_sleep(30)'));
+  await waitForActiveSleep(backend);
+  const canceller = connect(second!.address.port, '127.0.0.1');
+  await once(canceller, 'connect');
+  canceller.end(serializeCancelRequest(key!.processId, key!.secretKey));
+  for (let message = await nextMessage(messages); ; message = await nextMessage(messages)) {
+    assert.ok(message, 'the connection closed before the query ended');
+    assert.notEqual(message.type, 'Z', 'the query ended without being cancelled');
+    if (message.type === 'E') {
+      assert.equal(errorFields(message).code, '57014');
+      break;
+    }
+  }
+  socket.destroy();
   await new Promise((resolve) => setTimeout(resolve, 200));
   assert.deepEqual(await inspector.keys('tenantgate:cancel:*'), [], 'no key outlives its session');
 });
