@@ -77,18 +77,28 @@ test('a CancelRequest sent to another gateway of the fleet cancels the query, th
   };
   await cancelThrough(second!);
 
-  // Redis gone: the gateway that holds the session still cancels from its own memory.
+  // Redis gone: the gateway that holds the session still cancels from its own memory, and a
+  // session that starts meanwhile gets its key into Redis once Redis is back.
   await redis.kill();
   await cancelThrough(first!);
+  const during = await connectPg(t, first!, pki, { servername: tenantHost('acme'), database: 'app' });
   await redis.restart();
 
   // Redis restarted empty: the holder writes its key back at its next refresh (every TTL/3).
   for (let i = 0; i < 100 && (await inspector.keys('tenantgate:cancel:*').catch(() => [])).length === 0; i++) {
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
-  assert.equal((await inspector.keys('tenantgate:cancel:*')).length, 1, 'the key is back in Redis');
+  for (let i = 0; i < 100 && (await inspector.keys('tenantgate:cancel:*')).length < 2; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  assert.equal((await inspector.keys('tenantgate:cancel:*')).length, 2, 'the key is back in Redis, and the one made without Redis is in');
   await cancelThrough(second!);
-  await client.end();
+  const duringKey = during as unknown as { processID: number; secretKey: number };
+  const duringSleep = during.query('select pg_sleep(30)');
+  await waitForActiveSleep(backend);
+  await sendCancel(second!, duringKey.processID, duringKey.secretKey);
+  await assert.rejects(duringSleep, (error: { code?: string }) => error.code === '57014');
+  await Promise.all([client.end(), during.end()]);
 
   // Protocol 3.2: a 32-byte key, through Redis as well.
   const socket = await upgradeToTls(t, first!, pki, tenantHost('acme'));

@@ -31,8 +31,11 @@ export class RedisCancelKeyStore implements CancelKeyStore {
   readonly #local: CancelKeyStore;
   readonly #ttlMs: number;
   readonly #onError: NonNullable<RedisCancelKeyStoreOptions['onError']>;
-  /** This process's live sessions, by Redis key: refreshed there, and put back after Redis lost them. */
-  readonly #own = new Map<string, CancelEntry>();
+  /**
+   * This process's live sessions, by Redis key. `confirmed`: Redis took the key with NX, so it is
+   * ours there; a key added while Redis was down is offered with NX again at each refresh.
+   */
+  readonly #own = new Map<string, { readonly entry: CancelEntry; confirmed: boolean }>();
   readonly #timer: NodeJS.Timeout;
 
   constructor(options: RedisCancelKeyStoreOptions) {
@@ -54,9 +57,10 @@ export class RedisCancelKeyStore implements CancelKeyStore {
         await this.#local.delete(entry);
         return false;
       }
-      this.#own.set(name, entry);
+      this.#own.set(name, { entry, confirmed: true });
     } catch (error) {
-      // Redis down: the key works on this gateway only.
+      // Redis down: the key works on this gateway only until a refresh gets it into Redis.
+      this.#own.set(name, { entry, confirmed: false });
       this.#onError('add', error as Error);
     }
     return true;
@@ -77,7 +81,10 @@ export class RedisCancelKeyStore implements CancelKeyStore {
   async delete(key: CancelKey): Promise<void> {
     await this.#local.delete(key);
     const name = redisCancelKey(key);
-    if (!this.#own.delete(name)) return;
+    const own = this.#own.get(name);
+    this.#own.delete(name);
+    // An unconfirmed key may be another gateway's in Redis: only ours is deleted.
+    if (own?.confirmed !== true) return;
     try {
       await this.#redis.del(name);
     } catch (error) {
@@ -94,13 +101,21 @@ export class RedisCancelKeyStore implements CancelKeyStore {
 
   async #refresh(): Promise<void> {
     if (this.#own.size === 0) return;
-    const entries = [...this.#own];
+    const owned = [...this.#own];
     const pipeline = this.#redis.pipeline();
-    // Written whole, not just given a new TTL: Redis may have restarted empty since. The key is
-    // this process's (it was set with NX), so nobody else's entry is overwritten.
-    for (const [name, entry] of entries) pipeline.set(name, JSON.stringify(toWire(entry)), 'PX', this.#ttlMs);
+    // Written whole, not just given a new TTL: Redis may have restarted empty since. A confirmed
+    // key is ours and is overwritten; an unconfirmed one is offered with NX, never taking another's.
+    for (const [name, { entry, confirmed }] of owned) {
+      const value = JSON.stringify(toWire(entry));
+      if (confirmed) pipeline.set(name, value, 'PX', this.#ttlMs);
+      else pipeline.set(name, value, 'PX', this.#ttlMs, 'NX');
+    }
     try {
-      await pipeline.exec();
+      const results = (await pipeline.exec()) ?? [];
+      owned.forEach(([name], i) => {
+        const own = this.#own.get(name);
+        if (own !== undefined && results[i]?.[0] === null && results[i]?.[1] === 'OK') own.confirmed = true;
+      });
     } catch (error) {
       this.#onError('refresh', error as Error);
     }
