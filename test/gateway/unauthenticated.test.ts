@@ -46,8 +46,7 @@ test('clients that never log in hold no capacity and start no backend beyond the
   const pki = await createTestPki();
   const dir = scratchDir(t, 'gw-unauthenticated');
   const backend = await startCertBackend(t, pki);
-
-  if (backend.dataDir === undefined) return t.skip('the backend runs in a container: its processes are not visible here');
+  const { dataDir } = backend;
   const at = { host: '127.0.0.1', port: backend.port };
   const tenants: TenantEntry[] = [
     { id: 'small', backend: at, roles: [{ name: 'app', password: 'small-pw' }], limits: { maxConnections: 2, connectsPerSecond: 3 } },
@@ -57,13 +56,16 @@ test('clients that never log in hold no capacity and start no backend beyond the
   // A connection made and closed first: TLS sessions and contexts are warm, helpers all started.
   await (await connectPg(t, gateway, pki, { servername: tenantHost('other'), password: 'other-pw' })).end();
   await new Promise((resolve) => setTimeout(resolve, 200));
-  const before = await postmasterChildren(backend.dataDir);
+  // The postmaster's children are counted where its processes are this machine's (not in a container).
+  const before = dataDir === undefined ? undefined : await postmasterChildren(dataDir);
 
   for (let i = 0; i < PARKED; i++) await openToScram(t, gateway, pki, { tenant: 'small', user: i % 2 === 0 ? 'app' : 'mallory' });
   await new Promise((resolve) => setTimeout(resolve, 200));
-  const forked = (await postmasterChildren(backend.dataDir)) - before;
-  assert.ok(forked <= EARLY_OPENS, `${PARKED} parked clients made the backend fork ${forked} processes; the budget is ${EARLY_OPENS}`);
-  t.diagnostic(`${PARKED} clients parked in authentication: the backend forked ${forked} processes (budget ${EARLY_OPENS})`);
+  if (dataDir !== undefined && before !== undefined) {
+    const forked = (await postmasterChildren(dataDir)) - before;
+    assert.ok(forked <= EARLY_OPENS, `${PARKED} parked clients made the backend fork ${forked} processes; the budget is ${EARLY_OPENS}`);
+    t.diagnostic(`${PARKED} clients parked in authentication: the backend forked ${forked} processes (budget ${EARLY_OPENS})`);
+  }
 
   // The tenant's cap is 2 and its rate 3 per second: 12 parked clients took none of either.
   const first = await connectPg(t, gateway, pki, { servername: tenantHost('small'), password: 'small-pw', database: 'app' });
@@ -80,7 +82,6 @@ test('silent sockets from one address fill only its share of the pending connect
   const pki = await createTestPki();
   const dir = scratchDir(t, 'gw-silent');
   const backend = await startCertBackend(t, pki);
-
   const at = { host: '127.0.0.1', port: backend.port };
   const tenants: TenantEntry[] = [{ id: 'acme', backend: at, roles: [{ name: 'app', password: 'acme-pw' }], limits: NO_LIMITS }];
   const PER_ADDRESS = 20;

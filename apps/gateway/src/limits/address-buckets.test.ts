@@ -12,6 +12,8 @@ test('a bounded map of buckets per address and kind, forgetting the least recent
   assert.equal(buckets.take('z', 'a'), true);
   assert.equal(buckets.size, 2);
   assert.equal(buckets.take('x', 'a'), true, 'x was forgotten, so it starts full');
+  assert.equal(buckets.available('x', 'a'), false, 'looking does not take');
+  assert.equal(buckets.available('never-seen', 'a'), true);
   now = 1000;
   assert.equal(buckets.take('z', 'a'), true, 'refilled after a second');
   assert.throws(() => new AddressBuckets({ perSecond: 0, size: 1 }, ['a']), RangeError);

@@ -3,7 +3,7 @@
 // A forgotten address starts again with full buckets; with the default bound, forgetting one
 // takes 10,000 other addresses in between.
 // Map: docs/architecture.md, step 1.
-import { fullBucket, isFull, takeToken, type BucketLimit, type TokenBucket } from './token-bucket.ts';
+import { fullBucket, hasToken, takeToken, type BucketLimit, type TokenBucket } from './token-bucket.ts';
 
 export const DEFAULT_MAX_ADDRESSES = 10_000;
 
@@ -34,8 +34,7 @@ export class AddressBuckets<Kind extends string> {
   /** Whether `address` has a token of `kind` left, taking none. */
   available(address: string, kind: Kind): boolean {
     const buckets = this.#buckets.get(address);
-    // "Full" for a bucket of size 1 means at least one token.
-    return buckets === undefined || isFull(buckets[kind], { perSecond: this.#limit.perSecond, size: 1 }, this.#now());
+    return buckets === undefined || hasToken(buckets[kind], this.#limit, this.#now());
   }
 
   /** Takes one token of `kind` for `address`; false when that bucket is empty. */

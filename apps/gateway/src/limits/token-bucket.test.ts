@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { fullBucket, isFull, takeToken } from './token-bucket.ts';
+import { fullBucket, hasToken, isFull, takeToken } from './token-bucket.ts';
 
 test('a bucket allows its size at once, then refills at its rate', () => {
   const limit = { perSecond: 2, size: 3 };
@@ -36,4 +36,14 @@ test('a smaller limit applies at the next take', () => {
   const bucket = fullBucket({ perSecond: 100, size: 100 }, 0);
   assert.equal(takeToken(bucket, { perSecond: 1, size: 1 }, 0), true);
   assert.equal(takeToken(bucket, { perSecond: 1, size: 1 }, 0), false);
+});
+
+test('hasToken looks without taking', () => {
+  const limit = { perSecond: 1, size: 1 };
+  const bucket = fullBucket(limit, 0);
+  assert.equal(hasToken(bucket, limit, 0), true);
+  assert.equal(hasToken(bucket, limit, 0), true, 'looking took nothing');
+  assert.equal(takeToken(bucket, limit, 0), true);
+  assert.equal(hasToken(bucket, limit, 500), false);
+  assert.equal(hasToken(bucket, limit, 1000), true);
 });

@@ -28,6 +28,11 @@ export function takeToken(bucket: TokenBucket, limit: BucketLimit, now: number):
   return true;
 }
 
+/** Whether a token could be taken now, taking none. */
+export function hasToken(bucket: TokenBucket, limit: BucketLimit, now: number): boolean {
+  return bucket.tokens + (Math.max(0, now - bucket.at) * limit.perSecond) / 1000 >= 1;
+}
+
 /** Whether the bucket would be full now: forgetting it loses nothing, since a new one starts full. */
 export function isFull(bucket: TokenBucket, limit: BucketLimit, now: number): boolean {
   return bucket.tokens + (Math.max(0, now - bucket.at) * limit.perSecond) / 1000 >= limit.size;
