@@ -17,7 +17,7 @@ import {
   createTestGateway,
   errorFields,
   nextMessage,
-  parsed,
+  scramLogin,
   queryMessage,
   scratchDir,
   sendCancel,
@@ -27,13 +27,7 @@ import {
   upgradeToTls,
   waitForActiveSleep,
 } from './harness.ts';
-import {
-  ScramClientExchange,
-  serializeCancelRequest,
-  serializeSASLInitialResponse,
-  serializeSASLResponse,
-  serializeStartupMessage,
-} from '@tenantgate/wire';
+import { serializeCancelRequest, serializeStartupMessage } from '@tenantgate/wire';
 import { connect } from 'node:net';
 import { once } from 'node:events';
 
@@ -103,35 +97,14 @@ test('a CancelRequest sent to another gateway of the fleet cancels the query, th
   // Protocol 3.2: a 32-byte key, through Redis as well.
   const socket = await upgradeToTls(t, first!, pki, tenantHost('acme'));
   const messages = serverMessages(socket);
-  socket.write(
-    serializeStartupMessage({
-      minorVersion: 2,
-      parameters: new Map([
-        ['user', 'app'],
-        ['database', 'app'],
-      ]),
-    }),
-  );
-  const sasl = parsed(await nextMessage(messages));
-  const scram = new ScramClientExchange({
-    password: PASSWORD,
-    peerCertificate: socket.getPeerX509Certificate(),
-    channelBinding: 'require',
+  const startup = serializeStartupMessage({
+    minorVersion: 2,
+    parameters: new Map([
+      ['user', 'app'],
+      ['database', 'app'],
+    ]),
   });
-  const start = scram.start(sasl.kind === 'AuthenticationSASL' ? sasl.mechanisms : []);
-  socket.write(serializeSASLInitialResponse(start.mechanism, Buffer.from(start.message)));
-  const challenge = parsed(await nextMessage(messages));
-  socket.write(
-    serializeSASLResponse(
-      Buffer.from(await scram.handleServerFirst(challenge.kind === 'AuthenticationSASLContinue' ? challenge.data : '')),
-    ),
-  );
-  let key: { processId: number; secretKey: Buffer } | undefined;
-  for (let message = await nextMessage(messages); message?.type !== 'Z'; message = await nextMessage(messages)) {
-    assert.ok(message, 'the connection closed before ReadyForQuery');
-    const decoded = parsed(message);
-    if (decoded.kind === 'BackendKeyData') key = decoded;
-  }
+  const { key } = await scramLogin(socket, messages, startup);
   assert.equal(key?.secretKey.length, 32, 'a protocol 3.2 key');
   socket.write(queryMessage('select pg_sleep(30)'));
   await waitForActiveSleep(backend);

@@ -43,6 +43,9 @@ import {
   type NoticeFields,
   serializeStartupMessage,
   serializeCancelRequest,
+  ScramClientExchange,
+  serializeSASLInitialResponse,
+  serializeSASLResponse,
 } from '@tenantgate/wire';
 
 export const PASSWORD = 'secret-pw';
@@ -392,6 +395,45 @@ export function errorFields(bytes: Buffer | RawMessage | undefined): NoticeField
   const message = parseBackendMessage(frame);
   assert.equal(message.kind, 'ErrorResponse');
   return message.fields;
+}
+
+/** What a client saw logging in: the kinds of messages after SASLFinal, the key it was given, or the error. */
+export interface LoginOutcome {
+  readonly kinds: string[];
+  readonly key: { readonly processId: number; readonly secretKey: Buffer } | undefined;
+  readonly error: NoticeFields | undefined;
+}
+
+/** `startup`, then SCRAM-SHA-256-PLUS with the libs/wire client, up to ReadyForQuery or an error. */
+export async function scramLogin(socket: TLSSocket, messages: AsyncGenerator<RawMessage>, startup: Buffer): Promise<LoginOutcome> {
+  socket.write(startup);
+  const sasl = parsed(await nextMessage(messages));
+  assert.equal(sasl.kind, 'AuthenticationSASL');
+  const scram = new ScramClientExchange({
+    password: PASSWORD,
+    peerCertificate: socket.getPeerX509Certificate(),
+    channelBinding: 'require',
+  });
+  const first = scram.start(sasl.kind === 'AuthenticationSASL' ? sasl.mechanisms : []);
+  assert.equal(first.mechanism, 'SCRAM-SHA-256-PLUS');
+  socket.write(serializeSASLInitialResponse(first.mechanism, Buffer.from(first.message)));
+  const challenge = parsed(await nextMessage(messages));
+  assert.equal(challenge.kind, 'AuthenticationSASLContinue');
+  const final = await scram.handleServerFirst(challenge.kind === 'AuthenticationSASLContinue' ? challenge.data : '');
+  socket.write(serializeSASLResponse(Buffer.from(final)));
+  const outcome = parsed(await nextMessage(messages));
+  assert.equal(outcome.kind, 'AuthenticationSASLFinal');
+  scram.handleServerFinal(outcome.kind === 'AuthenticationSASLFinal' ? outcome.data : '');
+  const kinds: string[] = [];
+  let key: LoginOutcome['key'];
+  for (let message = await nextMessage(messages); message?.type !== 'Z'; message = await nextMessage(messages)) {
+    assert.ok(message, 'the connection closed before ReadyForQuery');
+    if (message.type === 'E') return { kinds, key, error: errorFields(message) };
+    const decoded = parsed(message);
+    if (decoded.kind === 'BackendKeyData') key = decoded;
+    kinds.push(decoded.kind);
+  }
+  return { kinds, key, error: undefined };
 }
 
 /** A simple Query message ('Q'). */

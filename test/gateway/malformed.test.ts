@@ -10,13 +10,7 @@ import { once } from 'node:events';
 import { connect as connectTls, type TLSSocket } from 'node:tls';
 import type { Gateway } from '@tenantgate/gateway';
 import { createTestPki, type PostgresServer, type TestPki } from '@tenantgate/testing';
-import {
-  ScramClientExchange,
-  serializeSASLInitialResponse,
-  serializeSASLResponse,
-  serializeSSLRequest,
-  serializeStartupMessage,
-} from '@tenantgate/wire';
+import { serializeSSLRequest, serializeStartupMessage } from '@tenantgate/wire';
 import {
   PASSWORD,
   dataRowValues,
@@ -27,15 +21,14 @@ import {
   queryMessage,
   rawConnect,
   readUntilClose,
+  scramLogin,
   scratchDir,
   serverMessages,
   startCertBackend,
   startGateway,
   tenantHost,
   upgradeToTls,
-  type RawMessage,
 } from './harness.ts';
-import type { NoticeFields } from '@tenantgate/wire';
 
 /** Short enough to wait for in a test, long enough for any real client's handshake. */
 const SHORT_TIMEOUT_MS = 500;
@@ -219,7 +212,7 @@ test('malformed and hostile clients', async (t) => {
   await t.test('a 9,900-byte StartupMessage (under the 10,000 limit) logs in', (t) =>
     thenServes(gateway, async () => {
       const socket = await upgradeToTls(t, gateway, pki, tenantHost('acme'));
-      const { error } = await login(socket, serverMessages(socket), sizedStartup(9_900));
+      const { error } = await scramLogin(socket, serverMessages(socket), sizedStartup(9_900));
       assert.equal(error, undefined);
     }),
   );
@@ -227,7 +220,7 @@ test('malformed and hostile clients', async (t) => {
   await t.test('a 10,000-byte StartupMessage without a database: a clear refusal, not an internal error', (t) =>
     thenServes(gateway, async () => {
       const socket = await upgradeToTls(t, gateway, pki, tenantHost('acme'));
-      const { error } = await login(socket, serverMessages(socket), sizedStartup(10_000));
+      const { error } = await scramLogin(socket, serverMessages(socket), sizedStartup(10_000));
       assert.equal(error?.code, '08P01');
       assert.match(error?.message ?? '', /invalid length of startup packet/);
     }),
@@ -238,7 +231,7 @@ test('malformed and hostile clients', async (t) => {
       const socket = await directTls(t, gateway, pki, ['postgresql']);
       assert.equal(socket.alpnProtocol, 'postgresql');
       const messages = serverMessages(socket);
-      const { kinds, error } = await login(
+      const { kinds, error } = await scramLogin(
         socket,
         messages,
         serializeStartupMessage({
@@ -308,44 +301,6 @@ async function directTls(t: TestContext, gateway: Gateway, pki: TestPki, alpn: s
 }
 
 /** What the gateway said after SCRAM: the messages up to ReadyForQuery, or its ErrorResponse. */
-interface LoginOutcome {
-  readonly kinds: string[];
-  readonly error: NoticeFields | undefined;
-}
-
-/** `startup`, then SCRAM-SHA-256-PLUS with the libs/wire client, up to ReadyForQuery or an error. */
-async function login(
-  socket: TLSSocket,
-  messages: AsyncGenerator<RawMessage>,
-  startup: Buffer = startupBytes(['user', 'app', 'database', 'app'], true),
-): Promise<LoginOutcome> {
-  socket.write(startup);
-  const sasl = parsed(await nextMessage(messages));
-  assert.equal(sasl.kind, 'AuthenticationSASL');
-  const scram = new ScramClientExchange({
-    password: PASSWORD,
-    peerCertificate: socket.getPeerX509Certificate(),
-    channelBinding: 'require',
-  });
-  const first = scram.start(sasl.kind === 'AuthenticationSASL' ? sasl.mechanisms : []);
-  assert.equal(first.mechanism, 'SCRAM-SHA-256-PLUS');
-  socket.write(serializeSASLInitialResponse(first.mechanism, Buffer.from(first.message)));
-  const challenge = parsed(await nextMessage(messages));
-  assert.equal(challenge.kind, 'AuthenticationSASLContinue');
-  const final = await scram.handleServerFirst(challenge.kind === 'AuthenticationSASLContinue' ? challenge.data : '');
-  socket.write(serializeSASLResponse(Buffer.from(final)));
-  const outcome = parsed(await nextMessage(messages));
-  assert.equal(outcome.kind, 'AuthenticationSASLFinal');
-  scram.handleServerFinal(outcome.kind === 'AuthenticationSASLFinal' ? outcome.data : '');
-  const kinds: string[] = [];
-  for (let message = await nextMessage(messages); message?.type !== 'Z'; message = await nextMessage(messages)) {
-    assert.ok(message, 'the connection closed before ReadyForQuery');
-    if (message.type === 'E') return { kinds, error: errorFields(message) };
-    kinds.push(parsed(message).kind);
-  }
-  return { kinds, error: undefined };
-}
-
 /** A normal client logs in through `gateway` and reads the backend's table. */
 async function assertServes(gateway: Gateway, pki: TestPki, backend: PostgresServer): Promise<void> {
   const client = pgClient(gateway, pki, { servername: tenantHost('acme') });
