@@ -59,6 +59,20 @@ function exited(child: ChildProcess): Promise<void> {
   return child.exitCode !== null ? Promise.resolve() : new Promise((resolve) => child.once('exit', () => resolve()));
 }
 
+/** A node-postgres client for tenant acme through the gateway on `port`, with timeouts so nothing hangs. */
+function fleetClient(port: number, pki: TestPki): pg.Client {
+  return new pg.Client({
+    host: '127.0.0.1',
+    port,
+    user: 'app',
+    password: PASSWORD,
+    database: 'app',
+    ssl: { ca: pki.ca.certPem, servername: 'acme.db.example.test' },
+    connectionTimeoutMillis: 10_000,
+    query_timeout: 10_000,
+  });
+}
+
 /** One session's loop: insert, commit, count what committed; on an error, note it and reconnect. */
 class Worker {
   readonly committed: number[] = [];
@@ -93,16 +107,7 @@ class Worker {
     while (this.#running) {
       const candidates = this.#ports();
       const port = candidates[(this.id + attempt) % candidates.length]!;
-      const client = new pg.Client({
-        host: '127.0.0.1',
-        port,
-        user: 'app',
-        password: PASSWORD,
-        database: 'app',
-        ssl: { ca: this.#pki.ca.certPem, servername: 'acme.db.example.test' },
-        connectionTimeoutMillis: 10_000,
-        query_timeout: 10_000,
-      });
+      const client = fleetClient(port, this.#pki);
       client.on('error', () => {});
       try {
         await client.connect();
@@ -208,15 +213,7 @@ test(`${SESSIONS} sessions through two gateways keep their commits through Redis
     const times: number[] = [];
     for (const port of ports()) {
       const started = performance.now();
-      const fresh = new pg.Client({
-        host: '127.0.0.1',
-        port,
-        user: 'app',
-        password: PASSWORD,
-        database: 'app',
-        ssl: { ca: pki.ca.certPem, servername: 'acme.db.example.test' },
-        connectionTimeoutMillis: 10_000,
-      });
+      const fresh = fleetClient(port, pki);
       await fresh.connect();
       await fresh.query('select 1');
       await fresh.end();
