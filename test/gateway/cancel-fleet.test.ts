@@ -6,7 +6,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Redis } from 'ioredis';
-import { MemoryCancelKeyStore, RedisCancelKeyStore, TenantsFileDirectory, type Gateway } from '@tenantgate/gateway';
+import {
+  createMetrics,
+  MemoryCancelKeyStore,
+  MetricName,
+  RedisCancelKeyStore,
+  TenantsFileDirectory,
+  type Gateway,
+  type GatewayMetrics,
+} from '@tenantgate/gateway';
 import { createTestPki, startRedis } from '@tenantgate/testing';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -31,6 +39,11 @@ import { serializeCancelRequest, serializeStartupMessage } from '@tenantgate/wir
 import { connect } from 'node:net';
 import { once } from 'node:events';
 
+async function cancelCount(metrics: GatewayMetrics, result: string): Promise<number> {
+  const metric = await metrics.registry.getSingleMetric(MetricName.CancelRequests)?.get();
+  return metric?.values.find((v) => v.labels.result === result)?.value ?? 0;
+}
+
 test('a CancelRequest sent to another gateway of the fleet cancels the query, through Redis', async (t) => {
   const pki = await createTestPki();
   const dir = scratchDir(t, 'gw-cancel-fleet');
@@ -45,16 +58,17 @@ test('a CancelRequest sent to another gateway of the fleet cancels the query, th
     limits: NO_LIMITS,
   };
   await writeFile(tenantsFile, JSON.stringify({ tenants: [tenant] }));
-  const gatewayWithRedis = async (): Promise<Gateway> => {
+  const gatewayWithRedis = async (metrics = createMetrics()): Promise<Gateway> => {
     const connection = new Redis(redis.url, { enableOfflineQueue: false, maxRetriesPerRequest: 0, commandTimeout: 500 });
     connection.on('error', () => {});
     // A short TTL: refreshed every 200 ms, so the test sees a key written back after Redis restarts.
     const cancelStore = new RedisCancelKeyStore({ redis: connection, local: new MemoryCancelKeyStore(), ttlMs: 600 });
-    const gateway = await createTestGateway(pki, await TenantsFileDirectory.open(tenantsFile), { cancelStore });
+    const gateway = await createTestGateway(pki, await TenantsFileDirectory.open(tenantsFile), { cancelStore, metrics });
     t.after(() => gateway.close());
     return gateway;
   };
-  const [first, second] = [await gatewayWithRedis(), await gatewayWithRedis()];
+  const secondMetrics = createMetrics();
+  const [first, second] = [await gatewayWithRedis(), await gatewayWithRedis(secondMetrics)];
   const inspector = new Redis(redis.url);
   inspector.on('error', () => {});
   t.after(() => inspector.disconnect());
@@ -89,6 +103,12 @@ test('a CancelRequest sent to another gateway of the fleet cancels the query, th
   // Redis gone: the gateway that holds the session still cancels from its own memory, and a
   // session that starts meanwhile gets its key into Redis once Redis is back.
   await redis.kill();
+  // The second gateway does not hold the key and cannot ask Redis: counted as such, not as unknown.
+  for (let i = 0; i < 50 && (await cancelCount(secondMetrics, 'store_unavailable')) === 0; i++) {
+    await sendCancel(second!, processID, secretKey);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  assert.ok((await cancelCount(secondMetrics, 'store_unavailable')) > 0, 'the miss while Redis is down is counted');
   await cancelThrough(first!);
   const during = await connectPg(t, first!, pki, { servername: tenantHost('acme'), database: 'app' });
   await redis.restart();

@@ -169,7 +169,7 @@ function tlsOptions(pki: TestPki, options: ClientOptions): ConnectionOptions {
 }
 
 /** A node-postgres client for the gateway (not connected). */
-export function pgClient(gateway: Gateway, pki: TestPki, options: ClientOptions = {}): pg.Client {
+export function pgClient(gateway: Pick<Gateway, 'address'>, pki: TestPki, options: ClientOptions = {}): pg.Client {
   return new pg.Client({
     host: '127.0.0.1',
     port: gateway.address.port,
@@ -182,7 +182,12 @@ export function pgClient(gateway: Gateway, pki: TestPki, options: ClientOptions 
 }
 
 /** A connected node-postgres client, ended after the test. */
-export async function connectPg(t: TestContext, gateway: Gateway, pki: TestPki, options: ClientOptions = {}): Promise<pg.Client> {
+export async function connectPg(
+  t: TestContext,
+  gateway: Pick<Gateway, 'address'>,
+  pki: TestPki,
+  options: ClientOptions = {},
+): Promise<pg.Client> {
   const client = pgClient(gateway, pki, options);
   // A session the gateway ends (at teardown) must not become an unhandled 'error'.
   client.on('error', () => {});

@@ -14,6 +14,7 @@ import type { BackendTlsDefaults } from './backend/index.ts';
 import { CancelForwarding } from './cancel/index.ts';
 import { CancelRegistry, type CancelKeyStore } from './cancel/index.ts';
 import type { TenantDirectory } from './tenants/index.ts';
+import type { FleetLimits } from './limits/index.ts';
 import type { Logger } from './telemetry/index.ts';
 import type { GatewayMetrics } from './telemetry/index.ts';
 
@@ -42,6 +43,8 @@ export interface GatewayOptions {
   readonly reusePort?: boolean;
   /** Where cancel keys live; default: this process's memory. */
   readonly cancelStore?: CancelKeyStore;
+  /** Tenants' connection caps and rates across the fleet; default: enforced by this process alone. */
+  readonly fleetLimits?: FleetLimits;
 }
 
 export interface Gateway {
@@ -67,7 +70,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
   const registry = new CancelRegistry({ metrics, ...(options.cancelStore === undefined ? {} : { store: options.cancelStore }) });
   const sessions = new Sessions({
     tenants,
-    admission: new Admission(),
+    admission: new Admission(options.fleetLimits === undefined ? {} : { fleet: options.fleetLimits }),
     cancels: registry,
     backendTls,
     // Without an edge key (plaintext development only) the mock salts cannot be fleet-stable.
@@ -92,7 +95,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
       sessions.refuseNew();
       await listener.close();
       await sessions.close();
-      await Promise.all([registry.close(), tenants.close()]);
+      await Promise.all([registry.close(), tenants.close(), options.fleetLimits?.close()]);
     },
   };
 }

@@ -2,7 +2,7 @@
 export { createGateway, type Gateway, type GatewayOptions, type GatewaySettings } from './app.ts';
 export { startAdminServer } from './ops/index.ts';
 export { loadConfig, helpText, ConfigError, type GatewayConfig } from './config/index.ts';
-export { createLogger, createMetrics, type GatewayMetrics } from './telemetry/index.ts';
+export { createLogger, createMetrics, MetricName, type GatewayMetrics } from './telemetry/index.ts';
 export {
   TenantsFileDirectory,
   loadTenantsFile,

@@ -36,6 +36,7 @@ import {
   type WorkerChannel,
 } from './cancel/index.ts';
 import { runPrimary } from './ops/index.ts';
+import { RedisFleetLimits, type FleetLimits } from './limits/index.ts';
 
 async function main(): Promise<void> {
   if (process.argv.includes('--help') || process.argv.includes('-h')) {
@@ -98,6 +99,7 @@ async function serve(config: GatewayConfig, logger: Logger): Promise<void> {
       metrics,
       ...(worker ? { reusePort: true } : {}),
       ...openCancelStore(config, worker, logger),
+      ...openFleetLimits(config, metrics, logger),
     }),
   );
   let ready = true;
@@ -194,6 +196,31 @@ function openCancelStore(config: GatewayConfig, worker: boolean, logger: Logger)
     onError: (operation, err) => logClientEvent(logger, 'warn', { operation, err }, 'cancel keys: Redis command failed'),
   });
   return { cancelStore };
+}
+
+/**
+ * With REDIS_URL set, tenants' connection caps and connect rates hold across every gateway of the
+ * fleet; while Redis cannot be asked, each process enforces them alone, says so once in the log,
+ * and sets tenantgate_fleet_limits_lost.
+ */
+function openFleetLimits(config: GatewayConfig, metrics: GatewayMetrics, logger: Logger): { fleetLimits?: FleetLimits } {
+  if (config.redisUrl === undefined) return {};
+  const redis = new Redis(config.redisUrl, { enableOfflineQueue: false, maxRetriesPerRequest: 0, commandTimeout: 500 });
+  // The connection's own errors repeat while it reconnects; onLost says what matters, once.
+  redis.on('error', () => {});
+  const fleetLimits = new RedisFleetLimits({
+    redis,
+    leaseMs: config.fleetLeaseMs,
+    onLost: (err) => {
+      metrics.fleetLimitsLost.set(1);
+      logger.error({ err }, "tenant limits: Redis cannot be asked; this gateway enforces tenants' connection caps and rates alone");
+    },
+    onRegained: () => {
+      metrics.fleetLimitsLost.set(0);
+      logger.info("tenant limits: Redis answers again; tenants' connection caps and rates hold across the fleet");
+    },
+  });
+  return { fleetLimits };
 }
 
 /** The static tenants file, or the control plane behind the resolver (Redis shared when REDIS_URL is set). */

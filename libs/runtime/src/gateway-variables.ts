@@ -158,6 +158,13 @@ const GATEWAY_TABLE = [
     expects: 'an integer from 0 to 1000000',
     description: 'Per worker, new connections a second from one client address, with bursts of twice that; 0 turns the limit off.',
   },
+  {
+    name: 'GATEWAY_FLEET_LEASE_MS',
+    schema: { type: 'integer', default: 30_000, minimum: 1000, maximum: 600_000 },
+    expects: 'milliseconds from 1000 to 600000',
+    description:
+      "With REDIS_URL: a session's lease on its tenant's connection cap, shared by the fleet, renewed every third of this; a gateway that dies gives the capacity back within it.",
+  },
   LOG_LEVEL_VARIABLE,
 ] as const satisfies readonly ConfigVariable[];
 

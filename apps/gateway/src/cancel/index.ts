@@ -12,6 +12,7 @@ export {
   type CancelKey,
   type CancelKeyStore,
   CancelRegistry,
+  CancelStoreUnavailable,
   type CancelTarget,
   type ClientCancel,
   MemoryCancelKeyStore,

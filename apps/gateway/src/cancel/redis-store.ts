@@ -3,10 +3,11 @@
 // `tenantgate:cancel:<pid>:<secret hex>`, with a TTL this process refreshes while the session
 // lives, so a gateway that dies leaves no key behind for longer than the TTL. A lookup asks the
 // local store first, then Redis. Without Redis the local store still answers; Redis errors are
-// reported to `onError`, never thrown.
+// reported to `onError`, and a key found in neither throws CancelStoreUnavailable, so the miss
+// is counted apart from an unknown key.
 // Map: docs/architecture.md, "Cancel routing".
 import type { Redis } from 'ioredis';
-import { cancelKeyId, type CancelEntry, type CancelKey, type CancelKeyStore } from './registry.ts';
+import { cancelKeyId, CancelStoreUnavailable, type CancelEntry, type CancelKey, type CancelKeyStore } from './registry.ts';
 import { fromWire, toWire, type WireEntry } from './cluster-store.ts';
 
 export const CANCEL_KEY_PREFIX = 'tenantgate:cancel:';
@@ -74,7 +75,7 @@ export class RedisCancelKeyStore implements CancelKeyStore {
       return value === null ? undefined : fromWire(JSON.parse(value) as WireEntry);
     } catch (error) {
       this.#onError('get', error as Error);
-      return undefined;
+      throw new CancelStoreUnavailable({ cause: error });
     }
   }
 

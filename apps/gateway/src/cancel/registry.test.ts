@@ -12,6 +12,7 @@ import {
   CANCEL_KEY_LENGTH_V3_0,
   CANCEL_KEY_LENGTH_V3_2,
   CancelRegistry,
+  CancelStoreUnavailable,
   MemoryCancelKeyStore,
   cancelKeyLength,
   type CancelForwardOptions,
@@ -144,6 +145,25 @@ test('unknown keys are dropped without a connection to any backend', async (t) =
   assert.deepEqual(await registry.forward({ ...key, clientAddress: CLIENT }, forwardOptions), { result: CancelResult.UnknownKey });
   assert.equal(backend.accepted(), 0);
   assert.equal(await cancelCount(metrics, CancelResult.UnknownKey), 5);
+});
+
+test("a key not held here while the fleet's store cannot be asked is counted apart from an unknown key", async () => {
+  const metrics = createMetrics();
+  const local = new MemoryCancelKeyStore();
+  // Memory answers what it holds; for anything else the fleet's part (Redis) is down.
+  const store = Object.assign(Object.create(local) as MemoryCancelKeyStore, {
+    get: async (key: Parameters<MemoryCancelKeyStore['get']>[0]) => {
+      const entry = await local.get(key);
+      if (entry === undefined) throw new CancelStoreUnavailable();
+      return entry;
+    },
+  });
+  const registry = new CancelRegistry({ metrics, store });
+  const outcome = await registry.forward({ processId: 7, secretKey: Buffer.alloc(4, 1), clientAddress: CLIENT }, forwardOptions);
+  assert.equal(outcome.result, CancelResult.StoreUnavailable);
+  assert.ok(outcome.error instanceof CancelStoreUnavailable);
+  assert.equal(await cancelCount(metrics, CancelResult.StoreUnavailable), 1);
+  assert.equal(await cancelCount(metrics, CancelResult.UnknownKey), 0);
 });
 
 test('a backend that cannot be reached is an error, counted, with the reason for the log', async () => {

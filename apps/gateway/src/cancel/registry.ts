@@ -56,10 +56,19 @@ export interface CancelEntry extends CancelKey {
 export interface CancelKeyStore {
   /** Adds the entry; false (and nothing stored) when its key is taken. */
   add(entry: CancelEntry): Promise<boolean>;
+  /** The entry, or undefined; throws CancelStoreUnavailable when a part that may hold it could not be asked. */
   get(key: CancelKey): Promise<CancelEntry | undefined>;
   /** Removes the entry of this key. */
   delete(key: CancelKey): Promise<void>;
   close(): Promise<void>;
+}
+
+/** A lookup found nothing here and could not ask the fleet's store (Redis down): the key may be another gateway's. */
+export class CancelStoreUnavailable extends Error {
+  constructor(options?: ErrorOptions) {
+    super("cancel key not held here, and the fleet's store could not be asked", options);
+    this.name = 'CancelStoreUnavailable';
+  }
 }
 
 /** The map key of a cancel key: the process id and the secret, which together name one session. */
@@ -203,14 +212,17 @@ export class CancelRegistry {
 
   async #forward(request: CancelRequestInput, options: CancelForwardOptions): Promise<CancelOutcome> {
     let target: CancelTarget | undefined;
+    let unavailable: CancelStoreUnavailable | undefined;
     try {
       target = await this.lookup(request.processId, request.secretKey);
     } catch (error) {
-      return { result: CancelResult.Error, error: error as Error };
+      if (!(error instanceof CancelStoreUnavailable)) return { result: CancelResult.Error, error: error as Error };
+      unavailable = error;
     }
     // Guesses and real keys spend separate allowances: a flood of guesses from an address does
     // not stop the real clients behind it from cancelling.
     if (!this.#limiter.take(request.clientAddress, target === undefined ? 'guess' : 'match')) return { result: CancelResult.RateLimited };
+    if (unavailable !== undefined) return { result: CancelResult.StoreUnavailable, error: unavailable };
     if (target === undefined) return { result: CancelResult.UnknownKey };
     try {
       await sendCancel(target, options);

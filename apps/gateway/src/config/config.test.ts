@@ -59,6 +59,7 @@ test('a development environment gets the documented defaults', () => {
     maxPendingConnections: 1000,
     maxPendingPerAddress: 64,
     connectsPerSecondPerAddress: 100,
+    fleetLeaseMs: 30_000,
     logLevel: 'info',
   };
   assert.deepEqual(loadConfig(development), expected);

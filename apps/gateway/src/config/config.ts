@@ -66,6 +66,8 @@ export interface GatewayConfig {
   readonly maxPendingPerAddress: number;
   /** 0: no per-address connect rate. */
   readonly connectsPerSecondPerAddress: number;
+  /** With Redis: how long a session's lease on its tenant's connection cap outlives its last renewal. */
+  readonly fleetLeaseMs: number;
   readonly logLevel: LogLevel;
 }
 
@@ -115,6 +117,7 @@ type SchemaValues = KeyedByTable<{
   GATEWAY_MAX_PENDING_CONNECTIONS: number;
   GATEWAY_MAX_PENDING_PER_ADDRESS: number;
   GATEWAY_CONNECTS_PER_SECOND_PER_ADDRESS: number;
+  GATEWAY_FLEET_LEASE_MS: number;
   LOG_LEVEL: LogLevel;
 }>;
 type KeyedByTable<T> = [Exclude<VariableName, keyof T>, Exclude<keyof T, VariableName>] extends [never, never]
@@ -162,6 +165,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): GatewayConfig {
     maxPendingConnections: values.GATEWAY_MAX_PENDING_CONNECTIONS,
     maxPendingPerAddress: values.GATEWAY_MAX_PENDING_PER_ADDRESS,
     connectsPerSecondPerAddress: values.GATEWAY_CONNECTS_PER_SECOND_PER_ADDRESS,
+    fleetLeaseMs: values.GATEWAY_FLEET_LEASE_MS,
     logLevel: values.LOG_LEVEL,
   };
 }

@@ -3,14 +3,15 @@ import assert from 'node:assert/strict';
 import { validateTenantInput, type Tenant } from '@tenantgate/tenancy';
 import { Admission } from './admission.ts';
 import { Refusal } from '../errors.ts';
+import type { FleetDecision, FleetLimits } from '../limits/index.ts';
 
 function tenant(overrides: Record<string, unknown> = {}): Tenant {
   return { ...validateTenantInput({ id: 'acme', backend: { host: 'db' }, ...overrides }), roles: [] };
 }
 
-function refusalOf(fn: () => unknown): Refusal {
+async function refusalOf(fn: () => unknown): Promise<Refusal> {
   try {
-    fn();
+    await fn();
   } catch (error) {
     assert.ok(error instanceof Refusal, String(error));
     return error;
@@ -18,72 +19,72 @@ function refusalOf(fn: () => unknown): Refusal {
   assert.fail('expected a refusal');
 }
 
-test('an active tenant within its limits is admitted, and the ticket frees the slot once', () => {
+test('an active tenant within its limits is admitted, and the ticket frees the slot once', async () => {
   const admission = new Admission();
   const t = tenant({ limits: { maxConnections: 1, connectsPerSecond: 100 } });
-  const ticket = admission.admit(t);
+  const ticket = await admission.admit(t);
   assert.equal(admission.activeSessions('acme'), 1);
-  assert.equal(refusalOf(() => admission.admit(t)).sqlState, '53300');
+  assert.equal((await refusalOf(() => admission.admit(t))).sqlState, '53300');
   ticket.release();
   ticket.release();
   assert.equal(admission.activeSessions('acme'), 0);
-  admission.admit(t);
+  await admission.admit(t);
 });
 
-test('suspended and maintenance tenants are refused with their SQLSTATEs', () => {
+test('suspended and maintenance tenants are refused with their SQLSTATEs', async () => {
   const admission = new Admission();
-  const suspended = refusalOf(() => admission.check(tenant({ status: 'suspended' }), '10.0.0.1'));
+  const suspended = await refusalOf(() => admission.check(tenant({ status: 'suspended' }), '10.0.0.1'));
   assert.equal(suspended.sqlState, '08004');
   assert.match(suspended.message, /suspended/);
-  const maintenance = refusalOf(() => admission.check(tenant({ status: 'maintenance' }), '10.0.0.1'));
+  const maintenance = await refusalOf(() => admission.check(tenant({ status: 'maintenance' }), '10.0.0.1'));
   assert.equal(maintenance.sqlState, '57P03');
 });
 
-test('the allow-list is checked, IPv4-mapped addresses included, and follows a changed list', () => {
+test('the allow-list is checked, IPv4-mapped addresses included, and follows a changed list', async () => {
   const admission = new Admission();
   const narrow = tenant({ allowedCidrs: ['192.0.2.0/24'] });
   admission.check(narrow, '::ffff:192.0.2.7');
-  const refused = refusalOf(() => admission.check(narrow, '198.51.100.1'));
+  const refused = await refusalOf(() => admission.check(narrow, '198.51.100.1'));
   assert.equal(refused.sqlState, '28000');
   assert.ok(!refused.message.includes('198.51.100.1'), 'the message does not echo addresses');
   admission.check(tenant({ allowedCidrs: ['198.51.100.0/24'] }), '198.51.100.1');
 });
 
-test('the connect rate is a token bucket of connectsPerSecond, refilled over time', () => {
+test('the connect rate is a token bucket of connectsPerSecond, refilled over time', async () => {
   let now = 0;
   const admission = new Admission({ now: () => now });
   const t = tenant({ limits: { maxConnections: 100, connectsPerSecond: 2 } });
-  admission.admit(t).release();
-  admission.admit(t).release();
-  const refused = refusalOf(() => admission.admit(t));
+  (await admission.admit(t)).release();
+  (await admission.admit(t)).release();
+  const refused = await refusalOf(() => admission.admit(t));
   assert.equal(refused.sqlState, '53300');
   assert.match(refused.message, /per second/);
   now += 500;
-  admission.admit(t).release();
-  assert.equal(refusalOf(() => admission.admit(t)).sqlState, '53300');
+  (await admission.admit(t)).release();
+  assert.equal((await refusalOf(() => admission.admit(t))).sqlState, '53300');
 });
 
-test('closing sessions does not reset the connect rate', () => {
+test('closing sessions does not reset the connect rate', async () => {
   const admission = new Admission({ now: () => 0 });
   const t = tenant({ limits: { maxConnections: 100, connectsPerSecond: 1 } });
-  admission.admit(t).release();
-  assert.equal(refusalOf(() => admission.admit(t)).sqlState, '53300');
+  (await admission.admit(t)).release();
+  assert.equal((await refusalOf(() => admission.admit(t))).sqlState, '53300');
 });
 
-test('a limit of zero connections refuses every client', () => {
+test('a limit of zero connections refuses every client', async () => {
   const admission = new Admission();
-  assert.equal(refusalOf(() => admission.admit(tenant({ limits: { maxConnections: 0 } }))).sqlState, '53300');
+  assert.equal((await refusalOf(() => admission.admit(tenant({ limits: { maxConnections: 0 } })))).sqlState, '53300');
 });
 
-test("an unauthenticated client cannot spend the tenant's capacity: check() takes no slot and no token", () => {
+test("an unauthenticated client cannot spend the tenant's capacity: check() takes no slot and no token", async () => {
   const admission = new Admission({ now: () => 0 });
   const t = tenant({ limits: { maxConnections: 1, connectsPerSecond: 1 } });
   for (let i = 0; i < 100; i++) admission.check(t, '10.0.0.1');
   assert.equal(admission.activeSessions('acme'), 0);
-  admission.admit(t);
+  await admission.admit(t);
 });
 
-test('early backend opens are bounded per tenant and come back on release', () => {
+test('early backend opens are bounded per tenant and come back on release', async () => {
   const admission = new Admission({ earlyOpensPerTenant: 2 });
   const acme = tenant();
   const globex = tenant({ id: 'globex' });
@@ -96,4 +97,54 @@ test('early backend opens are bounded per tenant and come back on release', () =
   first.release();
   assert.ok(admission.earlyOpen(acme), 'a released pass is given back once');
   assert.equal(admission.earlyOpen(acme), undefined);
+});
+
+/** A fleet that answers what the test says, and counts the leases it gave and got back. */
+function scriptedFleet(answer: () => FleetDecision['kind']): FleetLimits & { held: number } {
+  const fleet = {
+    held: 0,
+    acquire: async (): Promise<FleetDecision> => {
+      const kind = answer();
+      if (kind === 'refused') return { kind, limit: 'cap' };
+      fleet.held++;
+      let released = false;
+      const lease = {
+        release: () => {
+          if (released) return;
+          released = true;
+          fleet.held--;
+        },
+      };
+      return { kind, lease };
+    },
+    close: async () => {},
+  };
+  return fleet;
+}
+
+test("the fleet's refusal refuses, and gives back this process's slot", async () => {
+  const fleet = scriptedFleet(() => 'refused');
+  const admission = new Admission({ fleet });
+  const t = tenant({ limits: { maxConnections: 5, connectsPerSecond: 100 } });
+  const refused = await refusalOf(() => admission.admit(t));
+  assert.equal(refused.sqlState, '53300');
+  assert.match(refused.message, /too many connections/);
+  assert.equal(admission.activeSessions('acme'), 0);
+});
+
+test('admitted by the fleet, or decided here while the fleet cannot be asked: one release frees both', async () => {
+  let kind: FleetDecision['kind'] = 'admitted';
+  const fleet = scriptedFleet(() => kind);
+  const admission = new Admission({ fleet });
+  const t = tenant({ limits: { maxConnections: 2, connectsPerSecond: 100 } });
+  const first = await admission.admit(t);
+  kind = 'unavailable';
+  const second = await admission.admit(t);
+  assert.equal(fleet.held, 2);
+  assert.equal((await refusalOf(() => admission.admit(t))).sqlState, '53300', "without the fleet, this process's cap holds");
+  first.release();
+  second.release();
+  second.release();
+  assert.equal(fleet.held, 0);
+  assert.equal(admission.activeSessions('acme'), 0);
 });

@@ -4,11 +4,13 @@
 // admit() only once the client has authenticated, so clients that never log in cannot lock a
 // tenant out. Until then a client may have the backend opened early only within a small
 // per-tenant budget (earlyOpen), so they cannot make the backend fork either.
+// With fleet limits (Redis), admit() counts here first, then asks the fleet, whose view is the
+// one that holds across gateways; when Redis cannot be asked, the count here decides alone.
 import type { BlockList } from 'node:net';
 import { cidrAllowList, isAddressAllowed, type Tenant } from '@tenantgate/tenancy';
 import { Refusal } from '../errors.ts';
 import { SqlState } from '@tenantgate/wire';
-import { fullBucket, isFull, takeToken, type BucketLimit, type TokenBucket } from '../limits/index.ts';
+import { fullBucket, isFull, takeToken, type BucketLimit, type FleetLimits, type TokenBucket } from '../limits/index.ts';
 
 /** A ticket for one admitted session; release it exactly once when the session ends. */
 export interface AdmissionTicket {
@@ -47,16 +49,20 @@ export interface AdmissionOptions {
   readonly now?: () => number;
   /** Default EARLY_OPENS_PER_TENANT. */
   readonly earlyOpensPerTenant?: number;
+  /** The limits across every gateway of the fleet; without it each process enforces them alone. */
+  readonly fleet?: FleetLimits;
 }
 
 export class Admission {
   readonly #tenants = new Map<string, TenantCounters>();
   readonly #now: () => number;
   readonly #earlyOpens: number;
+  readonly #fleet: FleetLimits | undefined;
 
   constructor(options: AdmissionOptions = {}) {
     this.#now = options.now ?? (() => performance.now());
     this.#earlyOpens = options.earlyOpensPerTenant ?? EARLY_OPENS_PER_TENANT;
+    this.#fleet = options.fleet;
   }
 
   /** Before authentication: the tenant's status and allow-list; throws a Refusal. */
@@ -78,16 +84,30 @@ export class Admission {
     return once(() => counters.earlyOpens--);
   }
 
-  /** After authentication: a connect-rate token and a slot of the connection cap, or a Refusal. */
-  admit(tenant: Tenant): AdmissionTicket {
-    const counters = this.#countersOf(tenant);
-    this.#takeConnectToken(tenant, counters);
-    if (counters.active >= tenant.limits.maxConnections) {
-      throw new Refusal(SqlState.TooManyConnections, `too many connections for tenant "${tenant.id}"`, {
-        detail: `The limit is ${tenant.limits.maxConnections} concurrent connections.`,
-        hint: 'Close idle connections or use a connection pool.',
-      });
+  /**
+   * After authentication: a connect-rate token and a slot of the connection cap, in this process
+   * and then across the fleet, or a Refusal. Counting here first keeps this process's count true
+   * for the times Redis is away; a refusal here is one the fleet would give too.
+   */
+  async admit(tenant: Tenant): Promise<AdmissionTicket> {
+    const local = this.#admitHere(tenant);
+    if (this.#fleet === undefined) return local;
+    const decision = await this.#fleet.acquire(tenant.id, tenant.limits);
+    if (decision.kind === 'refused') {
+      local.release();
+      throw decision.limit === 'rate' ? rateRefusal(tenant) : capRefusal(tenant);
     }
+    return once(() => {
+      local.release();
+      decision.lease.release();
+    });
+  }
+
+  #admitHere(tenant: Tenant): AdmissionTicket {
+    const counters = this.#countersOf(tenant);
+    counters.connectLimit = connectLimit(tenant);
+    if (!takeToken(counters.connects, counters.connectLimit, this.#now())) throw rateRefusal(tenant);
+    if (counters.active >= tenant.limits.maxConnections) throw capRefusal(tenant);
     counters.active++;
     return once(() => counters.active--);
   }
@@ -128,16 +148,6 @@ export class Admission {
         this.#tenants.delete(id);
     }
   }
-
-  #takeConnectToken(tenant: Tenant, counters: TenantCounters): void {
-    counters.connectLimit = connectLimit(tenant);
-    if (!takeToken(counters.connects, counters.connectLimit, this.#now())) {
-      throw new Refusal(SqlState.TooManyConnections, `too many new connections per second for tenant "${tenant.id}"`, {
-        detail: `The limit is ${tenant.limits.connectsPerSecond} new connections per second.`,
-        hint: 'Retry with backoff, or keep connections open in a pool.',
-      });
-    }
-  }
 }
 
 /** A release that counts once, however often it is called. */
@@ -150,6 +160,20 @@ function once(release: () => void): { release(): void } {
       release();
     },
   };
+}
+
+function rateRefusal(tenant: Tenant): Refusal {
+  return new Refusal(SqlState.TooManyConnections, `too many new connections per second for tenant "${tenant.id}"`, {
+    detail: `The limit is ${tenant.limits.connectsPerSecond} new connections per second.`,
+    hint: 'Retry with backoff, or keep connections open in a pool.',
+  });
+}
+
+function capRefusal(tenant: Tenant): Refusal {
+  return new Refusal(SqlState.TooManyConnections, `too many connections for tenant "${tenant.id}"`, {
+    detail: `The limit is ${tenant.limits.maxConnections} concurrent connections.`,
+    hint: 'Close idle connections or use a connection pool.',
+  });
 }
 
 function checkStatus(tenant: Tenant): void {

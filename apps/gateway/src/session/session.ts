@@ -167,7 +167,7 @@ async function run(shared: Shared, client: SessionClient, connection: Connection
   try {
     credentials = await authenticate(shared, attempt).finally(() => early?.release());
     // Only a client that has proven itself spends the tenant's connect rate and a connection slot.
-    const ticket = shared.admission.admit(tenant);
+    const ticket = await shared.admission.admit(tenant);
     try {
       opening ??= openTenantBackend(shared, attempt);
       const session = await startBackend(shared, attempt, opening, credentials);

@@ -22,6 +22,7 @@ const CONTRACT_METRICS = [
   'tenantgate_bytes_total',
   'tenantgate_refusals_total',
   'tenantgate_cancel_requests_total',
+  'tenantgate_fleet_limits_lost',
 ];
 
 test("the exported names are the contract's names", () => {

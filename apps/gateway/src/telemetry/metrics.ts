@@ -22,6 +22,7 @@ export const MetricName = {
   Bytes: 'tenantgate_bytes_total',
   Refusals: 'tenantgate_refusals_total',
   CancelRequests: 'tenantgate_cancel_requests_total',
+  FleetLimitsLost: 'tenantgate_fleet_limits_lost',
 } as const;
 export type MetricName = (typeof MetricName)[keyof typeof MetricName];
 
@@ -69,6 +70,8 @@ export const CancelResult = {
   /** No session has this key; dropped silently, as PostgreSQL does. */
   UnknownKey: 'unknown_key',
   RateLimited: 'rate_limited',
+  /** Not held by this gateway, and Redis (where another gateway's keys are) could not be asked. */
+  StoreUnavailable: 'store_unavailable',
   /** The backend could not be reached. */
   Error: 'error',
 } as const;
@@ -107,6 +110,8 @@ export interface GatewayMetrics {
   readonly bytes: LabeledCounter<{ direction: Direction }>;
   readonly refusals: LabeledCounter<{ sqlstate: SqlState }>;
   readonly cancelRequests: LabeledCounter<{ result: CancelResult }>;
+  /** 1 while Redis cannot be asked and this process enforces tenants' limits alone; 0 otherwise. */
+  readonly fleetLimitsLost: Gauge;
 }
 
 // From 100 µs (resolve and admit on a warm cache) to 10 s (a cold backend behind a timeout).
@@ -140,6 +145,11 @@ export function createMetrics(): GatewayMetrics {
     bytes: counter(MetricName.Bytes, 'Bytes spliced, by direction.', ['direction']),
     refusals: counter(MetricName.Refusals, 'Connections refused before the splice, by SQLSTATE.', ['sqlstate']),
     cancelRequests: counter(MetricName.CancelRequests, 'CancelRequests, by result.', ['result']),
+    fleetLimitsLost: new Gauge({
+      name: MetricName.FleetLimitsLost,
+      help: "1 while Redis cannot be asked and this process enforces tenants' connection caps and rates alone.",
+      registers,
+    }),
   };
   zeroCounters(metrics);
   return metrics;
