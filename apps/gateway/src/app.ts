@@ -30,7 +30,7 @@ export type GatewaySettings = Pick<
   | 'secretsDir'
 > &
   // PROXY protocol on the Postgres port (`off` when absent), and the per-address limits (none when absent).
-  Partial<Pick<GatewayConfig, 'proxyProtocol' | 'maxPendingPerAddress' | 'connectsPerSecondPerAddress'>>;
+  Partial<Pick<GatewayConfig, 'proxyProtocol' | 'proxyTrustedCidrs' | 'maxPendingPerAddress' | 'connectsPerSecondPerAddress'>>;
 
 export interface GatewayOptions {
   readonly settings: GatewaySettings;

@@ -101,6 +101,8 @@ export const ProxyHeaderFailure = {
   Timeout: 'timeout',
   /** The peer closed or reset the connection before the header was complete. */
   Closed: 'closed',
+  /** A header from a peer outside GATEWAY_PROXY_TRUSTED_CIDRS: it may not say who the client is. */
+  Untrusted: 'untrusted',
 } as const;
 
 export type ProxyHeaderFailure = (typeof ProxyHeaderFailure)[keyof typeof ProxyHeaderFailure];

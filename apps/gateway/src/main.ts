@@ -121,6 +121,12 @@ async function serve(config: GatewayConfig, logger: Logger): Promise<void> {
       ? { tenants: tenants.size }
       : { controlPlane: config.tenantSource.kind, redis: config.redisUrl !== undefined };
   logger.info({ listen: gateway.address, admin: admin?.address, ...directory }, 'gateway listening');
+  if (config.proxyProtocol !== 'off' && config.proxyTrustedCidrs === undefined && !worker) {
+    logger.warn(
+      { proxyProtocol: config.proxyProtocol },
+      'GATEWAY_PROXY_TRUSTED_CIDRS is unset: any peer that reaches the port may send a PROXY header and claim any client address',
+    );
+  }
   if (worker) process.send?.({ type: ClusterMessage.Listening });
   process.on('SIGHUP', () => void reload(config, gateway, tenants, logger));
   let stopping = false;

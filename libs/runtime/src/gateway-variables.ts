@@ -114,7 +114,14 @@ const GATEWAY_TABLE = [
     schema: { type: 'string', default: 'off', enum: PROXY_PROTOCOL_MODES },
     expects: `one of ${PROXY_PROTOCOL_MODES.join(', ')}`,
     description:
-      'PROXY protocol header (v2, or v1 text) from the load balancer, for the real client address; optional trusts any peer that can reach the port.',
+      'PROXY protocol header (v2, or v1 text) from the load balancer, for the real client address; without GATEWAY_PROXY_TRUSTED_CIDRS any peer that reaches the port may send one.',
+  },
+  {
+    name: 'GATEWAY_PROXY_TRUSTED_CIDRS',
+    schema: { type: 'string' },
+    expects: 'CIDR blocks, comma-separated, e.g. 10.0.0.0/16,fd00::/8',
+    description:
+      "The load balancers' subnets: only their PROXY headers are read; any other peer connects as a direct client, and is closed if it sends one. Unset: every peer's header is taken.",
   },
   {
     name: 'GATEWAY_ADMIN_LISTEN',

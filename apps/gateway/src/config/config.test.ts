@@ -60,6 +60,7 @@ test('a development environment gets the documented defaults', () => {
     maxPendingPerAddress: 64,
     connectsPerSecondPerAddress: 100,
     fleetLeaseMs: 30_000,
+    proxyTrustedCidrs: undefined,
     logLevel: 'info',
   };
   assert.deepEqual(loadConfig(development), expected);
@@ -375,4 +376,20 @@ test('the error has a stable code and structured issues', () => {
   assert.equal(error.code, 'TG_ERR_CONFIG');
   assert.equal(error.name, 'ConfigError');
   assert.deepEqual(error.issues, [{ variable: 'GATEWAY_WORKERS', message: 'expected an integer from 1 to 999, or auto; got "0"' }]);
+});
+
+test('GATEWAY_PROXY_TRUSTED_CIDRS: CIDR blocks of either family, only with a PROXY mode that reads headers', () => {
+  const behindBalancer = { ...development, GATEWAY_PROXY_PROTOCOL: 'required' };
+  assert.deepEqual(loadConfig({ ...behindBalancer, GATEWAY_PROXY_TRUSTED_CIDRS: '10.0.0.0/16, fd00::/8' }).proxyTrustedCidrs, [
+    '10.0.0.0/16',
+    'fd00::/8',
+  ]);
+  assert.match(
+    oneLine({ ...behindBalancer, GATEWAY_PROXY_TRUSTED_CIDRS: '10.0.0.0/16,10.1.0.0' }),
+    /^GATEWAY_PROXY_TRUSTED_CIDRS: .*"10.1.0.0" is not one/,
+  );
+  assert.match(
+    oneLine({ ...development, GATEWAY_PROXY_TRUSTED_CIDRS: '10.0.0.0/16' }),
+    /^GATEWAY_PROXY_TRUSTED_CIDRS: .*GATEWAY_PROXY_PROTOCOL/,
+  );
 });

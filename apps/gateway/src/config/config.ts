@@ -15,6 +15,7 @@ import {
   type PemKind,
   type PemSource,
 } from '@tenantgate/runtime';
+import { parseCidr } from '@tenantgate/tenancy';
 import { CONFIG_VARIABLES, type ConfigVariable, type PROXY_PROTOCOL_MODES, type VariableName } from './variables.ts';
 
 export { CONFIG_VARIABLES, helpText, type ConfigVariable, type VariableName } from './variables.ts';
@@ -56,6 +57,8 @@ export interface GatewayConfig {
   readonly backend: BackendTlsSources;
   readonly secretsDir: string | undefined;
   readonly proxyProtocol: ProxyProtocolMode;
+  /** The peers whose PROXY header is read; undefined: every peer's. */
+  readonly proxyTrustedCidrs: readonly string[] | undefined;
   /** Absent: the admin server is disabled. */
   readonly adminListen: ListenAddress | undefined;
   readonly drainSeconds: number;
@@ -109,6 +112,7 @@ type SchemaValues = KeyedByTable<{
   GATEWAY_BACKEND_CLIENT_KEY?: string;
   GATEWAY_SECRETS_DIR?: string;
   GATEWAY_PROXY_PROTOCOL: ProxyProtocolMode;
+  GATEWAY_PROXY_TRUSTED_CIDRS?: string;
   GATEWAY_ADMIN_LISTEN: string;
   GATEWAY_DRAIN_SECONDS: number;
   GATEWAY_HANDSHAKE_TIMEOUT_MS: number;
@@ -142,6 +146,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): GatewayConfig {
   const redisUrl = parseUrl('REDIS_URL', values.REDIS_URL, ['redis:', 'rediss:'], issues);
   const backend = parseBackend(values, issues);
   const adminListen = parseAdminListen(values.GATEWAY_ADMIN_LISTEN, issues);
+  const proxyTrustedCidrs = parseTrustedCidrs(values.GATEWAY_PROXY_TRUSTED_CIDRS, values.GATEWAY_PROXY_PROTOCOL, issues);
   if (!tlsWanted && !values.GATEWAY_ALLOW_PLAINTEXT && !issues.has('GATEWAY_ALLOW_PLAINTEXT')) {
     issues.missing('GATEWAY_TLS_CERT', 'server certificates (paths or PEM), required unless GATEWAY_ALLOW_PLAINTEXT=true');
   }
@@ -157,6 +162,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): GatewayConfig {
     backend,
     secretsDir: values.GATEWAY_SECRETS_DIR,
     proxyProtocol: values.GATEWAY_PROXY_PROTOCOL,
+    proxyTrustedCidrs,
     adminListen,
     drainSeconds: values.GATEWAY_DRAIN_SECONDS,
     handshakeTimeoutMs: values.GATEWAY_HANDSHAKE_TIMEOUT_MS,
@@ -283,6 +289,25 @@ function parseListenVariable(name: VariableName, value: string, issues: Issues):
 function parseAdminListen(value: string, issues: Issues): ListenAddress | undefined {
   if (value === '' || value.toLowerCase() === 'off') return undefined;
   return parseListenVariable('GATEWAY_ADMIN_LISTEN', value, issues);
+}
+
+function parseTrustedCidrs(value: string | undefined, mode: ProxyProtocolMode, issues: Issues): string[] | undefined {
+  if (value === undefined) return undefined;
+  const cidrs = value.split(',').map((item) => item.trim());
+  const bad = cidrs.find((cidr) => parseCidr(cidr) === undefined);
+  if (bad !== undefined) {
+    issues.invalid('GATEWAY_PROXY_TRUSTED_CIDRS', value, `CIDR blocks, comma-separated, e.g. 10.0.0.0/16 ("${bad}" is not one)`);
+    return undefined;
+  }
+  if (mode === 'off') {
+    issues.invalid(
+      'GATEWAY_PROXY_TRUSTED_CIDRS',
+      value,
+      'unset, or GATEWAY_PROXY_PROTOCOL optional or required: no header is read with it off',
+    );
+    return undefined;
+  }
+  return cidrs;
 }
 
 const DNS_SUFFIX = /^(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)+$/;

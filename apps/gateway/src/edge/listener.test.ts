@@ -392,6 +392,34 @@ test('PROXY: the header must come within the handshake timeout, which also bound
   assert.equal(front.logs.filter((line) => line.msg === 'connection closed: no PROXY protocol header in time').length, 1);
 });
 
+test('PROXY trusted peers: only their headers are read; another peer is a direct client, closed if it sends one', async (t) => {
+  const front = await startTestFront(t, pki, { config: { proxyProtocol: 'required', proxyTrustedCidrs: ['127.0.0.1/32', 'fd00::/8'] } });
+  // 127.0.0.2 is not a load balancer: its header is a claim it may not make.
+  const liar = await connectRaw(front.port, '127.0.0.2');
+  const liarClosed = readUntilClose(liar);
+  liar.write(Buffer.concat([proxyV2(LB_CLIENT, LB_TARGET), serializeSSLRequest()]));
+  assert.equal((await liarClosed).bytes.length, 0, 'closed without a word');
+  await until(() => loggedClients(front, 'connection closed: PROXY protocol header from an untrusted peer').length === 1);
+  assert.equal(await connectionsCounted(front, 'refused'), 1);
+  assert.equal(front.clients.length, 0);
+
+  // The same peer without a header is a direct client, known by its socket address, though the mode is `required`.
+  const direct = await connectRaw(front.port, '127.0.0.2');
+  await assertServedAfter(await upgradeToTls(direct, { ca: pki.ca.certPem, servername: ACME }), front);
+  assert.equal(front.clients[0].clientAddress, '127.0.0.2');
+
+  // A trusted peer: its header names the client, IPv6 as well; without one it is refused (`required`).
+  const balancer = await connectRaw(front.port, '127.0.0.1');
+  balancer.write(proxyV2({ address: '2001:db8::7', port: 40000 }, { address: '2001:db8::1', port: 5432 }));
+  await assertServedAfter(await upgradeToTls(balancer, { ca: pki.ca.certPem, servername: ACME }), front);
+  assert.equal(front.clients[1].clientAddress, '2001:db8::7');
+  const headerless = await connectRaw(front.port, '127.0.0.1');
+  const headerlessClosed = readUntilClose(headerless);
+  headerless.write(serializeSSLRequest());
+  assert.equal((await headerlessClosed).bytes.length, 0);
+  await until(() => loggedClients(front, 'connection closed: invalid PROXY protocol header').length === 1);
+});
+
 test('PROXY off: a header is not read; the handshake sees bytes that are not Postgres and closes', async (t) => {
   const front = await startTestFront(t, pki);
   const raw = await connectRaw(front.port);

@@ -2,11 +2,14 @@
 // hands clients that named a tenant (or sent a CancelRequest) to the next phase. It bounds the
 // number of connections still in the handshake, so a flood of idle or slow clients costs a
 // refusal each, not a TLS handshake each. Behind a load balancer, each connection may start with
-// a PROXY protocol header (GATEWAY_PROXY_PROTOCOL): its source becomes the client's address.
+// a PROXY protocol header (GATEWAY_PROXY_PROTOCOL): its source becomes the client's address,
+// when the peer is one of the load balancers (GATEWAY_PROXY_TRUSTED_CIDRS). Any other peer is a
+// direct client, and one that sends a header is closed.
 // Map: docs/architecture.md, step 1.
 import { once } from 'node:events';
 import { SqlState } from '@tenantgate/wire';
-import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { createServer, type AddressInfo, type BlockList, type Server, type Socket } from 'node:net';
+import { cidrAllowList, isAddressAllowed } from '@tenantgate/tenancy';
 import { performHandshake, type ClientStartup, type HandshakeOptions, type HandshakeResult } from './handshake.ts';
 import type { ClientCancel } from '../cancel/index.ts';
 import type { Connection } from '../session/index.ts';
@@ -25,7 +28,7 @@ export type ListenerConfig = Pick<
   'listen' | 'sniSuffixes' | 'allowPlaintext' | 'handshakeTimeoutMs' | 'maxPendingConnections'
 > &
   /** Per-address limits; absent: none. */
-  Partial<Pick<GatewayConfig, 'maxPendingPerAddress' | 'connectsPerSecondPerAddress'>> & {
+  Partial<Pick<GatewayConfig, 'maxPendingPerAddress' | 'connectsPerSecondPerAddress' | 'proxyTrustedCidrs'>> & {
     /** PROXY protocol header before the client's bytes; `off` when absent. */
     readonly proxyProtocol?: ProxyProtocolMode;
   };
@@ -78,6 +81,8 @@ interface Edge extends ListenerOptions {
   readonly pending: PendingConnections;
   /** New connections per address and second; undefined when off. */
   readonly connectRates: AddressBuckets<'connect'> | undefined;
+  /** The peers whose PROXY header is taken; undefined: every peer's. */
+  readonly proxyPeers: BlockList | undefined;
 }
 
 /** Why a connection is refused before its handshake: each has its own words. */
@@ -125,6 +130,7 @@ export async function startListener(options: ListenerOptions): Promise<Listener>
     handshakes: new Map(),
     pending: new PendingConnections(config.maxPendingConnections, config.maxPendingPerAddress ?? Number.MAX_SAFE_INTEGER),
     connectRates: rate > 0 ? new AddressBuckets({ perSecond: rate, size: 2 * rate }, ['connect']) : undefined,
+    proxyPeers: config.proxyTrustedCidrs === undefined ? undefined : cidrAllowList(config.proxyTrustedCidrs),
   };
   const server = createServer({ noDelay: true, keepAlive: true, keepAliveInitialDelay: 60_000 }, (socket) => accept(socket, edge));
   await listen(server, config.listen, options.reusePort);
@@ -179,8 +185,15 @@ function accept(socket: Socket, edge: Edge): void {
   const release = () => edge.handshakes.delete(socket);
   // With PROXY protocol off nothing is added to a connection's path: no header read, no timer.
   const settled =
-    mode === 'off' ? handshake(socket, edge, connection, release) : handshakeBehindProxy(socket, mode, edge, connection, release);
+    mode === 'off'
+      ? handshake(socket, edge, connection, release)
+      : handshakeBehindProxy(socket, peerMode(edge, mode, peer.address), edge, connection, release);
   edge.handshakes.set(socket, settled);
+}
+
+/** A peer that is not a trusted load balancer is a direct client: a header from it would be a lie. */
+function peerMode(edge: Edge, mode: ProxyHeaderMode, peer: string): ProxyHeaderMode | 'untrusted' {
+  return edge.proxyPeers === undefined || isAddressAllowed(edge.proxyPeers, peer) ? mode : 'untrusted';
 }
 
 /** A connection refused at accept holds no slot; this one stands in for it. */
@@ -226,7 +239,7 @@ function handshake(
  */
 async function handshakeBehindProxy(
   socket: Socket,
-  mode: ProxyHeaderMode,
+  mode: ProxyHeaderMode | 'untrusted',
   edge: Edge,
   connection: Connection,
   release: () => void,
@@ -235,7 +248,11 @@ async function handshakeBehindProxy(
   const startedAt = performance.now();
   let header: ProxyHeader | undefined;
   try {
-    header = await readProxyHeader(socket, { mode, timeoutMs: handshakeTimeoutMs });
+    header = await readProxyHeader(socket, { mode: mode === 'untrusted' ? 'optional' : mode, timeoutMs: handshakeTimeoutMs });
+    if (mode === 'untrusted' && header !== undefined) {
+      socket.destroy();
+      throw new ProxyHeaderError(ProxyHeaderFailure.Untrusted, 'a PROXY protocol header from a peer outside GATEWAY_PROXY_TRUSTED_CIDRS');
+    }
   } catch (error) {
     release();
     connection.pending.release();
@@ -273,10 +290,11 @@ const HEADER_FAILURE_OUTCOMES: Readonly<Record<ProxyHeaderFailure, ConnectionOut
   [ProxyHeaderFailure.Missing]: ConnectionOutcome.Refused,
   [ProxyHeaderFailure.Timeout]: ConnectionOutcome.Timeout,
   [ProxyHeaderFailure.Closed]: ConnectionOutcome.ClientClosed,
+  [ProxyHeaderFailure.Untrusted]: ConnectionOutcome.Refused,
 };
 
 /** The one log line of a connection closed for its PROXY header (no reply: the peer is the load balancer), and its count. */
-function reportHeaderFailure(error: unknown, mode: ProxyHeaderMode, metrics: GatewayMetrics, log: Logger): void {
+function reportHeaderFailure(error: unknown, mode: ProxyHeaderMode | 'untrusted', metrics: GatewayMetrics, log: Logger): void {
   if (!(error instanceof ProxyHeaderError)) return reportFailure(error, metrics, log);
   const outcome = HEADER_FAILURE_OUTCOMES[error.failure];
   metrics.connections.inc({ outcome });
@@ -286,6 +304,9 @@ function reportHeaderFailure(error: unknown, mode: ProxyHeaderMode, metrics: Gat
       return log.debug(fields, 'client left before its PROXY protocol header');
     case ProxyHeaderFailure.Timeout:
       return logClientEvent(log, 'info', fields, 'connection closed: no PROXY protocol header in time');
+    case ProxyHeaderFailure.Untrusted:
+      // Someone who is not the load balancer claims to speak for a client: a probe, or a balancer missing from the list.
+      return logClientEvent(log, 'warn', fields, 'connection closed: PROXY protocol header from an untrusted peer');
     default:
       // Often a deployment fault (the load balancer not sending headers, or clients bypassing it): warn.
       return logClientEvent(log, 'warn', fields, 'connection closed: invalid PROXY protocol header');

@@ -128,8 +128,8 @@ function collectLines(into: Record<string, unknown>[]): Writable {
 // ---------------------------------------------------------------------------------------------
 // Raw clients
 
-export async function connectRaw(port: number): Promise<Socket> {
-  const socket = connectTcp({ host: '127.0.0.1', port });
+export async function connectRaw(port: number, localAddress?: string): Promise<Socket> {
+  const socket = connectTcp({ host: '127.0.0.1', port, ...(localAddress === undefined ? {} : { localAddress }) });
   await once(socket, 'connect');
   return socket;
 }

@@ -38,9 +38,11 @@ locals {
       GATEWAY_SNI_SUFFIXES      = join(",", var.sni_suffixes)
       GATEWAY_CONTROL_PLANE_URL = var.control_plane_url
       GATEWAY_PROXY_PROTOCOL    = "required"
-      GATEWAY_ADMIN_LISTEN      = "0.0.0.0:${var.admin_port}"
-      GATEWAY_DRAIN_SECONDS     = tostring(var.drain_seconds)
-      LOG_LEVEL                 = var.log_level
+      # Only the load balancer's nodes may say who the client is (their addresses are in its subnets).
+      GATEWAY_PROXY_TRUSTED_CIDRS = join(",", [for subnet in data.aws_subnet.load_balancer : subnet.cidr_block])
+      GATEWAY_ADMIN_LISTEN        = "0.0.0.0:${var.admin_port}"
+      GATEWAY_DRAIN_SECONDS       = tostring(var.drain_seconds)
+      LOG_LEVEL                   = var.log_level
     },
     local.sync_tenant_certificates ? { GATEWAY_SECRETS_DIR = local.secrets_dir } : {},
     var.enable_tracing ? {

@@ -61,3 +61,10 @@ resource "aws_lb_listener" "postgres" {
     target_group_arn = aws_lb_target_group.gateway.arn
   }
 }
+
+# The subnets' address blocks: the load balancer's nodes connect to the tasks from these, and
+# only headers from them are trusted (GATEWAY_PROXY_TRUSTED_CIDRS).
+data "aws_subnet" "load_balancer" {
+  for_each = toset(var.load_balancer_subnet_ids)
+  id       = each.value
+}
