@@ -159,16 +159,31 @@ export class TenantDirectoryUnreachableError extends Error {
   readonly code = ErrorCode.TenantDirectoryUnreachable;
   readonly sqlState = SqlState.UnableToConnect;
   readonly logDetail: string;
+  /**
+   * The gateway's variable at fault when the control plane refuses its requests (its token, or
+   * a URL that leads elsewhere): a retry will not help. Undefined for an outage.
+   */
+  readonly misconfigured: string | undefined;
 
-  constructor(logDetail: string, options?: ErrorOptions) {
-    super('the tenant directory is unreachable', options);
+  constructor(logDetail: string, options?: ErrorOptions & { readonly misconfigured?: string | undefined }) {
+    super(
+      options?.misconfigured !== undefined
+        ? 'the service is misconfigured: the gateway cannot look up tenants'
+        : 'the tenant directory is unreachable',
+      options,
+    );
     this.name = 'TenantDirectoryUnreachableError';
     this.logDetail = logDetail;
+    this.misconfigured = options?.misconfigured;
   }
 
   /** The FATAL ErrorResponse for the client. */
   toErrorResponse(): Buffer {
-    return buildErrorResponse({ severity: 'FATAL', code: this.sqlState, message: this.message });
+    const hint =
+      this.misconfigured !== undefined
+        ? "Retrying will not help until the service's operators fix it; contact the service's support."
+        : 'Retry in a moment.';
+    return buildErrorResponse({ severity: 'FATAL', code: this.sqlState, message: this.message, hint });
   }
 }
 

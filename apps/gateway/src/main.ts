@@ -7,7 +7,7 @@
 import cluster from 'node:cluster';
 import { AggregatorRegistry } from 'prom-client';
 import { createGateway, type Gateway } from './app.ts';
-import { adminProxyProtocol, startAdminServer, type AdminServer } from './ops/index.ts';
+import { adminProxyProtocol, DRAINING, READY, readinessMonitor, startAdminServer, type AdminServer } from './ops/index.ts';
 import {
   describeListenFailure,
   describeSystemError,
@@ -46,7 +46,7 @@ async function main(): Promise<void> {
   const config = configOrExit();
   const logger = createLogger({ level: config.logLevel });
   try {
-    if (config.workers > 1 && cluster.isPrimary) await runPrimary(config, logger);
+    if (config.workers > 1 && cluster.isPrimary) await runPrimary(config, logger, readinessMonitor(config, logger, connectRedis));
     else await serve(config, cluster.isWorker ? logger.child({ worker: cluster.worker?.id }) : logger);
   } catch (error) {
     if (error instanceof StartupError) {
@@ -104,6 +104,8 @@ async function serve(config: GatewayConfig, logger: Logger): Promise<void> {
   );
   let ready = true;
   const adminListen = worker ? undefined : config.adminListen;
+  // With several workers the primary asks the control plane; a worker leaves readiness to it.
+  const monitor = worker ? undefined : readinessMonitor(config, logger, connectRedis);
   const admin =
     adminListen === undefined
       ? undefined
@@ -111,7 +113,7 @@ async function serve(config: GatewayConfig, logger: Logger): Promise<void> {
           startAdminServer({
             listen: adminListen,
             metrics: metrics.registry,
-            readiness: () => ready,
+            readiness: () => (ready ? (monitor?.state ?? READY) : DRAINING),
             logger,
             proxyProtocol: adminProxyProtocol(config.proxyProtocol),
           }),
@@ -121,6 +123,7 @@ async function serve(config: GatewayConfig, logger: Logger): Promise<void> {
       ? { tenants: tenants.size }
       : { controlPlane: config.tenantSource.kind, redis: config.redisUrl !== undefined };
   logger.info({ listen: gateway.address, admin: admin?.address, ...directory }, 'gateway listening');
+  void monitor?.start();
   if (config.proxyProtocol !== 'off' && config.proxyTrustedCidrs === undefined && !worker) {
     logger.warn(
       { proxyProtocol: config.proxyProtocol },
@@ -135,7 +138,7 @@ async function serve(config: GatewayConfig, logger: Logger): Promise<void> {
     if (stopping) return;
     stopping = true;
     ready = false;
-    void shutdown(signal, config, gateway, admin, logger);
+    void shutdown(signal, config, gateway, admin, logger).finally(() => monitor?.close());
   };
   process.once('SIGTERM', () => stop('SIGTERM'));
   process.once('SIGINT', () => stop('SIGINT'));
@@ -194,7 +197,7 @@ function openCancelStore(config: GatewayConfig, worker: boolean, logger: Logger)
   const local = worker ? new ClusterCancelKeyStore(process as WorkerChannel) : undefined;
   if (config.redisUrl === undefined) return local === undefined ? {} : { cancelStore: local };
   // Fail fast: a command while Redis is down fails at once and the local store answers alone.
-  const redis = new Redis(config.redisUrl, { enableOfflineQueue: false, maxRetriesPerRequest: 0, commandTimeout: 500 });
+  const redis = connectRedis(config.redisUrl);
   redis.on('error', (err: Error) => logClientEvent(logger, 'warn', { err }, 'cancel keys: Redis connection failed'));
   const cancelStore = new RedisCancelKeyStore({
     redis,
@@ -211,9 +214,7 @@ function openCancelStore(config: GatewayConfig, worker: boolean, logger: Logger)
  */
 function openFleetLimits(config: GatewayConfig, metrics: GatewayMetrics, logger: Logger): { fleetLimits?: FleetLimits } {
   if (config.redisUrl === undefined) return {};
-  const redis = new Redis(config.redisUrl, { enableOfflineQueue: false, maxRetriesPerRequest: 0, commandTimeout: 500 });
-  // The connection's own errors repeat while it reconnects; onLost says what matters, once.
-  redis.on('error', () => {});
+  const redis = connectRedis(config.redisUrl);
   const fleetLimits = new RedisFleetLimits({
     redis,
     leaseMs: config.fleetLeaseMs,
@@ -227,6 +228,17 @@ function openFleetLimits(config: GatewayConfig, metrics: GatewayMetrics, logger:
     },
   });
   return { fleetLimits };
+}
+
+/**
+ * A Redis connection that fails fast: a command while Redis is down fails at once (the caller
+ * carries on without it) instead of queueing. Its own errors repeat while it reconnects, so it
+ * reports nothing itself; each user says what matters to it.
+ */
+function connectRedis(url: string): Redis {
+  const redis = new Redis(url, { enableOfflineQueue: false, maxRetriesPerRequest: 0, commandTimeout: 500 });
+  redis.on('error', () => {});
+  return redis;
 }
 
 /** The static tenants file, or the control plane behind the resolver (Redis shared when REDIS_URL is set). */

@@ -137,7 +137,7 @@ function parseJson(text: string): unknown {
 }
 
 /** The control plane's error shape, `{ code, message, details }`: a string `code` is enough. */
-function isUnknownTenantBody(text: string): boolean {
+export function isUnknownTenantBody(text: string): boolean {
   try {
     const value: unknown = JSON.parse(text);
     return typeof value === 'object' && value !== null && (value as { code?: unknown }).code === TENANT_NOT_FOUND_CODE;

@@ -7,3 +7,4 @@ export * from './observer.ts';
 export { createTenantResolver, type TenantResolution, type TenantResolver } from './resolver.ts';
 export { RESOLVER_DEFAULTS, type TenantResolverOptions } from './resolver-options.ts';
 export { checkTenantRoute, tenantRouteSchema } from './route-validation.ts';
+export { ControlPlaneProbe, PROBE_TENANT_ID, type ControlPlaneAccess } from './control-plane-probe.ts';

@@ -2,30 +2,11 @@ import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { connect } from 'node:net';
-import { Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startAdminServer, type AdminServer, type AdminServerOptions } from './admin.ts';
-import { createLogger } from '../telemetry/index.ts';
+import { quietLogger } from '../testing/quiet-logger.ts';
 import { createMetrics } from '../telemetry/index.ts';
 import { localV2, proxyV1, proxyV2, rawV2, tlv } from '../testing/proxy-header.ts';
-
-/** A logger whose lines are kept for assertions instead of cluttering the test output. */
-function quietLogger(): { logger: AdminServerOptions['logger']; lines: () => Record<string, unknown>[] } {
-  const chunks: string[] = [];
-  const destination = new Writable({
-    write(chunk: Buffer, _encoding, callback) {
-      chunks.push(chunk.toString());
-      callback();
-    },
-  });
-  const lines = () =>
-    chunks
-      .join('')
-      .split('\n')
-      .filter((l) => l !== '')
-      .map((l) => JSON.parse(l) as Record<string, unknown>);
-  return { logger: createLogger({ level: 'info', destination }), lines };
-}
 
 async function start(t: TestContext, options: Partial<AdminServerOptions> = {}): Promise<AdminServer & { url: string }> {
   const server = await startAdminServer({
@@ -65,11 +46,22 @@ test('GET /readyz follows readiness(): 200, then 503 once draining', async (t) =
   const admin = await start(t, { readiness: () => ready });
   const before = await fetch(`${admin.url}/readyz`);
   assert.equal(before.status, 200);
-  assert.equal(await before.text(), 'ready\n');
+  assert.deepEqual(await before.json(), { status: 'ready' });
   ready = false;
   const after = await fetch(`${admin.url}/readyz?probe=nlb`);
   assert.equal(after.status, 503);
-  assert.equal(await after.text(), 'not ready\n');
+  assert.equal(after.headers.get('content-type'), 'application/json; charset=utf-8');
+  assert.equal(((await after.json()) as { status: string }).status, 'not ready');
+});
+
+test('GET /readyz gives the reasons readiness() names, with the variable to fix', async (t) => {
+  const reasons = [
+    { reason: 'the control plane refuses GATEWAY_CONTROL_PLANE_TOKEN (HTTP 401)', variable: 'GATEWAY_CONTROL_PLANE_TOKEN' as const },
+  ];
+  const admin = await start(t, { readiness: () => ({ ready: false, reasons }) });
+  const res = await fetch(`${admin.url}/readyz`);
+  assert.equal(res.status, 503);
+  assert.deepEqual(await res.json(), { status: 'not ready', reasons });
 });
 
 test('an asynchronous readiness check is awaited', async (t) => {
@@ -175,7 +167,7 @@ async function exchange(port: number, chunks: readonly Buffer[]): Promise<string
 
 /** The status line and body of each response in `text`. */
 function responses(text: string): { status: string; body: string }[] {
-  return [...text.matchAll(/HTTP\/1\.1 (\d{3}) [^\r]*\r\n[\s\S]*?\r\n\r\n([a-z ]*\n)/g)].map((m) => ({ status: m[1], body: m[2] }));
+  return [...text.matchAll(/HTTP\/1\.1 (\d{3}) [^\r]*\r\n[\s\S]*?\r\n\r\n([^\r\n]*\n)/g)].map((m) => ({ status: m[1], body: m[2] }));
 }
 
 test("PROXY optional: a v2 header in the request's segment, then keep-alive requests, are served", async (t) => {
@@ -185,7 +177,7 @@ test("PROXY optional: a v2 header in the request's segment, then keep-alive requ
   ]);
   assert.deepEqual(responses(text), [
     { status: '200', body: 'ok\n' },
-    { status: '503', body: 'not ready\n' },
+    { status: '503', body: '{"status":"not ready","reasons":[{"reason":"the gateway is not serving (starting or draining)"}]}\n' },
   ]);
 });
 
@@ -201,7 +193,7 @@ test('PROXY optional: a header split across segments, a v1 header, LOCAL, and no
   }
   const res = await fetch(`${admin.url}/readyz`);
   assert.equal(res.status, 200);
-  assert.equal(await res.text(), 'ready\n');
+  assert.equal(await res.text(), '{"status":"ready"}\n');
 });
 
 test('PROXY required: a request without a header, or after a malformed one, is closed with no reply and logged', async (t) => {

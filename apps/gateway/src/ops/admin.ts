@@ -2,7 +2,8 @@
 // that no Postgres client ever reaches it and a slow scraper cannot hold up the data path.
 // GET /metrics  prom-client text format
 // GET /healthz  200 while the process runs
-// GET /readyz   200 while readiness() says so, else 503 (the NLB health check; 503 during drain)
+// GET /readyz   200 while readiness() says so, else 503 with the reasons as JSON (the NLB health
+//               check; 503 during drain)
 // Behind a load balancer that sends PROXY protocol headers, its health checks carry one here too.
 // Map: docs/architecture.md, "Drain and shutdown".
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -12,6 +13,7 @@ import type { ListenAddress, ProxyProtocolMode } from '../config/index.ts';
 import type { Logger } from '../telemetry/index.ts';
 import { readProxyHeader, type ProxyHeaderMode } from '../edge/index.ts';
 import { ProxyHeaderError, ProxyHeaderFailure } from '../errors.ts';
+import { READY, type ReadinessState } from './readiness.ts';
 
 /** What /metrics serves: a prom-client Registry, or an adapter over a cluster aggregator. */
 export interface MetricsSource {
@@ -23,7 +25,7 @@ export interface AdminServerOptions {
   readonly listen: ListenAddress;
   readonly metrics: MetricsSource;
   /** Asked on every /readyz; throwing, or answering late, means not ready. */
-  readonly readiness: () => boolean | Promise<boolean>;
+  readonly readiness: () => boolean | ReadinessState | Promise<boolean | ReadinessState>;
   readonly logger: Logger;
   /** How long readiness() may take; READINESS_TIMEOUT_MS when absent. */
   readonly readinessTimeoutMs?: number;
@@ -46,6 +48,7 @@ export interface AdminServer {
 export const READINESS_TIMEOUT_MS = 2000;
 
 const TEXT = 'text/plain; charset=utf-8';
+const JSON_TYPE = 'application/json; charset=utf-8';
 // Scrapers and load balancer health checks need a handful of sockets; more is a misbehaving peer.
 const MAX_CONNECTIONS = 64;
 /** As headersTimeout: the PROXY header comes just before the request, in the same segment as a rule. */
@@ -62,7 +65,7 @@ type Route = (options: AdminServerOptions) => Reply | Promise<Reply>;
 const ROUTES: ReadonlyMap<string, Route> = new Map<string, Route>([
   ['/metrics', async ({ metrics }) => ({ status: 200, contentType: metrics.contentType, body: await metrics.metrics() })],
   ['/healthz', () => ({ status: 200, contentType: TEXT, body: 'ok\n' })],
-  ['/readyz', async (options) => ((await isReady(options)) ? text(200, 'ready\n') : text(503, 'not ready\n'))],
+  ['/readyz', async (options) => readinessReply(await isReady(options))],
 ]);
 
 export async function startAdminServer(options: AdminServerOptions): Promise<AdminServer> {
@@ -136,7 +139,7 @@ function handle(req: IncomingMessage, res: ServerResponse, options: AdminServerO
     );
 }
 
-async function isReady(options: AdminServerOptions): Promise<boolean> {
+async function isReady(options: AdminServerOptions): Promise<ReadinessState> {
   const { readiness, logger, readinessTimeoutMs = READINESS_TIMEOUT_MS } = options;
   let timer: NodeJS.Timeout | undefined;
   const timedOut = new Promise<'timeout'>((resolve) => {
@@ -144,14 +147,28 @@ async function isReady(options: AdminServerOptions): Promise<boolean> {
   });
   try {
     const ready = await Promise.race([Promise.resolve().then(readiness), timedOut]);
-    if (ready === 'timeout') logger.warn({ timeoutMs: readinessTimeoutMs }, 'readiness check timed out');
-    return ready === true;
+    if (ready === 'timeout') {
+      logger.warn({ timeoutMs: readinessTimeoutMs }, 'readiness check timed out');
+      return notReady('the readiness check did not answer in time');
+    }
+    if (typeof ready !== 'boolean') return ready;
+    return ready ? READY : notReady('the gateway is not serving (starting or draining)');
   } catch (err) {
     logger.warn({ err }, 'readiness check failed');
-    return false;
+    return notReady('the readiness check failed');
   } finally {
     clearTimeout(timer);
   }
+}
+
+function notReady(reason: string): ReadinessState {
+  return { ready: false, reasons: [{ reason }] };
+}
+
+/** `{"status":"ready"}`, or 503 with `{"status":"not ready","reasons":[{"reason","variable"?}]}`. */
+function readinessReply(state: ReadinessState): Reply {
+  const body = state.ready ? { status: 'ready' } : { status: 'not ready', reasons: state.reasons };
+  return { status: state.ready ? 200 : 503, contentType: JSON_TYPE, body: `${JSON.stringify(body)}\n` };
 }
 
 function text(status: number, body: string): Reply {

@@ -1,3 +1,4 @@
 // What the rest of the gateway uses of ops/; everything else here is internal to it.
 export { type AdminServer, adminProxyProtocol, startAdminServer } from './admin.ts';
 export { runPrimary } from './workers.ts';
+export { DRAINING, READY, ReadinessMonitor, readinessMonitor, type NotReadyReason, type ReadinessState } from './readiness.ts';

@@ -12,6 +12,7 @@ import { adminProxyProtocol, startAdminServer } from './admin.ts';
 import { ClusterMessage, isClusterMessage, type ClusterReply, type ClusterRequest } from '../cancel/index.ts';
 import type { GatewayConfig } from '../config/index.ts';
 import type { Logger } from '../telemetry/index.ts';
+import { DRAINING, type ReadinessMonitor, type ReadinessState } from './readiness.ts';
 
 /** A worker that dies is re-forked after this long, doubling up to the cap while they keep dying. */
 const RESTART_DELAY_MS = 500;
@@ -32,15 +33,18 @@ interface PendingLookup {
 /** The primary answers "unknown" after this long, whatever workers still owe an answer. */
 const LOOKUP_TIMEOUT_MS = 900;
 
-/** Runs the primary until every worker has exited after SIGTERM/SIGINT. */
-export async function runPrimary(config: GatewayConfig, logger: Logger): Promise<void> {
-  const primary = new Primary(config, logger);
+const STARTING: ReadinessState = { ready: false, reasons: [{ reason: 'no worker is listening yet' }] };
+
+/** Runs the primary until every worker has exited after SIGTERM/SIGINT; `monitor` checks the control plane for /readyz. */
+export async function runPrimary(config: GatewayConfig, logger: Logger, monitor: ReadinessMonitor): Promise<void> {
+  const primary = new Primary(config, logger, monitor);
   await primary.start();
 }
 
 class Primary {
   readonly #config: GatewayConfig;
   readonly #log: Logger;
+  readonly #monitor: ReadinessMonitor;
   readonly #aggregator = new AggregatorRegistry();
   readonly #lookups = new Map<number, PendingLookup>();
   readonly #listening = new Set<Worker>();
@@ -51,9 +55,10 @@ class Primary {
   #restartDelayMs = RESTART_DELAY_MS;
   #nextLookup = 0;
 
-  constructor(config: GatewayConfig, logger: Logger) {
+  constructor(config: GatewayConfig, logger: Logger, monitor: ReadinessMonitor) {
     this.#config = config;
     this.#log = logger;
+    this.#monitor = monitor;
   }
 
   async start(): Promise<void> {
@@ -66,7 +71,7 @@ class Primary {
         listen: this.#config.adminListen,
         // Every worker's registry, summed (gauges too: active sessions add up).
         metrics: { contentType: this.#aggregator.contentType, metrics: () => this.#aggregator.clusterMetrics() },
-        readiness: () => !this.#stopping && this.#listening.size > 0,
+        readiness: () => (this.#stopping ? DRAINING : this.#listening.size === 0 ? STARTING : this.#monitor.state),
         logger: this.#log,
         proxyProtocol: adminProxyProtocol(this.#config.proxyProtocol),
       });
@@ -75,6 +80,7 @@ class Primary {
     cluster.on('exit', this.#onExit);
     for (let i = 0; i < this.#config.workers; i++) startedAt.set(cluster.fork(), Date.now());
     this.#log.info({ workers: this.#config.workers, admin: this.#admin?.address }, 'gateway primary started');
+    void this.#monitor.start();
   }
 
   /** SIGHUP only to workers that listen: one still starting has no handler yet and would die of it. */
@@ -94,7 +100,7 @@ class Primary {
     const deadline = setTimeout(() => this.#signalWorkers('SIGKILL'), this.#config.drainSeconds * 1000 + EXIT_GRACE_MS);
     await exited;
     clearTimeout(deadline);
-    await this.#admin?.close();
+    await Promise.all([this.#admin?.close(), this.#monitor.close()]);
     this.#log.info('stopped');
     this.#log.flush();
   }

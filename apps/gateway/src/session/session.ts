@@ -384,8 +384,13 @@ function fail(shared: Shared, client: SessionClient, connection: Connection, err
     sendRefusal(socket, reason, { metrics: shared.metrics });
   } else if (reason instanceof TenantDirectoryUnreachableError) {
     shared.metrics.connections.inc({ outcome: ConnectionOutcome.Refused });
-    log.warn({ detail: reason.logDetail }, 'tenant directory unreachable');
-    sendRefusal(socket, new Refusal(SqlState.UnableToConnect, reason.message, { hint: 'Retry in a moment.' }), { metrics: shared.metrics });
+    if (reason.misconfigured !== undefined) {
+      const fields = { detail: reason.logDetail, variable: reason.misconfigured };
+      logClientEvent(log, 'error', fields, "refused: the control plane refuses the gateway's requests");
+    } else {
+      log.warn({ detail: reason.logDetail }, 'tenant directory unreachable');
+    }
+    sendRefusal(socket, reason, { metrics: shared.metrics });
   } else {
     shared.metrics.connections.inc({ outcome: ConnectionOutcome.Error });
     log.error({ err: reason }, 'session setup failed');

@@ -50,7 +50,12 @@ export class LogRateLimit {
 const clientLines = new LogRateLimit();
 
 /** Writes `message` at `level` unless this second's lines of its kind are spent; `dropped` is added when some were. */
-export function logClientEvent(log: Logger, level: 'debug' | 'info' | 'warn', fields: Record<string, unknown>, message: string): void {
+export function logClientEvent(
+  log: Logger,
+  level: 'debug' | 'info' | 'warn' | 'error',
+  fields: Record<string, unknown>,
+  message: string,
+): void {
   if (!log.isLevelEnabled(level)) return;
   const dropped = clientLines.take(message);
   if (dropped === undefined) return;

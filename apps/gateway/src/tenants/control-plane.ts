@@ -9,6 +9,7 @@ import {
   type TenantResolverOptions,
 } from '@tenantgate/tenancy';
 import type { Logger } from '../telemetry/index.ts';
+import type { VariableName } from '../config/index.ts';
 import { controlPlaneStatus, type GatewayMetrics } from '../telemetry/index.ts';
 import { type TenantLookup, type TenantDirectory } from './directory.ts';
 import { TenantDirectoryUnreachableError } from '../errors.ts';
@@ -24,8 +25,20 @@ export interface ControlPlaneDirectoryOptions {
   readonly tuning?: Partial<Omit<TenantResolverOptions, 'controlPlaneUrl' | 'controlPlaneToken' | 'redisUrl' | 'observer'>>;
 }
 
+const REFUSALS: ReadonlyMap<number, VariableName> = new Map([
+  [401, 'GATEWAY_CONTROL_PLANE_TOKEN'],
+  [403, 'GATEWAY_CONTROL_PLANE_URL'],
+]);
+
 export class ControlPlaneDirectory implements TenantDirectory {
   readonly #resolver: TenantResolver;
+  /**
+   * Set while the control plane's last answer refused the gateway's requests: 401, the token; 403
+   * (which it answers only where a gateway token may not go), the URL's path. Lookups that fail
+   * meanwhile (the circuit breaker open after those refusals included) are a configuration fault,
+   * not an outage.
+   */
+  #misconfigured: VariableName | undefined;
 
   constructor(options: ControlPlaneDirectoryOptions) {
     this.#resolver = createTenantResolver({
@@ -33,7 +46,9 @@ export class ControlPlaneDirectory implements TenantDirectory {
       controlPlaneUrl: options.controlPlaneUrl,
       controlPlaneToken: options.controlPlaneToken,
       ...(options.redisUrl === undefined ? {} : { redisUrl: options.redisUrl }),
-      observer: observer(options.metrics, options.logger),
+      observer: observer(options.metrics, options.logger, (status) => {
+        if (status !== 'error') this.#misconfigured = REFUSALS.get(status);
+      }),
     });
   }
 
@@ -49,7 +64,7 @@ export class ControlPlaneDirectory implements TenantDirectory {
       return { kind: 'found', tenant: resolution.route, version: resolution.route.version };
     } catch (error) {
       if (error instanceof TenantDirectoryUnavailableError) {
-        throw new TenantDirectoryUnreachableError(describe(error), { cause: error });
+        throw new TenantDirectoryUnreachableError(describe(error), { cause: error, misconfigured: this.#misconfigured });
       }
       throw error;
     }
@@ -69,7 +84,11 @@ function describe(error: Error): string {
   return `${error.message}${cause}`;
 }
 
-function observer(metrics: ControlPlaneDirectoryOptions['metrics'], log: Logger): TenantResolverObserver {
+function observer(
+  metrics: ControlPlaneDirectoryOptions['metrics'],
+  log: Logger,
+  onStatus: (status: number | 'error') => void,
+): TenantResolverObserver {
   return {
     cacheRequest(tier, result) {
       metrics.cacheRequests.inc({ tier, result });
@@ -77,6 +96,7 @@ function observer(metrics: ControlPlaneDirectoryOptions['metrics'], log: Logger)
     controlPlaneRequest(event) {
       const status = event.status === 'error' ? controlPlaneStatus(undefined) : controlPlaneStatus(event.status);
       metrics.controlPlaneRequestDuration.observe({ status }, event.durationSeconds);
+      onStatus(event.status);
       if (event.error !== undefined) {
         log.warn(
           { tenant: event.tenantId, status: event.status, attempt: event.attempt, err: event.error },
