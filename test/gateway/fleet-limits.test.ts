@@ -11,7 +11,7 @@ import { Redis } from 'ioredis';
 import type pg from 'pg';
 import { createTestPki, startRedis } from '@tenantgate/testing';
 import { connectError, connectPg, PASSWORD, pgClient, scratchDir, startCertBackend, tenantHost } from './harness.ts';
-import { gatewayEnvironment, startGatewayProcess, type GatewayProcess } from './gateway-process.ts';
+import { gatewayEnvironment, startGatewayProcess, type GatewayProcess } from './app-processes.ts';
 
 /** Short, so that a killed instance's leases expire within the test: renewed every 500 ms. */
 const LEASE_MS = 1500;

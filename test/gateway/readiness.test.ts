@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { createTestPki } from '@tenantgate/testing';
 import { createStoreHome, GATEWAY_TOKEN, startApp } from '../control-plane/harness.ts';
 import { connectError, pgClient, tenantHost } from './harness.ts';
-import { gatewayEnvironment, startGatewayProcess, type GatewayProcess } from './gateway-process.ts';
+import { gatewayEnvironment, startGatewayProcess, type GatewayProcess } from './app-processes.ts';
 
 interface Readyz {
   readonly status: number;

@@ -32,7 +32,8 @@ const CONTROL_PLANE_TABLE = [
     name: 'REDIS_URL',
     schema: { type: 'string' },
     expects: 'a redis:// or rediss:// URL',
-    description: 'Redis that gateways cache routes in; every write publishes an invalidation there. Unset: none published.',
+    description:
+      'Redis that gateways cache routes in; every write publishes an invalidation there. Unset: none published. rediss://[user]:password@host for TLS (a private CA: NODE_EXTRA_CA_CERTS).',
     secret: true,
   },
   {

@@ -80,7 +80,7 @@ const GATEWAY_TABLE = [
     schema: { type: 'string' },
     expects: 'a redis:// or rediss:// URL',
     description:
-      "Route cache shared by the gateways, and the control plane's invalidations; unset: in-process cache only. Cached routes hold role secrets: use rediss:// and ACLs.",
+      "Route cache, cancel keys and tenant limits shared by the gateways, and the control plane's invalidations; unset: in-process only. Cached routes hold role secrets: use rediss://[user]:password@host (a private CA: NODE_EXTRA_CA_CERTS).",
     // The URL may carry the Redis password.
     secret: true,
   },

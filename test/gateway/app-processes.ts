@@ -1,6 +1,7 @@
-// The gateway as its own process (apps/gateway/src/main.ts, as `npm run gateway` runs it), for
-// tests of what only processes show: several instances sharing Redis, SIGKILL, start-up and
-// shutdown. Its JSON log lines are collected for the test to wait on.
+// The apps as their own processes (apps/gateway/src/main.ts as `npm run gateway` runs it, and
+// the control plane's main.ts), for tests of what only processes show: several instances
+// sharing Redis, SIGKILL, the process's own environment (NODE_EXTRA_CA_CERTS). Their JSON log
+// lines are collected for the test to wait on.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
@@ -10,22 +11,16 @@ import { getFreePort, type TestPki } from '@tenantgate/testing';
 import { SUFFIX } from './harness.ts';
 
 export const GATEWAY_MAIN = fileURLToPath(new URL('../../apps/gateway/src/main.ts', import.meta.url));
+export const CONTROL_PLANE_MAIN = fileURLToPath(new URL('../../apps/control-plane/src/main.ts', import.meta.url));
 
 export type LogLine = Record<string, unknown>;
 
-export interface GatewayProcess {
+export interface GatewayProcess extends AppProcess {
   /** The Postgres port, as Gateway's address, so the harness's clients take either. */
   readonly address: { readonly host: string; readonly port: number };
   readonly adminPort: number;
-  readonly child: ChildProcess;
-  /** Every log line so far, parsed. */
-  readonly lines: readonly LogLine[];
-  /** The first log line that matches, waiting for it. */
-  logLine(match: (line: LogLine) => boolean): Promise<LogLine>;
   /** A sample from the admin port's /metrics (0 when the series is absent). */
   metric(name: string, labels?: string): Promise<number>;
-  /** Sends `signal` and waits for the exit. */
-  stop(signal?: NodeJS.Signals): Promise<void>;
 }
 
 /**
@@ -48,9 +43,19 @@ export async function gatewayEnvironment(pki: TestPki, env: Record<string, strin
   };
 }
 
-/** Starts the gateway process and waits for its `gateway listening` line; killed after the test. */
-export async function startGatewayProcess(t: TestContext, env: Record<string, string>): Promise<GatewayProcess> {
-  const child = spawn(process.execPath, ['--conditions=@tenantgate/source', GATEWAY_MAIN], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+export interface AppProcess {
+  readonly child: ChildProcess;
+  /** Every log line so far, parsed. */
+  readonly lines: readonly LogLine[];
+  /** The first log line that matches, waiting for it. */
+  logLine(match: (line: LogLine) => boolean): Promise<LogLine>;
+  /** Sends `signal` and waits for the exit. */
+  stop(signal?: NodeJS.Signals): Promise<void>;
+}
+
+/** Starts `main` (an app's main.ts) and waits for the log line `ready`; killed after the test. */
+export async function startAppProcess(t: TestContext, main: string, env: Record<string, string>, ready: string): Promise<AppProcess> {
+  const child = spawn(process.execPath, ['--conditions=@tenantgate/source', main], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   t.after(() => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   });
@@ -69,30 +74,38 @@ export async function startGatewayProcess(t: TestContext, env: Record<string, st
         await reading;
         const late = lines.find(match);
         if (late !== undefined) return late;
-        throw new Error(`the gateway exited (${child.exitCode ?? child.signalCode}) before the log line came: ${stderr}`);
+        throw new Error(`${main} exited (${child.exitCode ?? child.signalCode}) before the log line came: ${stderr}`);
       }
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
   };
-  const [host, port] = splitAddress(env.GATEWAY_LISTEN!);
-  const adminPort = Number(splitAddress(env.GATEWAY_ADMIN_LISTEN ?? ':0')[1]);
-  await logLine((line) => line.msg === 'gateway listening');
+  await logLine((line) => line.msg === ready);
   return {
-    address: { host, port: Number(port) },
-    adminPort,
     child,
     lines,
     logLine,
+    stop: async (signal = 'SIGTERM') => {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill(signal);
+      await exited;
+    },
+  };
+}
+
+/** Starts the gateway process and waits for its `gateway listening` line; killed after the test. */
+export async function startGatewayProcess(t: TestContext, env: Record<string, string>): Promise<GatewayProcess> {
+  const app = await startAppProcess(t, GATEWAY_MAIN, env, 'gateway listening');
+  const [host, port] = splitAddress(env.GATEWAY_LISTEN!);
+  const adminPort = Number(splitAddress(env.GATEWAY_ADMIN_LISTEN ?? ':0')[1]);
+  return {
+    ...app,
+    address: { host, port: Number(port) },
+    adminPort,
     metric: async (name, labels) => {
       const text = await (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text();
       const series = labels === undefined ? name : `${name}{${labels}}`;
       const line = text.split('\n').find((l) => l.startsWith(`${series} `));
       return line === undefined ? 0 : Number(line.split(' ').at(-1));
-    },
-    stop: async (signal = 'SIGTERM') => {
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      child.kill(signal);
-      await exited;
     },
   };
 }
