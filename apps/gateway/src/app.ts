@@ -55,6 +55,8 @@ export interface Gateway {
   reloadCertificates(certificates: readonly CertificateInput[]): void;
   /** Forget cached tenant client certificates so the next connection reads them again. */
   reloadSecrets(): void;
+  /** New default backend CA and client certificate for new backend connections; throws (keeping the old) when they do not load. */
+  reloadBackendDefaults(defaults: Partial<BackendTlsDefaults>): void;
   /**
    * Stops accepting, then ends sessions: idle ones (last ReadyForQuery 'I') at once with FATAL
    * 57P01 at a message boundary, others as they become idle; at the deadline the rest are closed.
@@ -87,6 +89,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     },
     reloadCertificates: (certificates) => contexts?.reload(certificates),
     reloadSecrets: () => backendTls.reloadClientCertificates(),
+    reloadBackendDefaults: (defaults) => backendTls.reloadDefaults(defaults),
     drain: async (deadlineMs) => {
       await listener.close();
       await sessions.drain(deadlineMs);

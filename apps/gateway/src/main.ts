@@ -1,13 +1,23 @@
 // The gateway process: configuration from the environment, files read, the gateway and its
 // admin server started, and signals: SIGTERM/SIGINT drain and exit, SIGHUP reloads
-// certificates, client certificates and the tenants file without dropping sessions.
+// certificates, client certificates and the tenants file without dropping sessions (a changed
+// certificate file reloads the certificates by itself).
 // With GATEWAY_WORKERS > 1 this process becomes the primary (cluster.ts) and each worker runs
 // this file again: it serves on the shared port (reusePort) and leaves the admin port to the primary.
 // Map: docs/architecture.md, "Drain and shutdown".
 import cluster from 'node:cluster';
+import { X509Certificate } from 'node:crypto';
 import { AggregatorRegistry } from 'prom-client';
 import { createGateway, type Gateway } from './app.ts';
-import { adminProxyProtocol, DRAINING, READY, readinessMonitor, startAdminServer, type AdminServer } from './ops/index.ts';
+import {
+  adminProxyProtocol,
+  CertificateFiles,
+  DRAINING,
+  READY,
+  readinessMonitor,
+  startAdminServer,
+  type AdminServer,
+} from './ops/index.ts';
 import {
   describeListenFailure,
   describeSystemError,
@@ -131,13 +141,20 @@ async function serve(config: GatewayConfig, logger: Logger): Promise<void> {
     );
   }
   if (worker) process.send?.({ type: ClusterMessage.Listening });
-  process.on('SIGHUP', () => void reload(config, gateway, tenants, logger));
+  recordEdgeExpiries(metrics, certificates);
+  recordBackendExpiries(metrics, backendDefaults);
+  process.on('SIGHUP', () => void reload(config, gateway, tenants, metrics, logger));
+  const certificateFiles = new CertificateFiles({
+    paths: certificatePaths(config),
+    reload: () => reloadCertificates(config, gateway, metrics, logger),
+  });
   let stopping = false;
   const stop = (signal: string) => {
     // A terminal's Ctrl-C reaches a worker both from the terminal and from the primary.
     if (stopping) return;
     stopping = true;
     ready = false;
+    certificateFiles.close();
     void shutdown(signal, config, gateway, admin, logger).finally(() => monitor?.close());
   };
   process.once('SIGTERM', () => stop('SIGTERM'));
@@ -188,7 +205,6 @@ async function readBackendDefaults(config: GatewayConfig): Promise<Partial<Backe
   };
 }
 
-/** SIGHUP: each part reloads on its own; a failure keeps what was loaded and says why. */
 /**
  * Where cancel keys live: the workers' shared store with several workers, and Redis too when
  * REDIS_URL is set, so that a CancelRequest reaching any gateway of the fleet finds its session.
@@ -271,19 +287,68 @@ async function openTenantsFile(path: string): Promise<TenantsFileDirectory> {
   }
 }
 
-async function reload(config: GatewayConfig, gateway: Gateway, tenants: TenantDirectory, logger: Logger): Promise<void> {
-  try {
-    gateway.reloadCertificates(await readCertificates(config));
-    gateway.reloadSecrets();
-    logger.info('certificates reloaded');
-  } catch (error) {
-    logger.error({ err: error }, 'certificate reload failed; the previous certificates stay in use');
-  }
+async function reload(
+  config: GatewayConfig,
+  gateway: Gateway,
+  tenants: TenantDirectory,
+  metrics: GatewayMetrics,
+  logger: Logger,
+): Promise<void> {
+  await reloadCertificates(config, gateway, metrics, logger);
+  gateway.reloadSecrets();
   // The control plane's changes arrive by invalidation; only a file is read again.
   if (!(tenants instanceof TenantsFileDirectory)) return;
   const result = await tenants.reload();
   if (result.ok) logger.info({ tenants: result.count }, 'tenants file reloaded');
   else logger.error({ err: result.error }, 'tenants file reload failed; the previous tenants stay in use');
+}
+
+/**
+ * The edge certificates, then the default backend CA and client certificate, each read and
+ * loaded whole before it replaces what is in use: a part that fails keeps the old, with one line.
+ */
+async function reloadCertificates(config: GatewayConfig, gateway: Gateway, metrics: GatewayMetrics, logger: Logger): Promise<void> {
+  try {
+    const certificates = await readCertificates(config);
+    gateway.reloadCertificates(certificates);
+    recordEdgeExpiries(metrics, certificates);
+    logger.info('edge certificates reloaded');
+  } catch (error) {
+    logger.error({ err: error }, 'edge certificate reload failed; the previous certificates stay in use');
+  }
+  try {
+    const defaults = await readBackendDefaults(config);
+    gateway.reloadBackendDefaults(defaults);
+    recordBackendExpiries(metrics, defaults);
+    logger.info('backend CA and client certificate reloaded');
+  } catch (error) {
+    logger.error({ err: error }, 'backend CA or client certificate reload failed; the previous ones stay in use');
+  }
+}
+
+/** The files behind the certificate variables (PEM given in a variable cannot change). */
+function certificatePaths(config: GatewayConfig): string[] {
+  const { ca, client } = config.backend;
+  const sources = [...(config.tls?.certificates ?? []).flatMap((c) => [c.cert, c.key]), ca, client?.cert, client?.key];
+  return sources.flatMap((source) => (source?.kind === 'path' ? [source.path] : []));
+}
+
+function recordEdgeExpiries(metrics: GatewayMetrics, certificates: readonly CertificateInput[]): void {
+  for (const name of [...metrics.certificateExpiries.keys()]) if (name.startsWith('edge:')) metrics.certificateExpiries.delete(name);
+  for (const c of certificates) metrics.certificateExpiries.set(`edge:${c.suffixes.join(',')}`, notAfter(c.certPem));
+}
+
+function recordBackendExpiries(metrics: GatewayMetrics, defaults: Partial<BackendTlsDefaults>): void {
+  const expiries = metrics.certificateExpiries;
+  if (defaults.caPem === undefined) expiries.delete('backend_ca');
+  else expiries.set('backend_ca', notAfter(defaults.caPem));
+  if (defaults.clientCertificate === undefined) expiries.delete('backend_client');
+  else expiries.set('backend_client', notAfter(defaults.clientCertificate.certPem));
+}
+
+/** When the first certificate of a PEM text expires, in ms since the epoch. */
+function notAfter(pem: string): number {
+  return new X509Certificate(pem).validToDate.getTime();
 }
 
 async function shutdown(

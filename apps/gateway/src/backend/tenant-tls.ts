@@ -12,7 +12,7 @@ export class BackendTls {
   readonly contexts = new BackendTlsContexts();
   /** Resumption tickets per backend and context: a repeat connection skips the full handshake. */
   readonly sessions = new TlsSessionCache();
-  readonly #defaults: Partial<BackendTlsDefaults>;
+  #defaults: Partial<BackendTlsDefaults>;
   readonly #clientCertificates: ClientCertificateStore;
 
   /** `defaults` may lack either part: then every tenant must name its own. */
@@ -30,6 +30,19 @@ export class BackendTls {
       throw new GatewaySetupError(`tenant "${tenant.id}" has no backend CA or client certificate, and the gateway has no default`);
     }
     return this.contexts.get(backendTlsIdentity({ caCertificate: caPem }, { caPem, clientCertificate }, clientCertificate));
+  }
+
+  /**
+   * New defaults (a rotated CA or client certificate) for connections from now on. They are
+   * loaded first: when they do not load, the old ones stay and this throws.
+   * @throws BackendTlsConfigError
+   */
+  reloadDefaults(defaults: Partial<BackendTlsDefaults>): void {
+    const { caPem, clientCertificate } = defaults;
+    if (caPem !== undefined && clientCertificate !== undefined) this.contexts.get({ caPem, ...clientCertificate });
+    else if (caPem !== undefined) this.contexts.check({ caPem });
+    else if (clientCertificate !== undefined) this.contexts.check(clientCertificate);
+    this.#defaults = defaults;
   }
 
   /** Forget cached tenant client certificates (SIGHUP) so the next connection reads them again. */

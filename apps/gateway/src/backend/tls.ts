@@ -92,9 +92,22 @@ export class BackendTlsContexts {
     return context;
   }
 
+  /**
+   * Loads one half of an identity (a CA bundle, or a client certificate and its key) without
+   * keeping it: a reload checks new defaults before they replace the old.
+   * @throws BackendTlsConfigError
+   */
+  check(part: { readonly caPem: string } | ClientCertificatePem): void {
+    const label = 'caPem' in part ? 'CA bundle' : `client certificate ${certificateLabel(part.certPem)}`;
+    loading(label, () => {
+      if ('caPem' in part) checkCaBundle(part.caPem);
+      this.#create('caPem' in part ? { ca: part.caPem } : { cert: part.certPem, key: part.keyPem });
+    });
+  }
+
   #build(identity: BackendTlsIdentity): SecureContext {
     this.#builds++;
-    try {
+    return loading(`backend TLS identity (client certificate ${certificateLabel(identity.certPem)})`, () => {
       checkCaBundle(identity.caPem);
       return this.#create({
         ca: identity.caPem,
@@ -102,11 +115,16 @@ export class BackendTlsContexts {
         key: identity.keyPem,
         minVersion: BACKEND_MIN_TLS_VERSION,
       });
-    } catch (cause) {
-      // OpenSSL's words ("key values mismatch", "no start line") say what is wrong.
-      const logDetail = `backend TLS identity (client certificate ${certificateLabel(identity.certPem)}): ${(cause as Error).message}`;
-      throw new BackendTlsConfigError({ logDetail, phase: BackendPhase.Tls, cause });
-    }
+    });
+  }
+}
+
+/** Runs `load`; OpenSSL's words ("key values mismatch", "no start line") say what is wrong. */
+function loading<T>(what: string, load: () => T): T {
+  try {
+    return load();
+  } catch (cause) {
+    throw new BackendTlsConfigError({ logDetail: `${what}: ${(cause as Error).message}`, phase: BackendPhase.Tls, cause });
   }
 }
 

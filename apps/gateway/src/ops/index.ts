@@ -2,3 +2,4 @@
 export { type AdminServer, adminProxyProtocol, startAdminServer } from './admin.ts';
 export { runPrimary } from './workers.ts';
 export { DRAINING, READY, ReadinessMonitor, readinessMonitor, type NotReadyReason, type ReadinessState } from './readiness.ts';
+export { CertificateFiles } from './certificate-files.ts';

@@ -23,6 +23,7 @@ const CONTRACT_METRICS = [
   'tenantgate_refusals_total',
   'tenantgate_cancel_requests_total',
   'tenantgate_fleet_limits_lost',
+  'tenantgate_certificate_expiry_seconds',
 ];
 
 test("the exported names are the contract's names", () => {

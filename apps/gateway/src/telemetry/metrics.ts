@@ -23,6 +23,7 @@ export const MetricName = {
   Refusals: 'tenantgate_refusals_total',
   CancelRequests: 'tenantgate_cancel_requests_total',
   FleetLimitsLost: 'tenantgate_fleet_limits_lost',
+  CertificateExpiry: 'tenantgate_certificate_expiry_seconds',
 } as const;
 export type MetricName = (typeof MetricName)[keyof typeof MetricName];
 
@@ -112,6 +113,11 @@ export interface GatewayMetrics {
   readonly cancelRequests: LabeledCounter<{ result: CancelResult }>;
   /** 1 while Redis cannot be asked and this process enforces tenants' limits alone; 0 otherwise. */
   readonly fleetLimitsLost: Gauge;
+  /**
+   * When each certificate in use expires (ms since the epoch), by name: `edge:<suffixes>`,
+   * `backend_ca`, `backend_client`. Exported as seconds left, computed at each scrape.
+   */
+  readonly certificateExpiries: Map<string, number>;
 }
 
 // From 100 µs (resolve and admit on a warm cache) to 10 s (a cold backend behind a timeout).
@@ -128,6 +134,19 @@ export function createMetrics(): GatewayMetrics {
   const histogram = <L extends string>(name: MetricName, help: string, labelNames: readonly L[], buckets: number[]) =>
     new Histogram<L>({ name, help, labelNames, buckets, registers });
 
+  const certificateExpiries = new Map<string, number>();
+  new Gauge({
+    name: MetricName.CertificateExpiry,
+    help: 'Seconds until each certificate in use expires (negative once it has).',
+    labelNames: ['certificate'],
+    registers,
+    // Summed over workers, seconds would add up: the aggregate is the soonest.
+    aggregator: 'min',
+    collect() {
+      this.reset();
+      for (const [certificate, notAfter] of certificateExpiries) this.set({ certificate }, Math.round((notAfter - Date.now()) / 1000));
+    },
+  });
   const phaseDuration = histogram(MetricName.PhaseDuration, 'Time spent in each phase before the splice.', ['phase'], PHASE_BUCKETS);
   for (const phase of Object.values(Phase)) phaseDuration.zero({ phase });
   const metrics: GatewayMetrics = {
@@ -145,6 +164,7 @@ export function createMetrics(): GatewayMetrics {
     bytes: counter(MetricName.Bytes, 'Bytes spliced, by direction.', ['direction']),
     refusals: counter(MetricName.Refusals, 'Connections refused before the splice, by SQLSTATE.', ['sqlstate']),
     cancelRequests: counter(MetricName.CancelRequests, 'CancelRequests, by result.', ['result']),
+    certificateExpiries,
     fleetLimitsLost: new Gauge({
       name: MetricName.FleetLimitsLost,
       help: "1 while Redis cannot be asked and this process enforces tenants' connection caps and rates alone.",
