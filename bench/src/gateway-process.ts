@@ -31,6 +31,8 @@ export interface GatewayProcessOptions {
   readonly logLevel: string;
   /** NODE_OPTIONS for the gateway process (`--cpu-prof --cpu-prof-dir=...` to profile it); empty for none. */
   readonly nodeOptions: string;
+  /** REDIS_URL: cancel keys and the tenant's limits in Redis, as in a fleet; undefined for none. */
+  readonly redisUrl?: string | undefined;
 }
 
 export interface GatewayProcess {
@@ -90,6 +92,7 @@ function gatewayEnvironment(options: GatewayProcessOptions, tenantsFile: string,
     GATEWAY_CONNECTS_PER_SECOND_PER_ADDRESS: '0',
     LOG_LEVEL: options.logLevel,
     ...(options.nodeOptions === '' ? {} : { NODE_OPTIONS: options.nodeOptions }),
+    ...(options.redisUrl === undefined ? {} : { REDIS_URL: options.redisUrl }),
   };
 }
 

@@ -4,7 +4,15 @@
 // client (pgbench, psql) takes to it.
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { createTempDir, createTestPki, removeTempDir, startPostgres, type PostgresServer, type TestPki } from '@tenantgate/testing';
+import {
+  createTempDir,
+  createTestPki,
+  removeTempDir,
+  startPostgres,
+  startRedis,
+  type PostgresServer,
+  type TestPki,
+} from '@tenantgate/testing';
 import { SNI_SUFFIX, startGatewayProcess, type GatewayProcess } from './gateway-process.ts';
 import { startPgBouncer, type PgBouncerProcess } from './pgbouncer.ts';
 import { unprivilegedAccount, type Cleanup } from './processes.ts';
@@ -37,8 +45,8 @@ export interface GatewayStack {
 export interface StackOptions {
   /** Sessions held open at once by the idle-session measurement. */
   readonly maxSessions: number;
-  /** The gateway's LOG_LEVEL and NODE_OPTIONS. */
-  readonly gateway: { readonly logLevel: string; readonly nodeOptions: string };
+  /** The gateway's LOG_LEVEL and NODE_OPTIONS, and whether it has a redis-server (REDIS_URL). */
+  readonly gateway: { readonly logLevel: string; readonly nodeOptions: string; readonly redis?: boolean };
 }
 
 /** Starts everything; every server and directory is registered with `cleanup` as soon as it exists. */
@@ -96,10 +104,16 @@ async function startProxies(
     clientCert: client.chainPem,
     clientKey: client.keyPem,
   };
+  let redisUrl: string | undefined;
+  if (options.gateway.redis === true) {
+    const redis = await startRedis();
+    cleanup.add(() => redis.stop());
+    redisUrl = redis.url;
+  }
   // Both settled before going on: a failure of one must not leave the other starting unregistered.
   const [gateway, pgbouncer] = settled(
     await Promise.allSettled([
-      startGatewayProcess({ dir, tenant: TENANT, role, backend, files, ...options.gateway }, cleanup),
+      startGatewayProcess({ dir, tenant: TENANT, role, backend, files, ...options.gateway, redisUrl }, cleanup),
       startPgBouncer({ dir, database: BENCH_DATABASE, role, backend, maxClients: options.maxSessions, pem }, cleanup),
     ]),
   );

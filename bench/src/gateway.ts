@@ -8,7 +8,8 @@
 //   BENCH_WORKLOADS=connect-rate BENCH_GATEWAY_NODE_OPTIONS='--cpu-prof --cpu-prof-dir=/tmp/prof' npm run bench -- gateway
 //
 // BENCH_SECONDS, BENCH_ROUNDS, BENCH_WARMUP_SECONDS, BENCH_IDLE_SESSIONS, BENCH_COPY_MB, BENCH_SCALE,
-// BENCH_WORKLOADS (ids, comma-separated), BENCH_GATEWAY_LOG_LEVEL, BENCH_GATEWAY_NODE_OPTIONS;
+// BENCH_WORKLOADS (ids, comma-separated), BENCH_GATEWAY_LOG_LEVEL, BENCH_GATEWAY_NODE_OPTIONS,
+// BENCH_GATEWAY_REDIS=1 (a redis-server for the gateway: cancel keys and tenant limits in Redis);
 // BENCH_PGBENCH, BENCH_PSQL, BENCH_PGBOUNCER name the binaries.
 import { execFileSync } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
@@ -32,6 +33,8 @@ export interface GatewayBenchOptions extends RunSettings {
   readonly gatewayLogLevel: string;
   /** NODE_OPTIONS of the gateway process, e.g. to profile it; empty for none. */
   readonly gatewayNodeOptions: string;
+  /** The gateway with REDIS_URL: cancel keys and the tenant's limits held in a redis-server, as in a fleet. */
+  readonly gatewayRedis: boolean;
   /** Ids of the workloads to run, in table order; default all. */
   readonly workloads: readonly string[];
   /** Each workload runs this many times, the paths taking turns; the table shows the median. */
@@ -57,6 +60,7 @@ export function optionsFromEnvironment(env: NodeJS.ProcessEnv = process.env): Ga
     scale: number('BENCH_SCALE', quick ? 1 : 10, 1),
     gatewayLogLevel: env.BENCH_GATEWAY_LOG_LEVEL ?? 'info',
     gatewayNodeOptions: env.BENCH_GATEWAY_NODE_OPTIONS ?? '',
+    gatewayRedis: env.BENCH_GATEWAY_REDIS === '1',
     workloads: workloadIds(env.BENCH_WORKLOADS),
     rounds: number('BENCH_ROUNDS', 1, 1),
   };
@@ -92,7 +96,10 @@ export async function runGatewayBench(options: GatewayBenchOptions): Promise<Gat
   try {
     progress(`starting PostgreSQL, the gateway and PgBouncer (${options.idleSessions} sessions max)`);
     const stack = await startGatewayStack(
-      { maxSessions: options.idleSessions, gateway: { logLevel: options.gatewayLogLevel, nodeOptions: options.gatewayNodeOptions } },
+      {
+        maxSessions: options.idleSessions,
+        gateway: { logLevel: options.gatewayLogLevel, nodeOptions: options.gatewayNodeOptions, redis: options.gatewayRedis },
+      },
       cleanup,
     );
     cleanup.add(killRunningCommands);
@@ -196,7 +203,7 @@ async function describeConditions(stack: GatewayStack, options: GatewayBenchOpti
     `${cpu.length} CPUs (${cpu[0]?.model.trim() ?? 'unknown'}), load average ${loadAtStart.toFixed(2)} at start`,
     `pgbench scale ${options.scale}, ${options.seconds} s per pgbench run after ${options.warmupSeconds} s of warm-up per path, ` +
       `median of ${options.rounds} round${options.rounds === 1 ? '' : 's'}, ` +
-      `COPY of ${options.copyMegabytes} MB, ${options.idleSessions} idle sessions, gateway LOG_LEVEL=${options.gatewayLogLevel}`,
+      `COPY of ${options.copyMegabytes} MB, ${options.idleSessions} idle sessions, gateway LOG_LEVEL=${options.gatewayLogLevel}${options.gatewayRedis ? ', gateway with Redis' : ''}`,
   ].join('; ');
 }
 
