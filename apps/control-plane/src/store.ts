@@ -98,10 +98,15 @@ export class TenantStore {
 
   /** Tenants in id order after `after`, without role secrets. */
   async list(options: { limit: number; after?: string }): Promise<TenantPage> {
-    const rows = await this.#db.query<TenantRow>(
-      `${selectTenants(false)} WHERE ($1::text IS NULL OR t.id > $1::text) ORDER BY t.id LIMIT $2`,
-      [options.after ?? null, options.limit + 1],
-    );
+    // Two statements, not `$1 IS NULL OR t.id > $1`: under a generic plan that form filters
+    // every row instead of starting the index scan at the cursor, so deep pages would get slower.
+    const rows =
+      options.after === undefined
+        ? await this.#db.query<TenantRow>(`${selectTenants(false)} ORDER BY t.id LIMIT $1`, [options.limit + 1])
+        : await this.#db.query<TenantRow>(`${selectTenants(false)} WHERE t.id > $1::text ORDER BY t.id LIMIT $2`, [
+            options.after,
+            options.limit + 1,
+          ]);
     return { items: rows.slice(0, options.limit).map(storedOf), more: rows.length > options.limit };
   }
 

@@ -11,6 +11,7 @@ function tier(options: Partial<MemoryTierOptions> = {}) {
     negativeTtlMs: 2_000,
     staleMaxAgeMs: 600_000,
     maxEntries: 100,
+    maxBytes: 1024 * 1024,
     now: () => clock.now,
     ...options,
   });
@@ -98,4 +99,21 @@ test('the least recently used tenant goes first when the tier is full', () => {
   assert.ok(memory.fresh('a'));
   assert.equal(memory.fresh('b'), undefined);
   assert.ok(memory.fresh('c'));
+});
+
+test('bytes bound the tier as entries do: heavy routes push out the least recently used, one heavier than the bound is not kept', () => {
+  const { memory } = tier({ maxEntries: 1_000, maxBytes: 50_000 });
+  const heavy = (id: string) =>
+    foundAnswer(testRoute(id, { roles: Array.from({ length: 50 }, (_, i) => ({ name: `role-${i}`, scramSecret: 'x'.repeat(150) })) }));
+  for (let i = 0; i < 20; i++) memory.set(`heavy-${i}`, heavy(`heavy-${i}`));
+  assert.ok(memory.bytes <= 50_000, `${memory.bytes} bytes`);
+  assert.ok(memory.size < 20, `${memory.size} entries: the byte bound, not the count, limited them`);
+  assert.equal(memory.fresh('heavy-0'), undefined, 'the least recently used went first');
+  assert.ok(memory.fresh('heavy-19') !== undefined);
+  memory.set(
+    'huge',
+    foundAnswer(testRoute('huge', { roles: Array.from({ length: 1_000 }, (_, i) => ({ name: `r${i}`, scramSecret: 'y'.repeat(100) })) })),
+  );
+  assert.equal(memory.fresh('huge'), undefined, 'a route over the whole bound is not kept');
+  assert.ok(memory.fresh('heavy-19') !== undefined, 'and pushes nothing out');
 });

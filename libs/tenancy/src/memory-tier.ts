@@ -1,4 +1,5 @@
-// The in-process tier: answers per tenant id, bounded by count (least recently used go first).
+// The in-process tier: answers per tenant id, bounded by count and by bytes (least recently
+// used go first; a route counts for the length of its JSON).
 // A route is fresh for `ttlMs`, then kept as a stale fallback until `staleMaxAgeMs` after it was
 // stored, for stale-if-error. An "unknown tenant" is fresh for `negativeTtlMs` and never stale.
 // Time is the injected monotonic clock, checked on access: no timers.
@@ -11,6 +12,7 @@ export interface MemoryTierOptions {
   readonly negativeTtlMs: number;
   readonly staleMaxAgeMs: number;
   readonly maxEntries: number;
+  readonly maxBytes: number;
   /** Monotonic milliseconds. */
   readonly now: () => number;
 }
@@ -28,13 +30,22 @@ interface Entry {
   keepUntil: number;
 }
 
+/** What an entry costs besides its route: the entry object, the key, the LRU's own slots. */
+const ENTRY_OVERHEAD = 200;
+
 export class MemoryTier {
   readonly #options: MemoryTierOptions;
   readonly #entries: LRUCache<string, Entry>;
 
   constructor(options: MemoryTierOptions) {
     this.#options = options;
-    this.#entries = new LRUCache<string, Entry>({ max: options.maxEntries });
+    this.#entries = new LRUCache<string, Entry>({
+      max: options.maxEntries,
+      maxSize: options.maxBytes,
+      // Measured once, when stored. An "unknown" weighs its key and little more.
+      sizeCalculation: (entry, tenantId) =>
+        tenantId.length + (entry.answer.kind === 'found' ? JSON.stringify(entry.answer.route).length : 0) + ENTRY_OVERHEAD,
+    });
   }
 
   /** The answer while it is fresh; undefined otherwise (an expired route stays for stale()). */
@@ -83,5 +94,10 @@ export class MemoryTier {
   /** Entries held, including expired ones not yet dropped. */
   get size(): number {
     return this.#entries.size;
+  }
+
+  /** What the entries held weigh, as counted against maxBytes. */
+  get bytes(): number {
+    return this.#entries.calculatedSize;
   }
 }

@@ -22,6 +22,11 @@ export interface TenantResolverOptions {
   readonly staleMaxAgeMs?: number;
   /** Tenants held in memory (least recently used go first). Default 10,000. */
   readonly memoryMaxEntries?: number;
+  /**
+   * Bytes of routes held in memory, as their JSON length, whatever their number: a tenant with
+   * thousands of roles counts for what it weighs. Default 64 MiB; a larger route is not kept.
+   */
+  readonly memoryMaxBytes?: number;
 
   /** One control plane attempt, from sending to the end of the body. Default 2 s. */
   readonly requestTimeoutMs?: number;
@@ -67,6 +72,7 @@ export const RESOLVER_DEFAULTS = {
   negativeTtlMs: 2_000,
   staleMaxAgeMs: 600_000,
   memoryMaxEntries: 10_000,
+  memoryMaxBytes: 64 * 1024 * 1024,
   requestTimeoutMs: 2_000,
   connectTimeoutMs: 1_000,
   retries: 2,
@@ -100,6 +106,7 @@ const MINIMUM: { readonly [K in Numeric]: number } = {
   negativeTtlMs: 1,
   staleMaxAgeMs: 0,
   memoryMaxEntries: 1,
+  memoryMaxBytes: 1,
   requestTimeoutMs: 1,
   connectTimeoutMs: 1,
   retries: 0,

@@ -48,6 +48,8 @@ export interface TenantResolver {
    * without waiting on Redis or the control plane.
    */
   isCached(tenantId: string): boolean;
+  /** The memory tier now: entries held and what they weigh (bounded by memoryMaxEntries and memoryMaxBytes). */
+  readonly memory: { readonly entries: number; readonly bytes: number };
   /**
    * Resolves once the Redis connection is ready and the invalidation channel subscribed (at once
    * without Redis). Resolving does not need it; tests and readiness probes may.
@@ -85,6 +87,7 @@ class Resolver implements TenantResolver {
       negativeTtlMs: options.negativeTtlMs,
       staleMaxAgeMs: options.staleMaxAgeMs,
       maxEntries: options.memoryMaxEntries,
+      maxBytes: options.memoryMaxBytes,
       now: options.now,
     });
     this.#controlPlane = new ControlPlaneClient({
@@ -151,6 +154,10 @@ class Resolver implements TenantResolver {
 
   isCached(tenantId: string): boolean {
     return this.#memory.fresh(tenantId) !== undefined || this.#memory.stale(tenantId) !== undefined;
+  }
+
+  get memory(): { entries: number; bytes: number } {
+    return { entries: this.#memory.size, bytes: this.#memory.bytes };
   }
 
   async ready(signal?: AbortSignal): Promise<void> {

@@ -148,3 +148,23 @@ test('admitted by the fleet, or decided here while the fleet cannot be asked: on
   assert.equal(fleet.held, 0);
   assert.equal(admission.activeSessions('acme'), 0);
 });
+
+test('counters are kept for tenants in use and forgotten a second after their last session, whatever the number of tenants', async () => {
+  let now = 0;
+  const admission = new Admission({ now: () => now });
+  const held = [];
+  for (let i = 0; i < 20_000; i++) held.push(await admission.admit(tenant({ id: `busy-${i}`, limits: { connectsPerSecond: 1 } })));
+  for (let i = 0; i < 100; i++) admission.check(tenant({ id: `looked-at-${i}` }), '10.0.0.1');
+  assert.equal(admission.trackedTenants, 20_100);
+  now += 1_000;
+  admission.check(tenant({ id: 'newcomer' }), '10.0.0.1');
+  assert.equal(admission.trackedTenants, 20_001, 'the idle ones went; every tenant with a session stays');
+  const busy0 = tenant({ id: 'busy-0', limits: { connectsPerSecond: 1 } });
+  held[0]!.release();
+  (await admission.admit(busy0)).release();
+  assert.equal((await refusalOf(() => admission.admit(busy0))).sqlState, '53300', 'its spent bucket is remembered while it matters');
+  now += 1_000;
+  admission.check(tenant({ id: 'another' }), '10.0.0.1');
+  assert.equal(admission.trackedTenants, 20_000, 'busy-0 and newcomer forgotten: 19,999 busy tenants and another');
+  await admission.admit(tenant({ id: 'busy-0', limits: { connectsPerSecond: 1 } }));
+});

@@ -29,8 +29,12 @@ interface TenantCounters {
   allowList: BlockList;
 }
 
-/** Tenants tracked before idle ones are swept. */
-const SWEEP_THRESHOLD = 10_000;
+/**
+ * A tenant's bucket holds one second of its rate (size = connectsPerSecond), so one second after
+ * its last session or early open ended it is full again: its counters then hold nothing a new
+ * entry would not start with, and are forgotten.
+ */
+const IDLE_FORGET_MS = 1_000;
 
 /** A backend opened before its client authenticated; release it once the client has (or has failed). */
 export interface EarlyOpenPass {
@@ -55,6 +59,12 @@ export interface AdmissionOptions {
 
 export class Admission {
   readonly #tenants = new Map<string, TenantCounters>();
+  /**
+   * Tenants with nothing open, oldest first, with when they became idle: forgotten from the head
+   * once idle for IDLE_FORGET_MS, so the map holds the tenants in use and those of the last
+   * second, at a constant cost per lookup however many tenants there are.
+   */
+  readonly #idle = new Map<string, number>();
   readonly #now: () => number;
   readonly #earlyOpens: number;
   readonly #fleet: FleetLimits | undefined;
@@ -81,7 +91,11 @@ export class Admission {
     const counters = this.#countersOf(tenant);
     if (counters.earlyOpens >= this.#earlyOpens) return undefined;
     counters.earlyOpens++;
-    return once(() => counters.earlyOpens--);
+    this.#idle.delete(tenant.id);
+    return once(() => {
+      counters.earlyOpens--;
+      this.#settle(tenant.id, counters);
+    });
   }
 
   /**
@@ -109,7 +123,23 @@ export class Admission {
     if (!takeToken(counters.connects, counters.connectLimit, this.#now())) throw rateRefusal(tenant);
     if (counters.active >= tenant.limits.maxConnections) throw capRefusal(tenant);
     counters.active++;
-    return once(() => counters.active--);
+    this.#idle.delete(tenant.id);
+    return once(() => {
+      counters.active--;
+      this.#settle(tenant.id, counters);
+    });
+  }
+
+  /** Tenants whose counters are kept now (those in use and those idle for less than a second). */
+  get trackedTenants(): number {
+    return this.#tenants.size;
+  }
+
+  /** A counter came down: with nothing left open the tenant joins the idle queue's tail. */
+  #settle(tenantId: string, counters: TenantCounters): void {
+    if (counters.active > 0 || counters.earlyOpens > 0 || this.#tenants.get(tenantId) !== counters) return;
+    this.#idle.delete(tenantId);
+    this.#idle.set(tenantId, this.#now());
   }
 
   /** Sessions currently admitted for a tenant. */
@@ -120,7 +150,7 @@ export class Admission {
   #countersOf(tenant: Tenant): TenantCounters {
     let counters = this.#tenants.get(tenant.id);
     if (counters === undefined) {
-      if (this.#tenants.size >= SWEEP_THRESHOLD) this.#sweep();
+      this.#forgetIdle();
       counters = {
         active: 0,
         earlyOpens: 0,
@@ -130,6 +160,7 @@ export class Admission {
         allowList: cidrAllowList(tenant.allowedCidrs),
       };
       this.#tenants.set(tenant.id, counters);
+      this.#idle.set(tenant.id, this.#now());
     } else if (counters.cidrs !== tenant.allowedCidrs && !sameList(counters.cidrs, tenant.allowedCidrs)) {
       counters.cidrs = tenant.allowedCidrs;
       counters.allowList = cidrAllowList(tenant.allowedCidrs);
@@ -137,15 +168,17 @@ export class Admission {
     return counters;
   }
 
-  /**
-   * Forgets tenants with no session whose bucket has refilled: what they held is what a new
-   * entry would start with, so no limit is lost and the map does not grow with every tenant.
-   */
-  #sweep(): void {
+  /** Forgets, from the idle queue's head, tenants idle long enough for their bucket to be full. */
+  #forgetIdle(): void {
     const now = this.#now();
-    for (const [id, counters] of this.#tenants) {
-      if (counters.active === 0 && counters.earlyOpens === 0 && isFull(counters.connects, counters.connectLimit, now))
-        this.#tenants.delete(id);
+    for (const [id, since] of this.#idle) {
+      if (now - since < IDLE_FORGET_MS) return;
+      this.#idle.delete(id);
+      const counters = this.#tenants.get(id);
+      if (counters === undefined || counters.active > 0 || counters.earlyOpens > 0) continue;
+      // A bucket that is not full yet (a limit raised meanwhile) comes back to the tail.
+      if (isFull(counters.connects, counters.connectLimit, now)) this.#tenants.delete(id);
+      else this.#idle.set(id, now);
     }
   }
 }

@@ -74,6 +74,11 @@ export class ControlPlaneDirectory implements TenantDirectory {
     return this.#resolver.isCached(tenantId);
   }
 
+  /** The resolver's memory tier now: routes held and their weight, within its bounds. */
+  get memory(): { readonly entries: number; readonly bytes: number } {
+    return this.#resolver.memory;
+  }
+
   close(): Promise<void> {
     return this.#resolver.close();
   }
