@@ -26,7 +26,7 @@ export { migrate, MIGRATIONS, type Migration, type MigrationResult } from './db/
 export { createRedisClient, type RedisClientOptions } from './redis.ts';
 export { dropCachedRoute } from './invalidation.ts';
 export { ErrorCode } from './errors.ts';
-export { MetricName } from './metrics.ts';
+export { createMetrics as createControlPlaneMetrics, MetricName } from './metrics.ts';
 export { SCRAM_ITERATIONS } from './passwords.ts';
 
 /** Request bodies larger than this get 413. */

@@ -154,6 +154,7 @@ async function serve(config: GatewayConfig, logger: Logger): Promise<void> {
     if (stopping) return;
     stopping = true;
     ready = false;
+    metrics.draining.set(1);
     certificateFiles.close();
     void shutdown(signal, config, gateway, admin, logger).finally(() => monitor?.close());
   };

@@ -24,6 +24,7 @@ const CONTRACT_METRICS = [
   'tenantgate_cancel_requests_total',
   'tenantgate_fleet_limits_lost',
   'tenantgate_certificate_expiry_seconds',
+  'tenantgate_draining',
 ];
 
 test("the exported names are the contract's names", () => {

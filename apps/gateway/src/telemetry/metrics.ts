@@ -24,6 +24,7 @@ export const MetricName = {
   CancelRequests: 'tenantgate_cancel_requests_total',
   FleetLimitsLost: 'tenantgate_fleet_limits_lost',
   CertificateExpiry: 'tenantgate_certificate_expiry_seconds',
+  Draining: 'tenantgate_draining',
 } as const;
 export type MetricName = (typeof MetricName)[keyof typeof MetricName];
 
@@ -118,6 +119,8 @@ export interface GatewayMetrics {
    * `backend_ca`, `backend_client`. Exported as seconds left, computed at each scrape.
    */
   readonly certificateExpiries: Map<string, number>;
+  /** 1 from SIGTERM on, while the process drains its sessions before it exits. */
+  readonly draining: Gauge;
 }
 
 // From 100 µs (resolve and admit on a warm cache) to 10 s (a cold backend behind a timeout).
@@ -165,6 +168,7 @@ export function createMetrics(): GatewayMetrics {
     refusals: counter(MetricName.Refusals, 'Connections refused before the splice, by SQLSTATE.', ['sqlstate']),
     cancelRequests: counter(MetricName.CancelRequests, 'CancelRequests, by result.', ['result']),
     certificateExpiries,
+    draining: new Gauge({ name: MetricName.Draining, help: '1 while the process drains its sessions after SIGTERM.', registers }),
     fleetLimitsLost: new Gauge({
       name: MetricName.FleetLimitsLost,
       help: "1 while Redis cannot be asked and this process enforces tenants' connection caps and rates alone.",
