@@ -242,7 +242,7 @@ export function postgresJs(
 
 /** libpq settings for the gateway: the tenant's host name for SNI, 127.0.0.1 to reach it. */
 export function psqlSettings(
-  gateway: Gateway,
+  gateway: Pick<Gateway, 'address'>,
   caFile: string,
   tenant: string,
   extra: Readonly<Record<string, string>> = {},

@@ -15,6 +15,7 @@ import pg from 'pg';
 import { serializeCancelRequest } from '@tenantgate/wire';
 import { createTestPki, getFreePort, startPostgres, type PostgresServer, type TestPki } from '@tenantgate/testing';
 
+const ADMIN_TOKEN = 'gateway-admin-token-0123456789';
 const MAIN = fileURLToPath(new URL('../../apps/gateway/src/main.ts', import.meta.url));
 let pki: TestPki;
 let backend: PostgresServer;
@@ -71,6 +72,7 @@ before(async () => {
       GATEWAY_BACKEND_CLIENT_CERT: client.chainPem,
       GATEWAY_BACKEND_CLIENT_KEY: client.keyPem,
       GATEWAY_DRAIN_SECONDS: '5',
+      GATEWAY_ADMIN_TOKENS: ADMIN_TOKEN,
     },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
@@ -153,6 +155,34 @@ test('a cancel reaches its session whichever worker takes the CancelRequest', as
     }
   }
   assert.ok(crossed, 'a cancel was forwarded by the worker that does not hold the session');
+});
+
+test("the primary's admin port lists every worker's sessions and ends one in whichever worker holds it", async () => {
+  const clients = Array.from({ length: 6 }, () => client());
+  await Promise.all(clients.map((c) => c.connect()));
+  const target = clients[0]!;
+  for (const c of clients) c.on('error', () => {});
+  const ended = new Promise<string | undefined>((resolve) => target.on('error', (err: { code?: string }) => resolve(err.code)));
+  const sessions = async () => {
+    const response = await fetch(`http://127.0.0.1:${adminPort}/sessions?tenant=acme`, {
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+    });
+    return ((await response.json()) as { sessions: { id: string; clientPort: number }[] }).sessions;
+  };
+  const listed = await sessions();
+  assert.equal(listed.length, 6, 'the sessions of both workers, each once');
+  // node-postgres's socket: its local port is the session's client port.
+  const port = (target as unknown as { connection: { stream: { localPort: number } } }).connection.stream.localPort;
+  const mine = listed.find((s) => s.clientPort === port);
+  assert.ok(mine, `a session from port ${port}`);
+  const response = await fetch(`http://127.0.0.1:${adminPort}/sessions/${mine.id}`, {
+    method: 'DELETE',
+    headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+  });
+  assert.equal(response.status, 200);
+  assert.equal(await ended, '57P01');
+  assert.equal((await sessions()).length, 5);
+  await Promise.all(clients.slice(1).map((c) => c.end()));
 });
 
 test('a worker that dies is replaced, and the port keeps serving', async () => {

@@ -13,6 +13,7 @@ import docsPlugin from './plugins/docs.ts';
 import errorsPlugin from './plugins/errors.ts';
 import invalidationPlugin from './plugins/invalidation.ts';
 import metricsPlugin from './plugins/metrics.ts';
+import terminationsPlugin from './plugins/terminations.ts';
 import schemasPlugin from './plugins/schemas.ts';
 import storePlugin from './plugins/store.ts';
 import healthRoutes from './routes/health.ts';
@@ -100,6 +101,7 @@ export function buildApp(options: BuildAppOptions): FastifyInstance {
   void app.register(authPlugin, { adminTokens: options.adminTokens, gatewayTokens: options.gatewayTokens ?? [] });
   void app.register(metricsPlugin);
   void app.register(invalidationPlugin, { redis: options.redis, ...options.invalidation });
+  void app.register(terminationsPlugin, { redis: options.redis });
   void app.register(healthRoutes);
   void app.register(tenantRoutes, { allowLocalBackends: options.allowLocalBackends ?? false });
   void app.register(routeRoutes);

@@ -10,8 +10,7 @@ import {
   CONTROL_PLANE_HELP,
   CONTROL_PLANE_VARIABLES,
   LISTEN_EXPECTS,
-  MAX_TOKEN_LENGTH,
-  MIN_TOKEN_LENGTH,
+  badTokenIndex,
   parseListenAddress,
   helpText as renderHelp,
   variablesSchema,
@@ -22,9 +21,6 @@ import {
 } from '@tenantgate/runtime';
 
 export { LOG_LEVELS, MIN_TOKEN_LENGTH, type ConfigVariable, type ListenAddress, type LogLevel } from '@tenantgate/runtime';
-
-/** The token characters of RFC 6750 (b64token), which is what a Bearer header can carry. */
-const TOKEN = /^[A-Za-z0-9\-._~+/]+=*$/;
 
 export const CONFIG_VARIABLES = CONTROL_PLANE_VARIABLES;
 
@@ -200,7 +196,7 @@ function expectsOf(name: VariableName): string {
 
 function parseTokens(values: readonly string[], name: VariableName): string[] | string {
   const tokens = values.map((t) => t.trim());
-  const bad = tokens.findIndex((t) => t.length < MIN_TOKEN_LENGTH || t.length > MAX_TOKEN_LENGTH || !TOKEN.test(t));
+  const bad = badTokenIndex(tokens);
   if (bad === -1) return tokens;
   return `expected ${expectsOf(name)}; token ${bad + 1} is not`;
 }

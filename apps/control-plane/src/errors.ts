@@ -19,6 +19,8 @@ export const ErrorCode = {
   BodyTooLarge: 'TG_ERR_BODY_TOO_LARGE',
   UnsupportedMediaType: 'TG_ERR_UNSUPPORTED_MEDIA_TYPE',
   NotReady: 'TG_ERR_NOT_READY',
+  /** The gateways cannot be reached (they listen on Redis): sessions cannot be ended from here. */
+  GatewaysUnreachable: 'TG_ERR_GATEWAYS_UNREACHABLE',
   Internal: 'TG_ERR_INTERNAL',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
@@ -47,6 +49,11 @@ export const UnsupportedMediaTypeError = createError(
   415,
 );
 export const NotReadyError = createError(ErrorCode.NotReady, 'not ready: %s', 503);
+export const GatewaysUnreachableError = createError(
+  ErrorCode.GatewaysUnreachable,
+  "the gateways cannot be reached to end sessions: %s; end them on each gateway's admin port (DELETE /sessions/:id)",
+  503,
+);
 export const InternalError = createError(ErrorCode.Internal, 'internal error', 500);
 
 /** Not an API error: start-up stopped, and main.ts prints the message as one line. */

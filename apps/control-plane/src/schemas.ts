@@ -55,6 +55,11 @@ const tenantPatch = {
     userRewrite: objectPatch('userRewrite'),
     allowedCidrs: withoutDefault(record.allowedCidrs),
     limits: objectPatch('limits'),
+    terminateSessions: {
+      type: 'boolean',
+      description:
+        'Not part of the record: true ends the tenant\'s open sessions on every gateway once the change is committed (with "status": "suspended", a suspension that takes effect at once). The response\'s Tenantgate-Sessions-Ended header says how many.',
+    },
   },
 };
 

@@ -7,7 +7,7 @@ import type { GatewayConfig } from './config/index.ts';
 import { startListener } from './edge/index.ts';
 import { TlsContexts, type CertificateInput } from './edge/index.ts';
 import { Admission } from './session/index.ts';
-import { Sessions } from './session/index.ts';
+import { Sessions, type SessionInfo } from './session/index.ts';
 import { ClientCertificateStore, scramMockKey } from './backend/index.ts';
 import { BackendTls } from './backend/index.ts';
 import type { BackendTlsDefaults } from './backend/index.ts';
@@ -51,6 +51,10 @@ export interface Gateway {
   readonly address: { host: string; port: number };
   /** Sessions spliced and open. */
   readonly activeSessions: number;
+  /** The live sessions, of one tenant or all (the admin port's GET /sessions). */
+  listSessions(tenantId?: string): SessionInfo[];
+  /** Ends one session, or a tenant's, with FATAL 57P01 at a message boundary; returns how many. */
+  terminateSessions(which: { readonly id: string } | { readonly tenantId: string }): number;
   /** New certificates (SIGHUP): new connections use them; open sessions keep theirs. */
   reloadCertificates(certificates: readonly CertificateInput[]): void;
   /** Forget cached tenant client certificates so the next connection reads them again. */
@@ -87,6 +91,8 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     get activeSessions() {
       return sessions.active;
     },
+    listSessions: (tenantId) => sessions.list(tenantId),
+    terminateSessions: (which) => sessions.terminate(which),
     reloadCertificates: (certificates) => contexts?.reload(certificates),
     reloadSecrets: () => backendTls.reloadClientCertificates(),
     reloadBackendDefaults: (defaults) => backendTls.reloadDefaults(defaults),

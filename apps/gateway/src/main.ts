@@ -11,11 +11,13 @@ import { AggregatorRegistry } from 'prom-client';
 import { createGateway, type Gateway } from './app.ts';
 import {
   adminProxyProtocol,
+  answerSessionRequests,
   CertificateFiles,
   DRAINING,
   READY,
   readinessMonitor,
   startAdminServer,
+  TerminationListener,
   type AdminServer,
 } from './ops/index.ts';
 import {
@@ -126,6 +128,11 @@ async function serve(config: GatewayConfig, logger: Logger): Promise<void> {
             readiness: () => (ready ? (monitor?.state ?? READY) : DRAINING),
             logger,
             proxyProtocol: adminProxyProtocol(config.proxyProtocol),
+            sessions: {
+              list: async (tenantId) => gateway.listSessions(tenantId),
+              terminate: async (id) => gateway.terminateSessions({ id }),
+            },
+            tokens: config.adminTokens,
           }),
         );
   const directory =
@@ -140,10 +147,17 @@ async function serve(config: GatewayConfig, logger: Logger): Promise<void> {
       'GATEWAY_PROXY_TRUSTED_CIDRS is unset: any peer that reaches the port may send a PROXY header and claim any client address',
     );
   }
-  if (worker) process.send?.({ type: ClusterMessage.Listening });
+  if (worker) {
+    answerSessionRequests(process, {
+      list: (tenantId) => gateway.listSessions(tenantId),
+      terminate: (which) => gateway.terminateSessions(which),
+    });
+    process.send?.({ type: ClusterMessage.Listening });
+  }
   recordEdgeExpiries(metrics, certificates);
   recordBackendExpiries(metrics, backendDefaults);
   process.on('SIGHUP', () => void reload(config, gateway, tenants, metrics, logger));
+  const termination = openTermination(config, gateway, logger);
   const certificateFiles = new CertificateFiles({
     paths: certificatePaths(config),
     reload: () => reloadCertificates(config, gateway, metrics, logger),
@@ -156,6 +170,7 @@ async function serve(config: GatewayConfig, logger: Logger): Promise<void> {
     ready = false;
     metrics.draining.set(1);
     certificateFiles.close();
+    termination?.close();
     void shutdown(signal, config, gateway, admin, logger).finally(() => monitor?.close());
   };
   process.once('SIGTERM', () => stop('SIGTERM'));
@@ -245,6 +260,20 @@ function openFleetLimits(config: GatewayConfig, metrics: GatewayMetrics, logger:
     },
   });
   return { fleetLimits };
+}
+
+/** With REDIS_URL, the control plane's terminate-sessions requests reach this process. */
+function openTermination(config: GatewayConfig, gateway: Gateway, logger: Logger): TerminationListener | undefined {
+  if (config.redisUrl === undefined) return undefined;
+  // Queued until connected (and subscribed again after each reconnect), unlike the fail-fast connections.
+  const subscriber = new Redis(config.redisUrl, { maxRetriesPerRequest: null });
+  subscriber.on('error', () => {});
+  return new TerminationListener({
+    subscriber,
+    commands: connectRedis(config.redisUrl),
+    terminate: (tenantId) => gateway.terminateSessions({ tenantId }),
+    logger: logger.child({ component: 'termination' }),
+  });
 }
 
 /**

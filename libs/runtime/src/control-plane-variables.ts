@@ -1,12 +1,8 @@
 // The control plane's environment variables. apps/control-plane validates them with
 // @fastify/env and turns them into a ControlPlaneConfig; its `--help` is generated from this table.
 import type { HelpPage } from './help.ts';
+import { TOKENS_EXPECTS } from './tokens.ts';
 import { LISTEN_EXPECTS, LOG_LEVEL_VARIABLE, type ConfigVariable } from './variables.ts';
-
-/** Shortest token accepted: a guessable token would open the whole API. */
-export const MIN_TOKEN_LENGTH = 16;
-export const MAX_TOKEN_LENGTH = 256;
-const TOKENS_EXPECTS = `tokens of ${MIN_TOKEN_LENGTH} to ${MAX_TOKEN_LENGTH} characters (A-Z a-z 0-9 - . _ ~ + / =), comma-separated`;
 
 const CONTROL_PLANE_TABLE = [
   {

@@ -1,6 +1,7 @@
 // The gateway's environment variables. apps/gateway validates them with env-schema and turns
 // them into a GatewayConfig; its `--help` is generated from this table.
 import type { HelpPage } from './help.ts';
+import { TOKENS_EXPECTS } from './tokens.ts';
 import { LISTEN_EXPECTS, LOG_LEVEL_VARIABLE, type ConfigVariable } from './variables.ts';
 
 export const PROXY_PROTOCOL_MODES = ['off', 'optional', 'required'] as const;
@@ -129,6 +130,14 @@ const GATEWAY_TABLE = [
     expects: `${LISTEN_EXPECTS}; or empty or off to disable`,
     description: 'Admin HTTP (/metrics, /healthz, /readyz); empty or "off" disables it.',
     emptyIsValue: true,
+  },
+  {
+    name: 'GATEWAY_ADMIN_TOKENS',
+    schema: { type: 'string', separator: ',' },
+    expects: TOKENS_EXPECTS,
+    description:
+      "Bearer tokens for the admin port's session endpoints (GET /sessions, DELETE /sessions/:id); unset: those answer 403. /healthz, /readyz and /metrics need none.",
+    secret: true,
   },
   {
     name: 'GATEWAY_DRAIN_SECONDS',

@@ -8,3 +8,4 @@ export { createTenantResolver, type TenantResolution, type TenantResolver } from
 export { RESOLVER_DEFAULTS, type TenantResolverOptions } from './resolver-options.ts';
 export { checkTenantRoute, tenantRouteSchema } from './route-validation.ts';
 export { ControlPlaneProbe, PROBE_TENANT_ID, type ControlPlaneAccess } from './control-plane-probe.ts';
+export * from './session-termination.ts';

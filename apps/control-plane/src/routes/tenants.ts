@@ -5,7 +5,7 @@ import type { FastifyPluginAsync, FastifyReply, FastifyRequest, FastifySchemaCom
 import { isLocalHost, materializeTenant, validateTenantInput, type Tenant, type TenantInput, type TenantRole } from '@tenantgate/tenancy';
 import { decodeCursor, encodeCursor } from '../cursor.ts';
 import { etagOf, parseIfMatch } from '../etag.ts';
-import { tenantNotFound, validationError } from '../errors.ts';
+import { GatewaysUnreachableError, tenantNotFound, validationError } from '../errors.ts';
 import { mergePatch } from '../merge-patch.ts';
 import { hashPassword } from '../passwords.ts';
 import { DEFAULT_PAGE_SIZE, errorResponses, ifMatchHeaders, listQuery, ref, roleParams, SchemaId, tenantIdParams } from '../schemas.ts';
@@ -124,13 +124,26 @@ const tenants: FastifyPluginAsync<TenantRoutesOptions> = async (app, options) =>
       },
     },
     async (request, reply) => {
+      const { terminateSessions, ...patch } = request.body;
+      if (Object.keys(patch).length === 0) throw validationError('body', [{ path: '', message: 'changes nothing of the record' }]);
+      // Refused before the write: a change that was asked to end sessions must not half happen.
+      if (terminateSessions === true && !app.terminations.configured) throw new GatewaysUnreachableError('no REDIS_URL is configured');
       const change = (current: Tenant): Tenant => {
-        const next = patched(current, request.body);
+        const next = patched(current, patch);
         checkBackend(next);
         return next;
       };
       const stored = await app.store.update(request.params.id, change, writeCondition(request));
+      // The gateways drop the old route first: an ended session's client cannot come back in.
       await app.invalidations.publish();
+      if (terminateSessions === true) {
+        // The change is committed: a failure to reach the gateways is said in the header, not as an error.
+        const header = await app.terminations.terminate(request.params.id).then(
+          (ended) => `${ended.sessionsEnded}; gateways=${ended.gateways}; acknowledged=${ended.acknowledged}`,
+          (error: Error) => `unknown; error=${JSON.stringify(error.message)}`,
+        );
+        reply.header('tenantgate-sessions-ended', header);
+      }
       return sendTenant(reply, stored);
     },
   );
@@ -150,6 +163,35 @@ const tenants: FastifyPluginAsync<TenantRoutesOptions> = async (app, options) =>
       await app.store.delete(request.params.id, writeCondition(request));
       await app.invalidations.publish();
       return reply.code(204).send();
+    },
+  );
+
+  app.post<{ Params: IdParams }>(
+    '/v1/tenants/:id/terminate-sessions',
+    {
+      schema: {
+        tags,
+        summary: "End the tenant's sessions on every gateway (FATAL 57P01, as pg_terminate_backend)",
+        params: tenantIdParams,
+        response: {
+          200: {
+            type: 'object',
+            required: ['tenant', 'gateways', 'acknowledged', 'sessionsEnded'],
+            properties: {
+              tenant: { type: 'string' },
+              gateways: { type: 'integer', description: 'Gateway processes that received the request.' },
+              acknowledged: { type: 'integer', description: 'Those that answered within 2 s.' },
+              sessionsEnded: { type: 'integer' },
+            },
+          },
+          ...errorResponses(400, 401, 403, 404, 503),
+        },
+      },
+    },
+    async (request) => {
+      const id = request.params.id;
+      if ((await app.store.get(id, { secrets: false })) === undefined) throw tenantNotFound(id);
+      return { tenant: id, ...(await app.terminations.terminate(id)) };
     },
   );
 

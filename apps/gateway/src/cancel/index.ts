@@ -16,5 +16,6 @@ export {
   type CancelTarget,
   type ClientCancel,
   MemoryCancelKeyStore,
+  sendCancel,
 } from './registry.ts';
 export { RedisCancelKeyStore } from './redis-store.ts';

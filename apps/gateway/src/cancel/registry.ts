@@ -234,7 +234,8 @@ export class CancelRegistry {
 }
 
 /** SSLRequest, 'S', mTLS (openBackend), then the backend's own CancelRequest and a close. */
-async function sendCancel(target: CancelTarget, options: CancelForwardOptions): Promise<void> {
+/** The backend's own CancelRequest for `target`, over a new mutual-TLS connection (an operator ending a busy session uses it too). */
+export async function sendCancel(target: CancelTarget, options: CancelForwardOptions): Promise<void> {
   const packet = serializeCancelRequest(target.processId, target.secretKey);
   const opened = await openBackend({
     host: target.host,

@@ -61,6 +61,7 @@ test('a development environment gets the documented defaults', () => {
     connectsPerSecondPerAddress: 100,
     fleetLeaseMs: 30_000,
     proxyTrustedCidrs: undefined,
+    adminTokens: [],
     logLevel: 'info',
   };
   assert.deepEqual(loadConfig(development), expected);
@@ -392,4 +393,14 @@ test('GATEWAY_PROXY_TRUSTED_CIDRS: CIDR blocks of either family, only with a PRO
     oneLine({ ...development, GATEWAY_PROXY_TRUSTED_CIDRS: '10.0.0.0/16' }),
     /^GATEWAY_PROXY_TRUSTED_CIDRS: .*GATEWAY_PROXY_PROTOCOL/,
   );
+});
+
+test('GATEWAY_ADMIN_TOKENS: bearer tokens of 16 characters or more, never echoed', () => {
+  assert.deepEqual(loadConfig({ ...development, GATEWAY_ADMIN_TOKENS: 'admin-token-0123456789, second-token-0123456789' }).adminTokens, [
+    'admin-token-0123456789',
+    'second-token-0123456789',
+  ]);
+  const line = oneLine({ ...development, GATEWAY_ADMIN_TOKENS: 'admin-token-0123456789,short' });
+  assert.match(line, /^GATEWAY_ADMIN_TOKENS: .*token 2 is not/);
+  assert.doesNotMatch(line, /short|admin-token/);
 });

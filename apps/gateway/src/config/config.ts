@@ -6,6 +6,7 @@
 import { availableParallelism } from 'node:os';
 import envSchema from 'env-schema';
 import {
+  badTokenIndex,
   parseListenAddress,
   PEM_BEGIN,
   pemSource,
@@ -59,6 +60,8 @@ export interface GatewayConfig {
   readonly proxyProtocol: ProxyProtocolMode;
   /** The peers whose PROXY header is read; undefined: every peer's. */
   readonly proxyTrustedCidrs: readonly string[] | undefined;
+  /** Bearer tokens of the admin port's session endpoints; empty: those are closed. */
+  readonly adminTokens: readonly string[];
   /** Absent: the admin server is disabled. */
   readonly adminListen: ListenAddress | undefined;
   readonly drainSeconds: number;
@@ -113,6 +116,7 @@ type SchemaValues = KeyedByTable<{
   GATEWAY_SECRETS_DIR?: string;
   GATEWAY_PROXY_PROTOCOL: ProxyProtocolMode;
   GATEWAY_PROXY_TRUSTED_CIDRS?: string;
+  GATEWAY_ADMIN_TOKENS?: string[];
   GATEWAY_ADMIN_LISTEN: string;
   GATEWAY_DRAIN_SECONDS: number;
   GATEWAY_HANDSHAKE_TIMEOUT_MS: number;
@@ -146,6 +150,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): GatewayConfig {
   const redisUrl = parseUrl('REDIS_URL', values.REDIS_URL, ['redis:', 'rediss:'], issues);
   const backend = parseBackend(values, issues);
   const adminListen = parseAdminListen(values.GATEWAY_ADMIN_LISTEN, issues);
+  const adminTokens = parseAdminTokens(values.GATEWAY_ADMIN_TOKENS, issues);
   const proxyTrustedCidrs = parseTrustedCidrs(values.GATEWAY_PROXY_TRUSTED_CIDRS, values.GATEWAY_PROXY_PROTOCOL, issues);
   if (!tlsWanted && !values.GATEWAY_ALLOW_PLAINTEXT && !issues.has('GATEWAY_ALLOW_PLAINTEXT')) {
     issues.missing('GATEWAY_TLS_CERT', 'server certificates (paths or PEM), required unless GATEWAY_ALLOW_PLAINTEXT=true');
@@ -163,6 +168,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): GatewayConfig {
     secretsDir: values.GATEWAY_SECRETS_DIR,
     proxyProtocol: values.GATEWAY_PROXY_PROTOCOL,
     proxyTrustedCidrs,
+    adminTokens,
     adminListen,
     drainSeconds: values.GATEWAY_DRAIN_SECONDS,
     handshakeTimeoutMs: values.GATEWAY_HANDSHAKE_TIMEOUT_MS,
@@ -289,6 +295,14 @@ function parseListenVariable(name: VariableName, value: string, issues: Issues):
 function parseAdminListen(value: string, issues: Issues): ListenAddress | undefined {
   if (value === '' || value.toLowerCase() === 'off') return undefined;
   return parseListenVariable('GATEWAY_ADMIN_LISTEN', value, issues);
+}
+
+function parseAdminTokens(values: readonly string[] | undefined, issues: Issues): string[] {
+  const tokens = (values ?? []).map((token) => token.trim()).filter((token) => token !== '');
+  const bad = badTokenIndex(tokens);
+  if (bad === -1) return tokens;
+  issues.invalid('GATEWAY_ADMIN_TOKENS', '', `${describe('GATEWAY_ADMIN_TOKENS').expects}; token ${bad + 1} is not`);
+  return [];
 }
 
 function parseTrustedCidrs(value: string | undefined, mode: ProxyProtocolMode, issues: Issues): string[] | undefined {

@@ -4,6 +4,8 @@
 // GET /healthz  200 while the process runs
 // GET /readyz   200 while readiness() says so, else 503 with the reasons as JSON (the NLB health
 //               check; 503 during drain)
+// GET /sessions[?tenant=id], DELETE /sessions/:id   the live sessions, and ending one with FATAL
+//               57P01; a Bearer token of GATEWAY_ADMIN_TOKENS required (none set: 403)
 // Behind a load balancer that sends PROXY protocol headers, its health checks carry one here too.
 // Map: docs/architecture.md, "Drain and shutdown".
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -14,6 +16,15 @@ import type { Logger } from '../telemetry/index.ts';
 import { readProxyHeader, type ProxyHeaderMode } from '../edge/index.ts';
 import { ProxyHeaderError, ProxyHeaderFailure } from '../errors.ts';
 import { READY, type ReadinessState } from './readiness.ts';
+import { bearerTokenOf, isKnownToken } from '@tenantgate/runtime';
+import type { SessionInfo } from '../session/index.ts';
+
+/** The sessions the admin port shows and ends: this process's, or every worker's through the primary. */
+export interface AdminSessions {
+  list(tenantId: string | undefined): Promise<readonly SessionInfo[]>;
+  /** How many sessions had that id (0 or 1). */
+  terminate(id: string): Promise<number>;
+}
 
 /** What /metrics serves: a prom-client Registry, or an adapter over a cluster aggregator. */
 export interface MetricsSource {
@@ -35,6 +46,10 @@ export interface AdminServerOptions {
    * scrapes and the container health check do not.
    */
   readonly proxyProtocol?: ProxyProtocolMode;
+  /** The session endpoints' data; absent: they answer 404. */
+  readonly sessions?: AdminSessions;
+  /** Bearer tokens of the session endpoints (GATEWAY_ADMIN_TOKENS); empty: they answer 403. */
+  readonly tokens?: readonly string[];
 }
 
 export interface AdminServer {
@@ -58,6 +73,7 @@ interface Reply {
   readonly status: number;
   readonly contentType: string;
   readonly body: string;
+  readonly headers?: Readonly<Record<string, string>>;
 }
 
 type Route = (options: AdminServerOptions) => Reply | Promise<Reply>;
@@ -121,7 +137,17 @@ function logHeaderFailure(err: unknown, socket: Socket, logger: Logger): void {
 }
 
 function handle(req: IncomingMessage, res: ServerResponse, options: AdminServerOptions): void {
-  const path = (req.url ?? '/').split('?', 1)[0];
+  const path = (req.url ?? '/').split('?', 1)[0] ?? '/';
+  if (options.sessions !== undefined && (path === '/sessions' || path.startsWith('/sessions/'))) {
+    sessionsRoute(req, path, options.sessions, options.tokens ?? []).then(
+      (reply) => send(res, reply),
+      (err: unknown) => {
+        options.logger.error({ err, path }, 'admin request failed');
+        send(res, json(500, { error: 'internal error' }));
+      },
+    );
+    return;
+  }
   const route = ROUTES.get(path);
   if (route === undefined) return send(res, text(404, 'not found\n'));
   if (req.method !== 'GET' && req.method !== 'HEAD') {
@@ -171,13 +197,36 @@ function readinessReply(state: ReadinessState): Reply {
   return { status: state.ready ? 200 : 503, contentType: JSON_TYPE, body: `${JSON.stringify(body)}\n` };
 }
 
+/** GET /sessions[?tenant=], DELETE /sessions/:id, behind a Bearer token. */
+async function sessionsRoute(req: IncomingMessage, path: string, sessions: AdminSessions, tokens: readonly string[]): Promise<Reply> {
+  if (tokens.length === 0) return json(403, { error: 'the session endpoints are closed: set GATEWAY_ADMIN_TOKENS to open them' });
+  if (!isKnownToken(bearerTokenOf(req.headers.authorization), tokens)) {
+    return { ...json(401, { error: 'a Bearer token of GATEWAY_ADMIN_TOKENS is required' }), headers: { 'www-authenticate': 'Bearer' } };
+  }
+  if (path === '/sessions') {
+    if (req.method !== 'GET' && req.method !== 'HEAD')
+      return { ...json(405, { error: 'method not allowed' }), headers: { allow: 'GET, HEAD' } };
+    const tenant = new URL(req.url ?? '/', 'http://admin').searchParams.get('tenant') ?? undefined;
+    return json(200, { sessions: await sessions.list(tenant) });
+  }
+  if (req.method !== 'DELETE') return { ...json(405, { error: 'method not allowed' }), headers: { allow: 'DELETE' } };
+  const id = decodeURIComponent(path.slice('/sessions/'.length));
+  if (!/^[0-9]+-[0-9]+$/.test(id) || (await sessions.terminate(id)) === 0) return json(404, { error: `no session "${id}"` });
+  return json(200, { id, terminated: true });
+}
+
+function json(status: number, body: unknown): Reply {
+  return { status, contentType: JSON_TYPE, body: `${JSON.stringify(body)}\n` };
+}
+
 function text(status: number, body: string): Reply {
   return { status, contentType: TEXT, body };
 }
 
 /** Node leaves the body out of HEAD responses by itself; the headers stay those of GET. */
-function send(res: ServerResponse, { status, contentType, body }: Reply): void {
+function send(res: ServerResponse, { status, contentType, body, headers }: Reply): void {
   res.writeHead(status, {
+    ...headers,
     'content-type': contentType,
     'content-length': Buffer.byteLength(body),
     'cache-control': 'no-store',

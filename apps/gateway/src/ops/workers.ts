@@ -13,6 +13,7 @@ import { ClusterMessage, isClusterMessage, type ClusterReply, type ClusterReques
 import type { GatewayConfig } from '../config/index.ts';
 import type { Logger } from '../telemetry/index.ts';
 import { DRAINING, type ReadinessMonitor, type ReadinessState } from './readiness.ts';
+import { WorkerSessions } from './worker-sessions.ts';
 
 /** A worker that dies is re-forked after this long, doubling up to the cap while they keep dying. */
 const RESTART_DELAY_MS = 500;
@@ -48,6 +49,7 @@ class Primary {
   readonly #aggregator = new AggregatorRegistry();
   readonly #lookups = new Map<number, PendingLookup>();
   readonly #listening = new Set<Worker>();
+  readonly #sessions = new WorkerSessions(() => [...this.#listening]);
   #admin: AdminServer | undefined;
   #stopping = false;
   /** Until a worker has listened once, a worker that exits is a failed start, not a crash. */
@@ -74,6 +76,8 @@ class Primary {
         readiness: () => (this.#stopping ? DRAINING : this.#listening.size === 0 ? STARTING : this.#monitor.state),
         logger: this.#log,
         proxyProtocol: adminProxyProtocol(this.#config.proxyProtocol),
+        sessions: this.#sessions,
+        tokens: this.#config.adminTokens,
       });
     }
     cluster.on('message', this.#onMessage);
@@ -126,6 +130,7 @@ class Primary {
   };
 
   readonly #onMessage = (worker: Worker, message: unknown): void => {
+    if (this.#sessions.onMessage(message)) return;
     if (isClusterMessage(message, ClusterMessage.Listening)) {
       this.#listening.add(worker);
       this.#everListening = true;

@@ -23,6 +23,8 @@ export interface SessionClient {
   /** The certificate the client was shown; its tls-server-end-point binds SCRAM-SHA-256-PLUS. */
   readonly serverCertificate: { readonly tlsServerEndPoint: Buffer | undefined } | undefined;
   readonly clientAddress: string;
+  /** The client's port (the PROXY header's source port when there is one). */
+  readonly clientPort: number;
 }
 
 /** One accepted connection, from accept to close. */

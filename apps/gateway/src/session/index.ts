@@ -2,5 +2,5 @@
 export { Admission } from './admission.ts';
 export { type Connection, type SessionClient } from './client.ts';
 export { type EdgeAuthResult, authenticateClient } from './edge-auth.ts';
-export { Sessions } from './session.ts';
+export { Sessions, type SessionInfo } from './session.ts';
 export { type Splice, type SpliceCloseReason, splice } from './splice.ts';

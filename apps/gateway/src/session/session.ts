@@ -27,7 +27,7 @@ import {
   type OpenedBackend,
 } from '../backend/index.ts';
 import { backendAddress, type BackendTls } from '../backend/index.ts';
-import type { CancelKey, CancelRegistry, CancelTarget } from '../cancel/index.ts';
+import { sendCancel, type CancelKey, type CancelRegistry, type CancelTarget } from '../cancel/index.ts';
 import type { TenantDirectory } from '../tenants/index.ts';
 import { ConnectionOutcome, Phase, logClientEvent, type GatewayMetrics } from '../telemetry/index.ts';
 import { AddressBuckets } from '../limits/index.ts';
@@ -48,13 +48,45 @@ export interface SessionsOptions {
 
 /** The shared parts, the live splices and the shutdown signal, as each step reads them. */
 interface Shared extends SessionsOptions {
-  /** Live splices, for drain. */
-  readonly live: Set<Splice>;
+  /** Live sessions by splice, for drain, the admin port's list and termination. */
+  readonly live: Map<Splice, LiveSession>;
   /** Per client address, lookups that found no tenant: each may cost a control-plane request. */
   readonly unknownLookups: AddressBuckets<'unknown'>;
   /** Aborted by drain and close with a 57P01 Refusal: connections still being set up end with it. */
   readonly shutdown: AbortSignal;
 }
+
+/** A spliced session, as the admin port lists it and an operator ends it. */
+interface LiveSession {
+  /** `<pid>-<connection id>`: unique across the workers of a gateway. */
+  readonly id: string;
+  readonly tenantId: string;
+  readonly user: string;
+  readonly clientAddress: string;
+  readonly clientPort: number;
+  readonly startedAt: number;
+  readonly splice: Splice;
+  /** The backend's key, to cancel what it runs when the session is ended. */
+  readonly target: CancelTarget;
+}
+
+/** What `GET /sessions` shows of a session. */
+export interface SessionInfo {
+  readonly id: string;
+  readonly tenant: string;
+  readonly role: string;
+  readonly clientAddress: string;
+  readonly clientPort: number;
+  readonly startedAt: string;
+  readonly ageSeconds: number;
+  /** `idle` (ReadyForQuery I, nothing sent since), `in_transaction`, `failed_transaction`, or `active` (a query running). */
+  readonly state: 'idle' | 'active' | 'in_transaction' | 'failed_transaction';
+  readonly bytes: { readonly toClient: number; readonly toBackend: number };
+}
+
+const TERMINATED = new Refusal(SqlState.AdminShutdown, 'terminating connection due to administrator command', {
+  hint: 'Reconnect if you still need a session.',
+}).toErrorResponse();
 
 const SHUTTING_DOWN = new Refusal(SqlState.AdminShutdown, 'terminating connection because the gateway is shutting down', {
   hint: 'Reconnect: another gateway will take the connection.',
@@ -73,7 +105,7 @@ export class Sessions {
   constructor(options: SessionsOptions) {
     this.#shared = {
       ...options,
-      live: new Set(),
+      live: new Map(),
       unknownLookups: new AddressBuckets(UNKNOWN_TENANTS_PER_ADDRESS, ['unknown']),
       shutdown: this.#shutdown.signal,
     };
@@ -105,17 +137,79 @@ export class Sessions {
     this.refuseNew();
     await Promise.all(this.#settingUp);
     const { live } = this.#shared;
-    for (const session of live) session.closeWhenIdle(SHUTDOWN);
+    for (const session of live.keys()) session.closeWhenIdle(SHUTDOWN);
     const deadline = Date.now() + deadlineMs;
     while (live.size > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
-    for (const session of live) session.destroy();
+    for (const session of live.keys()) session.destroy();
+  }
+
+  /** The live sessions, of one tenant or all. */
+  list(tenantId?: string): SessionInfo[] {
+    const now = Date.now();
+    const sessions = [...this.#shared.live.values()].filter((s) => tenantId === undefined || s.tenantId === tenantId);
+    return sessions.map((s) => ({
+      id: s.id,
+      tenant: s.tenantId,
+      role: s.user,
+      clientAddress: s.clientAddress,
+      clientPort: s.clientPort,
+      startedAt: new Date(s.startedAt).toISOString(),
+      ageSeconds: Math.floor((now - s.startedAt) / 1000),
+      state: stateOf(s.splice),
+      bytes: s.splice.bytes,
+    }));
+  }
+
+  /**
+   * Ends the sessions that `which` picks, as pg_terminate_backend does: a query still running is
+   * cancelled on the backend, and the client gets FATAL 57P01 at a message boundary. Returns how
+   * many were ended.
+   */
+  terminate(which: { readonly id: string } | { readonly tenantId: string }): number {
+    let ended = 0;
+    for (const session of this.#shared.live.values()) {
+      if ('id' in which ? session.id !== which.id : session.tenantId !== which.tenantId) continue;
+      if (!session.splice.idle) void cancelRunning(this.#shared, session);
+      session.splice.terminate(TERMINATED);
+      ended++;
+    }
+    return ended;
   }
 
   /** Refuses the sessions being set up and closes every spliced one at once. */
   async close(): Promise<void> {
     this.refuseNew();
     await Promise.all(this.#settingUp);
-    for (const session of this.#shared.live) session.destroy();
+    for (const session of this.#shared.live.keys()) session.destroy();
+  }
+}
+
+function stateOf(splice: Splice): SessionInfo['state'] {
+  if (splice.idle) return 'idle';
+  switch (splice.transactionStatus) {
+    case 'T':
+      return 'in_transaction';
+    case 'E':
+      return 'failed_transaction';
+    default:
+      return 'active';
+  }
+}
+
+/** The backend's CancelRequest for what the session runs; a failure only means the query runs on until its Terminate. */
+async function cancelRunning(shared: Shared, session: LiveSession): Promise<void> {
+  try {
+    await sendCancel(session.target, {
+      secureContext: async () => {
+        const lookup = await shared.tenants.resolve(session.tenantId);
+        if (lookup.kind === 'unknown') throw new Error(`tenant "${session.tenantId}" no longer exists`);
+        return shared.backendTls.contextFor(lookup.tenant);
+      },
+      connectTimeoutMs: shared.timeouts.backendConnectMs,
+      sessionCache: shared.backendTls.sessions,
+    });
+  } catch {
+    // The splice still ends the session; PostgreSQL ends the query when it next writes to it.
   }
 }
 
@@ -302,7 +396,16 @@ async function handOver(
       connection.log.info({ reason, err: error, bytes: spliced.bytes }, 'session closed');
     },
   });
-  shared.live.add(spliced);
+  shared.live.set(spliced, {
+    id: `${process.pid}-${connection.id}`,
+    tenantId: attempt.tenant.id,
+    user: attempt.user,
+    clientAddress: client.clientAddress,
+    clientPort: client.clientPort,
+    startedAt: Date.now(),
+    splice: spliced,
+    target,
+  });
   shared.metrics.connections.inc({ outcome: ConnectionOutcome.Session });
   observe(shared, Phase.Total, Number(process.hrtime.bigint() - connection.acceptedAt) / 1e9);
   connection.log.info({ user: attempt.user, backendAuth: session.authMethod }, 'session started');

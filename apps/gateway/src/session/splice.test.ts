@@ -281,6 +281,46 @@ test('closeWhenIdle on an idle session: FATAL now, Terminate to the backend, bot
   assert.deepEqual(db.bytes, serializeTerminate());
 });
 
+test('terminate mid-message: the message in flight is finished, never cut, then FATAL; client bytes meanwhile are dropped', async (t) => {
+  const s = await start(t, { transactionStatus: 'I' });
+  const app = new SpliceReader(s.app);
+  const db = new SpliceReader(s.db);
+  const begin = query('begin; select 1');
+  s.app.write(begin);
+  await db.waitFor(begin.length);
+  const row = message(BackendMessageType.DataRow, Buffer.from([0, 1, 0, 0, 0, 1, 0x31]));
+  const complete = message(BackendMessageType.CommandComplete, 'BEGIN\0');
+  s.db.write(Buffer.concat([complete, row.subarray(0, 4)])); // a whole message, then half of one
+  await app.waitFor(complete.length + 4);
+  s.splice.terminate(FATAL_57P01);
+  assert.equal(s.splice.closeReason, undefined, 'the row in flight is not cut');
+  s.app.write(query('select 2')); // dropped: the session is ending
+  const selectComplete = message(BackendMessageType.CommandComplete, 'SELECT 1\0');
+  s.db.write(Buffer.concat([row.subarray(4), selectComplete, row.subarray(0, 2)]));
+  const closed = await s.closed;
+  await Promise.all([app.closed, db.closed]);
+  assert.equal(closed.reason, SpliceCloseReason.Terminated);
+  assert.deepEqual(
+    app.bytes,
+    Buffer.concat([complete, row, selectComplete, FATAL_57P01]),
+    'the row finished, the whole messages that came with it, no part of the next, then FATAL',
+  );
+  assert.deepEqual(db.bytes, Buffer.concat([begin, serializeTerminate()]), 'the later query never reached the backend');
+});
+
+test('terminate at a message boundary, in a transaction: FATAL at once', async (t) => {
+  const s = await start(t, { transactionStatus: 'T' });
+  const app = new SpliceReader(s.app);
+  const db = new SpliceReader(s.db);
+  assert.equal(s.splice.idle, false);
+  s.splice.terminate(FATAL_57P01);
+  const closed = await s.closed;
+  await Promise.all([app.closed, db.closed]);
+  assert.equal(closed.reason, SpliceCloseReason.Terminated);
+  assert.deepEqual(app.bytes, FATAL_57P01);
+  assert.deepEqual(db.bytes, serializeTerminate());
+});
+
 test('closeWhenIdle waits for the message boundary after a ReadyForQuery I, with no query in flight', async (t) => {
   const s = await start(t, { transactionStatus: 'I' });
   const app = new SpliceReader(s.app);

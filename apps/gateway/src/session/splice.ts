@@ -18,6 +18,8 @@ export const SpliceCloseReason = {
   BackendError: 'backend_error',
   /** closeWhenIdle: the client got its FATAL at a message boundary. */
   Drained: 'drained',
+  /** terminate(): an operator ended the session; the client got its FATAL at a message boundary. */
+  Terminated: 'terminated',
   /** destroy() was called. */
   Destroyed: 'destroyed',
 } as const;
@@ -62,6 +64,8 @@ const SpliceState = {
   Open: 'open',
   /** Forwarding, until the backend stream is idle at a message boundary (closeWhenIdle). */
   Draining: 'draining',
+  /** terminate(): backend bytes up to the end of the message in flight, then the FATAL; client bytes dropped. */
+  Terminating: 'terminating',
   /** The reason is decided; nothing more is forwarded, and what still comes is read and dropped. */
   Closing: 'closing',
   /** Both sockets have closed and onClose has run. */
@@ -157,8 +161,22 @@ export class Splice {
   closeWhenIdle(errorResponse: Buffer): void {
     if (this.#state !== SpliceState.Open) return;
     this.#drainMessage = errorResponse;
-    if (this.idle) this.#drain();
+    if (this.idle) this.#drain(SpliceCloseReason.Drained);
     else this.#state = SpliceState.Draining;
+  }
+
+  /**
+   * Ends the session now, as pg_terminate_backend does, whatever it is doing: the client gets
+   * `errorResponse` (FATAL 57P01) after the whole backend messages it has (a message in flight
+   * is finished, never cut, and nothing after the chunk that finishes it goes out), the backend
+   * gets Terminate, and both close. What the client
+   * sends meanwhile is dropped. A query still running on the backend is the caller's to cancel.
+   */
+  terminate(errorResponse: Buffer): void {
+    if (!this.#forwarding) return;
+    this.#drainMessage = errorResponse;
+    if (this.#tracker.atBoundary) this.#drain(SpliceCloseReason.Terminated);
+    else this.#state = SpliceState.Terminating;
   }
 
   /** Destroys both sockets at once (the drain deadline, the gateway stopping). */
@@ -202,11 +220,11 @@ export class Splice {
   }
 
   get #forwarding(): boolean {
-    return this.#state === SpliceState.Open || this.#state === SpliceState.Draining;
+    return this.#state === SpliceState.Open || this.#state === SpliceState.Draining || this.#state === SpliceState.Terminating;
   }
 
   readonly #onClientData = (chunk: Buffer): void => {
-    if (!this.#forwarding) return;
+    if (!this.#forwarding || this.#state === SpliceState.Terminating) return;
     this.#toBackend += chunk.length;
     if (!this.#backend.write(chunk)) this.#client.pause();
     this.#count(chunk.length);
@@ -214,10 +232,14 @@ export class Splice {
 
   readonly #onBackendData = (chunk: Buffer): void => {
     if (!this.#forwarding || !this.#track(chunk)) return;
-    this.#toClient += chunk.length;
-    if (!this.#client.write(chunk)) this.#backend.pause();
-    this.#count(chunk.length);
-    if (this.#state === SpliceState.Draining && this.idle) this.#drain();
+    // Terminating: the message in flight is finished, and nothing after it goes out.
+    const boundary = this.#state === SpliceState.Terminating ? this.#tracker.lastBoundary : -1;
+    const out = boundary >= 0 ? chunk.subarray(0, boundary) : chunk;
+    this.#toClient += out.length;
+    if (!this.#client.write(out)) this.#backend.pause();
+    this.#count(out.length);
+    if (boundary >= 0) this.#drain(SpliceCloseReason.Terminated);
+    else if (this.#state === SpliceState.Draining && this.idle) this.#drain(SpliceCloseReason.Drained);
   };
 
   /** Follows a backend chunk; false (and both sockets destroyed) when the stream lost its framing. */
@@ -259,9 +281,9 @@ export class Splice {
     this.#maybeFinish();
   };
 
-  #drain(): void {
+  #drain(reason: SpliceCloseReason): void {
     const message = this.#drainMessage as Buffer;
-    if (!this.#beginClose(SpliceCloseReason.Drained, undefined)) return;
+    if (!this.#beginClose(reason, undefined)) return;
     // Both streams are at a boundary: the FATAL follows the client's last whole message, and
     // Terminate follows the client's last whole message to the backend.
     endSocket(this.#client, message);
