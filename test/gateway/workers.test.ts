@@ -162,7 +162,7 @@ test("the primary's admin port lists every worker's sessions and ends one in whi
   await Promise.all(clients.map((c) => c.connect()));
   const target = clients[0]!;
   for (const c of clients) c.on('error', () => {});
-  const ended = new Promise<string | undefined>((resolve) => target.on('error', (err: { code?: string }) => resolve(err.code)));
+  const ended = new Promise<string | undefined>((resolve) => target.on('error', (err: Error & { code?: string }) => resolve(err.code)));
   const sessions = async () => {
     const response = await fetch(`http://127.0.0.1:${adminPort}/sessions?tenant=acme`, {
       headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
