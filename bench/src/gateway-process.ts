@@ -33,6 +33,8 @@ export interface GatewayProcessOptions {
   readonly nodeOptions: string;
   /** REDIS_URL: cancel keys and the tenant's limits in Redis, as in a fleet; undefined for none. */
   readonly redisUrl?: string | undefined;
+  /** OTEL_EXPORTER_OTLP_ENDPOINT: traces on, sent there; undefined for off. */
+  readonly otlpEndpoint?: string | undefined;
 }
 
 export interface GatewayProcess {
@@ -93,6 +95,7 @@ function gatewayEnvironment(options: GatewayProcessOptions, tenantsFile: string,
     LOG_LEVEL: options.logLevel,
     ...(options.nodeOptions === '' ? {} : { NODE_OPTIONS: options.nodeOptions }),
     ...(options.redisUrl === undefined ? {} : { REDIS_URL: options.redisUrl }),
+    ...(options.otlpEndpoint === undefined ? {} : { OTEL_EXPORTER_OTLP_ENDPOINT: options.otlpEndpoint }),
   };
 }
 

@@ -2,6 +2,9 @@
 // (`hostssl ... scram-sha-256` for the bench role, so every path ends in the same SCRAM login),
 // the gateway as its own process, and PgBouncer; and the libpq settings of the three paths a
 // client (pgbench, psql) takes to it.
+import { once } from 'node:events';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
@@ -46,7 +49,7 @@ export interface StackOptions {
   /** Sessions held open at once by the idle-session measurement. */
   readonly maxSessions: number;
   /** The gateway's LOG_LEVEL and NODE_OPTIONS, and whether it has a redis-server (REDIS_URL). */
-  readonly gateway: { readonly logLevel: string; readonly nodeOptions: string; readonly redis?: boolean };
+  readonly gateway: { readonly logLevel: string; readonly nodeOptions: string; readonly redis?: boolean; readonly tracing?: boolean };
 }
 
 /** Starts everything; every server and directory is registered with `cleanup` as soon as it exists. */
@@ -110,10 +113,11 @@ async function startProxies(
     cleanup.add(() => redis.stop());
     redisUrl = redis.url;
   }
+  const otlpEndpoint = options.gateway.tracing === true ? await startOtlpSink(cleanup) : undefined;
   // Both settled before going on: a failure of one must not leave the other starting unregistered.
   const [gateway, pgbouncer] = settled(
     await Promise.allSettled([
-      startGatewayProcess({ dir, tenant: TENANT, role, backend, files, ...options.gateway, redisUrl }, cleanup),
+      startGatewayProcess({ dir, tenant: TENANT, role, backend, files, ...options.gateway, redisUrl, otlpEndpoint }, cleanup),
       startPgBouncer({ dir, database: BENCH_DATABASE, role, backend, maxClients: options.maxSessions, pem }, cleanup),
     ]),
   );
@@ -180,4 +184,16 @@ function libpqEnvironment(host: string, hostaddr: string | undefined, port: numb
     PGGSSENCMODE: 'disable',
     PGCONNECT_TIMEOUT: '10',
   };
+}
+
+/** An OTLP/HTTP endpoint that takes every export with 200 and keeps nothing: tracing's cost without a collector's. */
+async function startOtlpSink(cleanup: Cleanup): Promise<string> {
+  const server = createServer((req, res) => {
+    req.resume();
+    req.on('end', () => res.writeHead(200, { 'content-type': 'application/x-protobuf' }).end());
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  cleanup.add(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 }

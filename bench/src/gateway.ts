@@ -9,7 +9,8 @@
 //
 // BENCH_SECONDS, BENCH_ROUNDS, BENCH_WARMUP_SECONDS, BENCH_IDLE_SESSIONS, BENCH_COPY_MB, BENCH_SCALE,
 // BENCH_WORKLOADS (ids, comma-separated), BENCH_GATEWAY_LOG_LEVEL, BENCH_GATEWAY_NODE_OPTIONS,
-// BENCH_GATEWAY_REDIS=1 (a redis-server for the gateway: cancel keys and tenant limits in Redis);
+// BENCH_GATEWAY_REDIS=1 (a redis-server for the gateway: cancel keys and tenant limits in Redis),
+// BENCH_GATEWAY_TRACING=1 (traces on, sent over OTLP to a sink in the bench that accepts them);
 // BENCH_PGBENCH, BENCH_PSQL, BENCH_PGBOUNCER name the binaries.
 import { execFileSync } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
@@ -35,6 +36,8 @@ export interface GatewayBenchOptions extends RunSettings {
   readonly gatewayNodeOptions: string;
   /** The gateway with REDIS_URL: cancel keys and the tenant's limits held in a redis-server, as in a fleet. */
   readonly gatewayRedis: boolean;
+  /** The gateway with traces on, exported over OTLP/HTTP to a sink that accepts and drops them. */
+  readonly gatewayTracing: boolean;
   /** Ids of the workloads to run, in table order; default all. */
   readonly workloads: readonly string[];
   /** Each workload runs this many times, the paths taking turns; the table shows the median. */
@@ -61,6 +64,7 @@ export function optionsFromEnvironment(env: NodeJS.ProcessEnv = process.env): Ga
     gatewayLogLevel: env.BENCH_GATEWAY_LOG_LEVEL ?? 'info',
     gatewayNodeOptions: env.BENCH_GATEWAY_NODE_OPTIONS ?? '',
     gatewayRedis: env.BENCH_GATEWAY_REDIS === '1',
+    gatewayTracing: env.BENCH_GATEWAY_TRACING === '1',
     workloads: workloadIds(env.BENCH_WORKLOADS),
     rounds: number('BENCH_ROUNDS', 1, 1),
   };
@@ -203,7 +207,7 @@ async function describeConditions(stack: GatewayStack, options: GatewayBenchOpti
     `${cpu.length} CPUs (${cpu[0]?.model.trim() ?? 'unknown'}), load average ${loadAtStart.toFixed(2)} at start`,
     `pgbench scale ${options.scale}, ${options.seconds} s per pgbench run after ${options.warmupSeconds} s of warm-up per path, ` +
       `median of ${options.rounds} round${options.rounds === 1 ? '' : 's'}, ` +
-      `COPY of ${options.copyMegabytes} MB, ${options.idleSessions} idle sessions, gateway LOG_LEVEL=${options.gatewayLogLevel}${options.gatewayRedis ? ', gateway with Redis' : ''}`,
+      `COPY of ${options.copyMegabytes} MB, ${options.idleSessions} idle sessions, gateway LOG_LEVEL=${options.gatewayLogLevel}${options.gatewayRedis ? ', gateway with Redis' : ''}${options.gatewayTracing ? ', gateway tracing every connection' : ''}`,
   ].join('; ');
 }
 

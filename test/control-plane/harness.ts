@@ -1,6 +1,7 @@
 // What the control plane tests share: a store of either kind (an embedded PGlite in a temp
 // directory, or a real PostgreSQL), the app built on it and listening on a free port, and a
 // small HTTP client over fetch.
+import type { TestContext } from 'node:test';
 import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 import pg from 'pg';
@@ -86,6 +87,18 @@ export async function startApp(database: Database, options: { redisUrl?: string 
       return closed;
     },
   };
+}
+
+/** The control plane on an embedded PGlite store in a temp directory, both gone after the test. */
+export async function startTestControlPlane(
+  t: TestContext,
+  options: { redisUrl?: string } & Partial<BuildAppOptions> = {},
+): Promise<RunningApp> {
+  const home = await createStoreHome('pglite');
+  t.after(() => home.remove());
+  const app = await startApp(await home.open(), { migrate: true, allowLocalBackends: true, ...options });
+  t.after(() => app.close());
+  return app;
 }
 
 export interface Reply {

@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ControlPlaneDirectory, createLogger, createMetrics, MetricName } from '@tenantgate/gateway';
 import { createScramSecret } from '@tenantgate/wire';
-import { call, createStoreHome, GATEWAY_TOKEN, startApp } from '../control-plane/harness.ts';
+import { call, GATEWAY_TOKEN, startTestControlPlane } from '../control-plane/harness.ts';
 
 const TENANTS = Number(process.env.DIRECTORY_TENANTS ?? 10_000);
 const SAMPLE = 1_000;
@@ -18,10 +18,7 @@ const MEMORY = { memoryMaxEntries: 500, memoryMaxBytes: 256 * 1024 };
 const idOf = (i: number): string => `tenant-${String(i).padStart(6, '0')}`;
 
 test(`${TENANTS.toLocaleString('en')} tenants: created through the API, listed page by page, resolved within the memory bounds`, async (t) => {
-  const home = await createStoreHome('pglite');
-  t.after(() => home.remove());
-  const controlPlane = await startApp(await home.open(), { migrate: true, allowLocalBackends: true });
-  t.after(() => controlPlane.close());
+  const controlPlane = await startTestControlPlane(t);
   const scramSecret = await createScramSecret('app-password');
 
   let created = 0;

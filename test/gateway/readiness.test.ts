@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createTestPki } from '@tenantgate/testing';
-import { createStoreHome, GATEWAY_TOKEN, startApp } from '../control-plane/harness.ts';
+import { GATEWAY_TOKEN, startTestControlPlane } from '../control-plane/harness.ts';
 import { connectError, pgClient, tenantHost } from './harness.ts';
 import { gatewayEnvironment, startGatewayProcess, type GatewayProcess } from './app-processes.ts';
 
@@ -27,10 +27,7 @@ async function settledReadyz(gateway: GatewayProcess): Promise<Readyz> {
 
 test('a token the control plane refuses: not ready with the reason, the variable logged, clients told it is misconfigured', async (t) => {
   const pki = await createTestPki();
-  const home = await createStoreHome('pglite');
-  t.after(() => home.remove());
-  const controlPlane = await startApp(await home.open(), { migrate: true });
-  t.after(() => controlPlane.close());
+  const controlPlane = await startTestControlPlane(t);
   const gatewayWith = async (url: string, token: string) =>
     startGatewayProcess(t, await gatewayEnvironment(pki, { GATEWAY_CONTROL_PLANE_URL: url, GATEWAY_CONTROL_PLANE_TOKEN: token }));
 

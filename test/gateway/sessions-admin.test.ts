@@ -8,7 +8,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type pg from 'pg';
 import { createTestPki, startRedis } from '@tenantgate/testing';
-import { call, createStoreHome, GATEWAY_TOKEN, startApp } from '../control-plane/harness.ts';
+import { call, GATEWAY_TOKEN, startTestControlPlane } from '../control-plane/harness.ts';
 import {
   connectError,
   connectPg,
@@ -115,10 +115,7 @@ test("the control plane ends a tenant's sessions on every gateway through Redis,
   const backend = await startCertBackend(t, pki);
   const redis = await startRedis();
   t.after(() => redis.stop());
-  const home = await createStoreHome('pglite');
-  t.after(() => home.remove());
-  const controlPlane = await startApp(await home.open(), { migrate: true, allowLocalBackends: true, redisUrl: redis.url });
-  t.after(() => controlPlane.close());
+  const controlPlane = await startTestControlPlane(t, { redisUrl: redis.url });
   for (const id of ['acme', 'globex']) {
     const created = await call(controlPlane.url, 'POST', '/v1/tenants', {
       json: { id, backend: { host: '127.0.0.1', port: backend.port }, roles: [{ name: 'app', password: PASSWORD }] },
@@ -161,8 +158,7 @@ test("the control plane ends a tenant's sessions on every gateway through Redis,
   assert.equal(await call(controlPlane.url, 'POST', '/v1/tenants/nobody/terminate-sessions').then((r) => r.status), 404);
 
   // Without Redis the control plane cannot reach the gateways, and says so before changing anything.
-  const alone = await startApp(await (await createStoreHome('pglite')).open(), { migrate: true, allowLocalBackends: true });
-  t.after(() => alone.close());
+  const alone = await startTestControlPlane(t);
   await call(alone.url, 'POST', '/v1/tenants', { json: { id: 'solo', backend: { host: '127.0.0.1', port: backend.port } } });
   const unreachable = await call(alone.url, 'POST', '/v1/tenants/solo/terminate-sessions');
   assert.equal(unreachable.status, 503);

@@ -2,7 +2,8 @@
 // embedded PGlite) and Redis opened, the app built and listening. SIGTERM/SIGINT close it
 // gracefully: start-up (a PGlite initdb, migrations) is let finish, in-flight requests finish,
 // then Redis and the store close, and the process exits 0.
-import { createLogger, describeListenFailure, describeSystemError, type Logger } from '@tenantgate/runtime';
+import { createLogger, describeListenFailure, describeSystemError, startTracing, type Logger, type Tracing } from '@tenantgate/runtime';
+import { FastifyOtelInstrumentation } from '@fastify/otel';
 import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 import { buildApp } from './app.ts';
@@ -18,6 +19,7 @@ const EXIT_CONFIG = 2;
 
 /** What start-up opened, closed in reverse on the way out. */
 interface Resources {
+  tracing?: Tracing | undefined;
   database?: Database;
   redis?: Redis;
   app?: FastifyInstance;
@@ -34,7 +36,14 @@ async function main(): Promise<void> {
     return;
   }
   const logger = createLogger({ level: config.logLevel });
-  const resources: Resources = {};
+  // Before the app is built: the Fastify instrumentation attaches to it as it initializes, and
+  // continues the gateways' traces from their traceparent header.
+  const resources: Resources = {
+    tracing: startTracing({
+      serviceName: 'tenantgate-control-plane',
+      instrumentations: [new FastifyOtelInstrumentation({ registerOnInitialization: true })],
+    }),
+  };
   // Handlers first: a signal that came before them would kill the process mid-start (a PGlite
   // initdb, a migration) instead of letting it finish and close.
   let closing: Promise<void> | undefined;
@@ -143,12 +152,13 @@ async function shutdown(signal: string, started: Promise<void>, resources: Resou
 }
 
 /** The app first (it stops taking requests and stops the publisher), then what it used. */
-async function close({ app, redis, database }: Resources): Promise<void> {
+async function close({ app, redis, database, tracing }: Resources): Promise<void> {
   try {
     await app?.close();
   } finally {
     redis?.disconnect();
     await database?.close();
+    await tracing?.shutdown();
   }
 }
 

@@ -20,9 +20,12 @@ import {
   TerminationListener,
   type AdminServer,
 } from './ops/index.ts';
+import { UndiciInstrumentation } from '@opentelemetry/instrumentation-undici';
 import {
   describeListenFailure,
   describeSystemError,
+  startTracing,
+  type Tracing,
   PemReadError,
   readPemSource,
   type ListenAddress,
@@ -59,7 +62,7 @@ async function main(): Promise<void> {
   const logger = createLogger({ level: config.logLevel });
   try {
     if (config.workers > 1 && cluster.isPrimary) await runPrimary(config, logger, readinessMonitor(config, logger, connectRedis));
-    else await serve(config, cluster.isWorker ? logger.child({ worker: cluster.worker?.id }) : logger);
+    else await serve(config, cluster.isWorker ? logger.child({ worker: cluster.worker?.id }) : logger, startGatewayTracing());
   } catch (error) {
     if (error instanceof StartupError) {
       // One line for the person starting the gateway, no stack: the variable says what to fix.
@@ -90,7 +93,15 @@ function configOrExit(): GatewayConfig {
   }
 }
 
-async function serve(config: GatewayConfig, logger: Logger): Promise<void> {
+/**
+ * Traces, when the OTEL_* variables ask for them: the connection spans of session.ts, and under
+ * them the control-plane requests (undici's instrumentation) and Redis commands (redisSpan).
+ */
+function startGatewayTracing(): Tracing | undefined {
+  return startTracing({ serviceName: 'tenantgate-gateway', instrumentations: [new UndiciInstrumentation()] });
+}
+
+async function serve(config: GatewayConfig, logger: Logger, tracing: Tracing | undefined): Promise<void> {
   const metrics = createMetrics();
   const worker = cluster.isWorker;
   if (worker) {
@@ -171,7 +182,7 @@ async function serve(config: GatewayConfig, logger: Logger): Promise<void> {
     metrics.draining.set(1);
     certificateFiles.close();
     termination?.close();
-    void shutdown(signal, config, gateway, admin, logger).finally(() => monitor?.close());
+    void shutdown(signal, config, gateway, admin, logger).finally(() => Promise.all([monitor?.close(), tracing?.shutdown()]));
   };
   process.once('SIGTERM', () => stop('SIGTERM'));
   process.once('SIGINT', () => stop('SIGINT'));

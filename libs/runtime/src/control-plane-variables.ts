@@ -66,4 +66,13 @@ export const CONTROL_PLANE_HELP: HelpPage = {
   usage: 'npm run control-plane           (or: node apps/control-plane/src/main.ts [--help])',
   intro: ['Configured by environment variables (an empty value counts as unset).'],
   variables: CONTROL_PLANE_VARIABLES,
+  // Read by the OpenTelemetry SDK itself, so listed but not validated here.
+  notes: [
+    {
+      name: 'OTEL_*',
+      description:
+        "Standard OpenTelemetry variables; traces are off unless they say where to send them. Requests continue the gateways' traces.",
+      expects: 'the values the OpenTelemetry specification gives them',
+    },
+  ],
 };

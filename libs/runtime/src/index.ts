@@ -17,3 +17,4 @@ export { describeListenFailure, formatListenAddress, parseListenAddress, type Li
 export { PEM_BEGIN, PemReadError, pemSource, readPemSource, type PemKind, type PemSource } from './pem.ts';
 export { describeSystemError } from './system-errors.ts';
 export { createLogger, loggerOptions, REDACT_PATHS, REDACTED, type Logger, type LoggerOptions } from './logger.ts';
+export { startTracing, traceFields, tracingWanted, type Tracing } from './tracing.ts';

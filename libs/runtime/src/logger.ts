@@ -1,5 +1,6 @@
 // The pino setup of both apps: JSON lines on stdout with level names and ISO times, and one list
 // of the fields that hold credentials, redacted by configuration so no call site has to remember.
+import { traceFields } from './tracing.ts';
 import { pino, type DestinationStream, type LevelWithSilent, type Logger, type LoggerOptions as PinoOptions } from 'pino';
 
 /**
@@ -47,6 +48,8 @@ export function loggerOptions(level: LevelWithSilent = 'info'): PinoOptions {
     // ISO time and level names read well in CloudWatch and need no lookup table in queries.
     timestamp: pino.stdTimeFunctions.isoTime,
     formatters: { level: (label) => ({ level: label }) },
+    // Inside a traced span, the line names it: logs and traces join on trace_id.
+    mixin: traceFields,
   };
 }
 

@@ -9,3 +9,4 @@ export { RESOLVER_DEFAULTS, type TenantResolverOptions } from './resolver-option
 export { checkTenantRoute, tenantRouteSchema } from './route-validation.ts';
 export { ControlPlaneProbe, PROBE_TENANT_ID, type ControlPlaneAccess } from './control-plane-probe.ts';
 export * from './session-termination.ts';
+export { redisSpan } from './redis-span.ts';

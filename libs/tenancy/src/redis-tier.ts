@@ -9,6 +9,7 @@ import type { Notifier } from './observer.ts';
 import { RedisConnection } from './redis-connection.ts';
 import { answerVersion, decodeRouteAnswer, encodeRouteAnswer, type RouteAnswer } from './route-answer.ts';
 import { FILL_ROUTE_SCRIPT, routeFloorKey, routeKey } from './route-cache.ts';
+import { redisSpan } from './redis-span.ts';
 
 export interface RedisTierOptions {
   readonly url: string;
@@ -39,19 +40,21 @@ export class RedisTier {
 
   /** The cached answer, or undefined when there is none. */
   async get(tenantId: string): Promise<RouteAnswer | undefined> {
-    const raw = await this.#client.get(routeKey(tenantId));
+    const raw = await redisSpan('GET', () => this.#client.get(routeKey(tenantId)));
     return raw === null ? undefined : decodeRouteAnswer(raw, tenantId);
   }
 
   /** Stores the answer unless the floor says it is outdated; false when refused. */
   async fill(tenantId: string, answer: RouteAnswer): Promise<boolean> {
     const ttlMs = answer.kind === 'found' ? this.#options.routeTtlMs : this.#options.negativeTtlMs;
-    const stored = await this.#client.tenantgateFillRoute(
-      routeKey(tenantId),
-      routeFloorKey(tenantId),
-      answerVersion(answer),
-      encodeRouteAnswer(answer),
-      ttlMs,
+    const stored = await redisSpan('EVALSHA', () =>
+      this.#client.tenantgateFillRoute(
+        routeKey(tenantId),
+        routeFloorKey(tenantId),
+        answerVersion(answer),
+        encodeRouteAnswer(answer),
+        ttlMs,
+      ),
     );
     return stored === 1;
   }

@@ -7,6 +7,7 @@
 // is counted apart from an unknown key.
 // Map: docs/architecture.md, "Cancel routing".
 import type { Redis } from 'ioredis';
+import { redisSpan } from '@tenantgate/tenancy';
 import { cancelKeyId, CancelStoreUnavailable, type CancelEntry, type CancelKey, type CancelKeyStore } from './registry.ts';
 import { fromWire, toWire, type WireEntry } from './cluster-store.ts';
 
@@ -52,7 +53,7 @@ export class RedisCancelKeyStore implements CancelKeyStore {
     if (!(await this.#local.add(entry))) return false;
     const name = redisCancelKey(entry);
     try {
-      const stored = await this.#redis.set(name, JSON.stringify(toWire(entry)), 'PX', this.#ttlMs, 'NX');
+      const stored = await redisSpan('SET', () => this.#redis.set(name, JSON.stringify(toWire(entry)), 'PX', this.#ttlMs, 'NX'));
       if (stored === null) {
         // Another gateway holds this key: draw another.
         await this.#local.delete(entry);
@@ -71,7 +72,7 @@ export class RedisCancelKeyStore implements CancelKeyStore {
     const local = await this.#local.get(key);
     if (local !== undefined) return local;
     try {
-      const value = await this.#redis.get(redisCancelKey(key));
+      const value = await redisSpan('GET', () => this.#redis.get(redisCancelKey(key)));
       return value === null ? undefined : fromWire(JSON.parse(value) as WireEntry);
     } catch (error) {
       this.#onError('get', error as Error);

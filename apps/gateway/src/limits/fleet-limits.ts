@@ -11,6 +11,7 @@
 // reaches Redis, so the fleet counts them from then on.
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
+import { redisSpan } from '@tenantgate/tenancy';
 
 export const FLEET_LEASE_MS = 30_000;
 /** After a failed command, acquire() answers `unavailable` without asking Redis for this long. */
@@ -139,13 +140,15 @@ export class RedisFleetLimits implements FleetLimits {
     if (this.#lost && this.#now() < this.#retryAt) return { kind: 'unavailable', lease: this.#hold(tenantId, member) };
     let answer: [number, number];
     try {
-      answer = await this.#redis.tenantgateAdmit(
-        connectsKey(tenantId),
-        leasesKey(tenantId),
-        limits.connectsPerSecond,
-        limits.maxConnections,
-        this.#leaseMs,
-        member,
+      answer = await redisSpan('EVALSHA', () =>
+        this.#redis.tenantgateAdmit(
+          connectsKey(tenantId),
+          leasesKey(tenantId),
+          limits.connectsPerSecond,
+          limits.maxConnections,
+          this.#leaseMs,
+          member,
+        ),
       );
     } catch (error) {
       this.#failed(error as Error);

@@ -29,7 +29,20 @@ import {
 import { backendAddress, type BackendTls } from '../backend/index.ts';
 import { sendCancel, type CancelKey, type CancelRegistry, type CancelTarget } from '../cancel/index.ts';
 import type { TenantDirectory } from '../tenants/index.ts';
-import { ConnectionOutcome, Phase, logClientEvent, type GatewayMetrics } from '../telemetry/index.ts';
+import {
+  ConnectionOutcome,
+  endWithError,
+  inSpan,
+  logClientEvent,
+  Phase,
+  recordPhaseSpan,
+  recordSessionEnd,
+  SpanAttribute,
+  startConnectionSpan,
+  startPhaseSpan,
+  type GatewayMetrics,
+} from '../telemetry/index.ts';
+import type { Span } from '@opentelemetry/api';
 import { AddressBuckets } from '../limits/index.ts';
 import { sendRefusal } from '../refusal.ts';
 import { BackendError, BackendStartupError, EdgeAuthError, Refusal, TenantDirectoryUnreachableError } from '../errors.ts';
@@ -224,6 +237,8 @@ interface Attempt {
   readonly user: string;
   /** The tenant's role of that name; undefined when it has none (passthrough may still log in). */
   readonly role: TenantRole | undefined;
+  /** The connection's span: phases go under it, and it ends at hand-over. */
+  readonly span: Span;
 }
 
 async function serveClient(shared: Shared, client: SessionClient, connection: Connection): Promise<void> {
@@ -233,10 +248,24 @@ async function serveClient(shared: Shared, client: SessionClient, connection: Co
   const onClose = (): void => aborted.abort(new Error('the client closed the connection'));
   socket.on('error', onError);
   socket.once('close', onClose);
+  // The span starts back at accept; what came before this call (TLS, the startup packet) is its tls phase.
+  const acceptedMs = Date.now() - Number(process.hrtime.bigint() - connection.acceptedAt) / 1e6;
+  const span = startConnectionSpan(acceptedMs, {
+    [SpanAttribute.ConnectionId]: connection.id,
+    [SpanAttribute.ClientAddress]: client.clientAddress,
+    [SpanAttribute.ClientPort]: client.clientPort,
+    [SpanAttribute.Tenant]: client.tenantId,
+    [SpanAttribute.DbUser]: client.startup.parameters.get('user') ?? '',
+  });
+  inSpan(span, () => recordPhaseSpan(Phase.Tls, acceptedMs, Date.now()));
   try {
-    await run(shared, client, connection, AbortSignal.any([aborted.signal, shared.shutdown]));
+    await inSpan(span, () => run(shared, client, connection, AbortSignal.any([aborted.signal, shared.shutdown]), span));
   } catch (error) {
-    fail(shared, client, connection, error);
+    const outcome = fail(shared, client, connection, error);
+    endWithError(span, error, {
+      [SpanAttribute.Outcome]: outcome.outcome,
+      ...(outcome.sqlState === undefined ? {} : { [SpanAttribute.DbResponseStatusCode]: outcome.sqlState }),
+    });
     return;
   } finally {
     connection.pending.release();
@@ -248,11 +277,11 @@ async function serveClient(shared: Shared, client: SessionClient, connection: Co
   socket.off('close', onClose);
 }
 
-async function run(shared: Shared, client: SessionClient, connection: Connection, signal: AbortSignal): Promise<void> {
+async function run(shared: Shared, client: SessionClient, connection: Connection, signal: AbortSignal, span: Span): Promise<void> {
   const tenant = await timed(shared, Phase.Resolve, () => resolveTenant(shared, client, signal));
   timed(shared, Phase.Admit, () => shared.admission.check(tenant, client.clientAddress));
   const user = client.startup.parameters.get('user') as string;
-  const attempt: Attempt = { client, connection, signal, tenant, user, role: tenant.roles.find((r) => r.name === user) };
+  const attempt: Attempt = { client, connection, signal, tenant, user, role: tenant.roles.find((r) => r.name === user), span };
   // Within the tenant's small budget, the backend's TCP and TLS run while the client
   // authenticates (nothing is sent to it before); beyond it, they wait for the client's proof.
   const early = shared.admission.earlyOpen(tenant);
@@ -288,6 +317,7 @@ async function run(shared: Shared, client: SessionClient, connection: Connection
 /** TCP and TLS to the tenant's backend; awaited later, so a failure meanwhile is not an unhandled rejection. */
 function openTenantBackend(shared: Shared, attempt: Attempt): Promise<OpenedBackend> {
   const { tenant, signal } = attempt;
+  const startedMs = Date.now();
   const opening = shared.backendTls.contextFor(tenant).then((secureContext) =>
     openBackend({
       ...backendAddress(tenant),
@@ -297,7 +327,13 @@ function openTenantBackend(shared: Shared, attempt: Attempt): Promise<OpenedBack
       signal,
     }),
   );
-  opening.catch(() => {});
+  opening.then(
+    ({ timings }) => {
+      recordPhaseSpan(Phase.BackendConnect, startedMs, startedMs + timings.connectMs);
+      recordPhaseSpan(Phase.BackendTls, startedMs + timings.connectMs, startedMs + timings.connectMs + timings.tlsMs);
+    },
+    () => {},
+  );
   return opening;
 }
 
@@ -341,12 +377,17 @@ async function startBackend(
     const opened = await opening;
     observe(shared, Phase.BackendConnect, opened.timings.connectMs / 1000);
     observe(shared, Phase.BackendTls, opened.timings.tlsMs / 1000);
-    return await startBackendSession(opened, {
-      parameters,
-      auth: credentials.backendAuth,
-      timeoutMs: shared.timeouts.backendConnectMs,
-      signal: attempt.signal,
-    });
+    const authSpan = startPhaseSpan(BACKEND_AUTH);
+    try {
+      return await startBackendSession(opened, {
+        parameters,
+        auth: credentials.backendAuth,
+        timeoutMs: shared.timeouts.backendConnectMs,
+        signal: attempt.signal,
+      });
+    } finally {
+      authSpan.end();
+    }
   } catch (error) {
     if (error instanceof BackendStartupError && parameters !== undefined) {
       error.showClientNames([
@@ -390,6 +431,11 @@ async function handOver(
     initialToBackend: [credentials.leftover],
     metrics: shared.metrics,
     onClose: (reason, error) => {
+      recordSessionEnd(attempt.span, {
+        [SpanAttribute.CloseReason]: reason,
+        [SpanAttribute.BytesToClient]: spliced.bytes.toClient,
+        [SpanAttribute.BytesToBackend]: spliced.bytes.toBackend,
+      });
       shared.live.delete(spliced);
       ticket.release();
       void shared.cancels.unregister(key).catch(() => {});
@@ -407,6 +453,8 @@ async function handOver(
     target,
   });
   shared.metrics.connections.inc({ outcome: ConnectionOutcome.Session });
+  attempt.span.setAttribute(SpanAttribute.Outcome, ConnectionOutcome.Session);
+  attempt.span.end();
   observe(shared, Phase.Total, Number(process.hrtime.bigint() - connection.acceptedAt) / 1e9);
   connection.log.info({ user: attempt.user, backendAuth: session.authMethod }, 'session started');
 }
@@ -461,19 +509,27 @@ async function resolveTenant(shared: Shared, client: SessionClient, signal: Abor
 }
 
 /** Tells the client why (unless it already was, or is gone) and logs once. */
-function fail(shared: Shared, client: SessionClient, connection: Connection, error: unknown): void {
+/** How a connection that did not reach the splice ended: for its span. */
+interface Failure {
+  readonly outcome: ConnectionOutcome;
+  /** The SQLSTATE the client was sent, if any. */
+  readonly sqlState?: string;
+}
+
+/** Tells the client (when it can still hear), counts and logs once; returns how it ended. */
+function fail(shared: Shared, client: SessionClient, connection: Connection, error: unknown): Failure {
   const { socket } = client;
   const log = connection.log;
   if (error instanceof EdgeAuthError) {
     // The client has been told already; the message says which case it was (for us, not it).
     shared.metrics.connections.inc({ outcome: error.outcome });
     logClientEvent(log, 'info', { outcome: error.outcome, reason: error.message }, 'authentication failed');
-    return;
+    return { outcome: error.outcome, ...(error.refusal === undefined ? {} : { sqlState: error.refusal.sqlState }) };
   }
   if (socket.destroyed) {
     shared.metrics.connections.inc({ outcome: ConnectionOutcome.ClientClosed });
     log.info({ reason: (error as Error).message }, 'client closed before the session started');
-    return;
+    return { outcome: ConnectionOutcome.ClientClosed };
   }
   // Whatever failed while the gateway was shutting down, the client is told it is shutting down.
   const reason = shared.shutdown.aborted && shared.shutdown.reason instanceof Refusal ? shared.shutdown.reason : error;
@@ -481,11 +537,15 @@ function fail(shared: Shared, client: SessionClient, connection: Connection, err
     shared.metrics.connections.inc({ outcome: ConnectionOutcome.Refused });
     logClientEvent(log, 'info', { sqlstate: reason.sqlState, reason: reason.message }, 'refused');
     sendRefusal(socket, reason, { metrics: shared.metrics });
-  } else if (reason instanceof BackendError) {
+    return { outcome: ConnectionOutcome.Refused, sqlState: reason.sqlState };
+  }
+  if (reason instanceof BackendError) {
     shared.metrics.connections.inc({ outcome: ConnectionOutcome.Refused });
     log.warn({ sqlstate: reason.sqlState, code: reason.code, detail: reason.logDetail }, 'backend failed');
     sendRefusal(socket, reason, { metrics: shared.metrics });
-  } else if (reason instanceof TenantDirectoryUnreachableError) {
+    return { outcome: ConnectionOutcome.Refused, sqlState: reason.sqlState };
+  }
+  if (reason instanceof TenantDirectoryUnreachableError) {
     shared.metrics.connections.inc({ outcome: ConnectionOutcome.Refused });
     if (reason.misconfigured !== undefined) {
       const fields = { detail: reason.logDetail, variable: reason.misconfigured };
@@ -494,25 +554,40 @@ function fail(shared: Shared, client: SessionClient, connection: Connection, err
       log.warn({ detail: reason.logDetail }, 'tenant directory unreachable');
     }
     sendRefusal(socket, reason, { metrics: shared.metrics });
-  } else {
-    shared.metrics.connections.inc({ outcome: ConnectionOutcome.Error });
-    log.error({ err: reason }, 'session setup failed');
-    const refusal = new Refusal(SqlState.UnableToConnect, 'the gateway could not connect you to the tenant database', {
-      hint: 'Retry in a moment; if it persists, contact support.',
-    });
-    sendRefusal(socket, refusal, { metrics: shared.metrics });
+    return { outcome: ConnectionOutcome.Refused, sqlState: reason.sqlState };
   }
+  shared.metrics.connections.inc({ outcome: ConnectionOutcome.Error });
+  log.error({ err: reason }, 'session setup failed');
+  const refusal = new Refusal(SqlState.UnableToConnect, 'the gateway could not connect you to the tenant database', {
+    hint: 'Retry in a moment; if it persists, contact support.',
+  });
+  sendRefusal(socket, refusal, { metrics: shared.metrics });
+  return { outcome: ConnectionOutcome.Error, sqlState: refusal.sqlState };
 }
 
 function observe(shared: Shared, phase: Phase, seconds: number): void {
   shared.metrics.phaseDuration.observe({ phase }, seconds);
 }
 
+/** Runs a phase: its time into the phase histogram, and a span under the connection's. */
 function timed<T>(shared: Shared, phase: Phase, fn: () => T): T {
   const start = performance.now();
-  const done = () => observe(shared, phase, (performance.now() - start) / 1000);
-  const result = fn();
+  const span = startPhaseSpan(phase);
+  const done = () => {
+    observe(shared, phase, (performance.now() - start) / 1000);
+    span.end();
+  };
+  let result: T;
+  try {
+    result = inSpan(span, fn);
+  } catch (error) {
+    done();
+    throw error;
+  }
   if (result instanceof Promise) return result.finally(done) as T;
   done();
   return result;
 }
+
+/** The backend's own authentication and startup, up to its ReadyForQuery: a span, not a histogram phase. */
+const BACKEND_AUTH = 'backend_auth';

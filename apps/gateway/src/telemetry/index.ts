@@ -11,3 +11,4 @@ export {
   createMetrics,
 } from './metrics.ts';
 export { CLIENT_LINES_PER_SECOND, logClientEvent } from './log-limit.ts';
+export { endWithError, inSpan, recordPhaseSpan, recordSessionEnd, SpanAttribute, startConnectionSpan, startPhaseSpan } from './tracing.ts';
