@@ -70,6 +70,9 @@ test('the alert rules pass promtool check and their unit tests, and query only e
   const fired = read('deploy/prometheus/alerts.test.yml');
   for (const alert of alerts)
     assert.match(fired, new RegExp(`alertname: ${alert}\\n\\s+exp_alerts:\\n\\s+- exp_labels`), `${alert} has no test where it fires`);
+  // And a section in the operator's guide saying what it means and what to do.
+  const guide = read('docs/operations.md');
+  for (const alert of alerts) assert.match(guide, new RegExp(`^### ${alert}$`, 'm'), `docs/operations.md has no section for ${alert}`);
 });
 
 test("the dashboard's panels query only exported metrics, in PromQL that promtool accepts, and cover the fleet's main signals", async () => {

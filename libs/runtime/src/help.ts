@@ -36,3 +36,12 @@ function setting(variable: ConfigVariable): string {
 function entry(name: string, setting: string, description: string, expects: string): string[] {
   return [`  ${name}  (${setting})`, `      ${description}`, `      Expects ${expects}.`];
 }
+
+/** The same page as a Markdown table (docs/configuration.md is made of these). */
+export function markdownReference(page: HelpPage): string {
+  const cell = (text: string) => text.replaceAll('|', '\\|');
+  const rows = page.variables.map((v) => `| \`${v.name}\` | ${cell(setting(v))} | ${cell(v.description)} | ${cell(v.expects)} |`);
+  for (const note of page.notes ?? [])
+    rows.push(`| \`${note.name}\` | read by others | ${cell(note.description)} | ${cell(note.expects)} |`);
+  return ['| variable | setting | what it does | accepts |', '| --- | --- | --- | --- |', ...rows].join('\n');
+}

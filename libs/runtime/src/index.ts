@@ -9,7 +9,7 @@ export {
   type LogLevel,
   type VariableSchema,
 } from './variables.ts';
-export { helpText, type HelpNote, type HelpPage } from './help.ts';
+export { helpText, markdownReference, type HelpNote, type HelpPage } from './help.ts';
 export { GATEWAY_HELP, GATEWAY_VARIABLES, PROXY_PROTOCOL_MODES, type GatewayVariableName } from './gateway-variables.ts';
 export { CONTROL_PLANE_HELP, CONTROL_PLANE_VARIABLES, type ControlPlaneVariableName } from './control-plane-variables.ts';
 export { badTokenIndex, bearerTokenOf, isKnownToken, MAX_TOKEN_LENGTH, MIN_TOKEN_LENGTH, TOKENS_EXPECTS } from './tokens.ts';
