@@ -120,6 +120,25 @@ test('connection caps and connect rates hold across two gateway processes sharin
   assert.equal((await refusal(b)).code, '53300', "the fleet counts A's sessions made without Redis");
   await Promise.all(onA.map((client) => client.end()));
 
+  // A gateway that stops in order gives back the leases of the sessions it cut at the drain
+  // deadline at once, not after its lease time (a minute here).
+  const c = await startGatewayProcess(
+    t,
+    await gatewayEnvironment(pki, {
+      GATEWAY_TENANTS_FILE: tenantsFile,
+      REDIS_URL: redis.url,
+      GATEWAY_FLEET_LEASE_MS: '60000',
+      GATEWAY_DRAIN_SECONDS: '1',
+    }),
+  );
+  const busy = await session(c);
+  busy.on('error', () => {});
+  const sleeping = busy.query('select pg_sleep(30)').catch(() => {});
+  await until('the busy session holding a lease', async () => (await leases()) === 1);
+  await c.stop('SIGTERM');
+  await sleeping;
+  assert.equal(await leases(), 0, 'the stopped gateway took its lease back');
+
   // connectsPerSecond 3 for the fleet: a burst spread over both instances gets about 3 sessions,
   // not 3 per instance. The bound allows what the bucket refills while the burst runs.
   const burstStarted = performance.now();

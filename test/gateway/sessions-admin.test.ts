@@ -104,6 +104,7 @@ test("the admin port lists a gateway's sessions and ends one, behind a token", a
   for (let i = 0; i < 100 && (await sleeping()) > 0; i++) await new Promise((resolve) => setTimeout(resolve, 50));
   assert.equal(await sleeping(), 0, "the backend's query was cancelled, not left running");
   assert.equal((await admin(gateway, 'DELETE', `/sessions/${busy.id}`)).status, 404);
+  assert.equal((await admin(gateway, 'DELETE', '/sessions/%E0')).status, 404, 'a malformed id is no session');
   assert.equal((await idle.query<{ one: number }>('select 1 as one')).rows[0]!.one, 1, 'the other session carries on');
 
   const closed = await startGatewayProcess(t, await gatewayEnvironment(pki, { GATEWAY_TENANTS_FILE: tenantsFile }));

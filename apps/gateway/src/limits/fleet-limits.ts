@@ -165,9 +165,19 @@ export class RedisFleetLimits implements FleetLimits {
     }
   }
 
-  /** Stops renewing and closes the Redis connection; leases left expire by their time. */
+  /**
+   * Stops renewing, gives back the leases still held (a gateway stopping in order frees its
+   * sessions' capacity at once; only one that dies leaves it to the lease time), and closes the
+   * Redis connection.
+   */
   async close(): Promise<void> {
     clearInterval(this.#timer);
+    if (this.#leases.size > 0) {
+      const pipeline = this.#redis.pipeline();
+      for (const [tenantId, members] of this.#leases) pipeline.zrem(leasesKey(tenantId), ...members);
+      this.#leases.clear();
+      await pipeline.exec().catch(() => {});
+    }
     this.#redis.disconnect();
   }
 
@@ -189,7 +199,15 @@ export class RedisFleetLimits implements FleetLimits {
   }
 
   async #renew(): Promise<void> {
-    if (this.#leases.size === 0) return;
+    if (this.#leases.size === 0) {
+      // Nothing to renew, but a lost fleet view is probed, so the gauge clears without waiting for a client.
+      if (this.#lost)
+        await this.#redis.ping().then(
+          () => this.#answered(),
+          (error: Error) => this.#failed(error),
+        );
+      return;
+    }
     const pipeline = this.#redis.pipeline() as ReturnType<Redis['pipeline']> & {
       tenantgateRenew(leases: string, leaseMs: number, ...members: string[]): unknown;
     };
@@ -216,5 +234,7 @@ export class RedisFleetLimits implements FleetLimits {
     if (!this.#lost) return;
     this.#lost = false;
     this.#onRegained();
+    // The leases taken while Redis was away go in now, not at the next renewal.
+    void this.#renew();
   }
 }

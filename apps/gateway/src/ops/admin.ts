@@ -210,7 +210,7 @@ async function sessionsRoute(req: IncomingMessage, path: string, sessions: Admin
     return json(200, { sessions: await sessions.list(tenant) });
   }
   if (req.method !== 'DELETE') return { ...json(405, { error: 'method not allowed' }), headers: { allow: 'DELETE' } };
-  const id = decodeURIComponent(path.slice('/sessions/'.length));
+  const id = path.slice('/sessions/'.length);
   if (!/^[0-9]+-[0-9]+$/.test(id) || (await sessions.terminate(id)) === 0) return json(404, { error: `no session "${id}"` });
   return json(200, { id, terminated: true });
 }

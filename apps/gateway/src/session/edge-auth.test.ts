@@ -433,6 +433,16 @@ describe('on the wire', () => {
     assert.equal(error.refusal, undefined);
   });
 
+  test('a Terminate with a body is malformed: FATAL 08P01, as any other unexpected message', async (t) => {
+    const harness = await startEdgeHarness(t, pki);
+    const client = await startRawClient(t, harness, ca);
+    const malformed = Buffer.concat([Buffer.from([FrontendMessageType.Terminate, 0, 0, 0, 8]), Buffer.from('junk')]);
+    client.socket.write(malformed);
+    const fields = await fatal(client);
+    assert.equal(fields.code, '08P01');
+    assert.equal(fields.message, 'expected SASL response, got message type 88');
+  });
+
   test('a client that stops mid-exchange: FATAL 57014 after the timeout, then closed', async (t) => {
     const harness = await startEdgeHarness(t, pki, { timeoutMs: 300 });
     const client = await startRawClient(t, harness, ca);

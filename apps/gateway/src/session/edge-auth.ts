@@ -246,7 +246,9 @@ class EdgeAuthentication {
 
   /** The one place that decides what a client message means in the current state. */
   #onFrame(frame: Buffer): void {
-    if (frame[0] === FrontendMessageType.Terminate) {
+    // A Terminate is a goodbye only when well formed (type and a length of 4); with a body it is
+    // malformed, and gets the protocol violation any other unexpected message gets.
+    if (frame[0] === FrontendMessageType.Terminate && frame.length === 5) {
       return this.#close(ConnectionOutcome.ClientClosed, 'the client sent Terminate during authentication');
     }
     if (frame[0] !== FrontendMessageType.PasswordMessage) {

@@ -67,6 +67,11 @@ interface Shared extends SessionsOptions {
   readonly unknownLookups: AddressBuckets<'unknown'>;
   /** Aborted by drain and close with a 57P01 Refusal: connections still being set up end with it. */
   readonly shutdown: AbortSignal;
+  /**
+   * When each tenant's sessions were last ended (performance.now()): a session whose set-up began
+   * before that is refused at hand-over, so none slips through while it authenticates.
+   */
+  readonly terminations: Map<string, number>;
 }
 
 /** A spliced session, as the admin port lists it and an operator ends it. */
@@ -97,9 +102,10 @@ export interface SessionInfo {
   readonly bytes: { readonly toClient: number; readonly toBackend: number };
 }
 
-const TERMINATED = new Refusal(SqlState.AdminShutdown, 'terminating connection due to administrator command', {
+const TERMINATED_REFUSAL = new Refusal(SqlState.AdminShutdown, 'terminating connection due to administrator command', {
   hint: 'Reconnect if you still need a session.',
-}).toErrorResponse();
+});
+const TERMINATED = TERMINATED_REFUSAL.toErrorResponse();
 
 const SHUTTING_DOWN = new Refusal(SqlState.AdminShutdown, 'terminating connection because the gateway is shutting down', {
   hint: 'Reconnect: another gateway will take the connection.',
@@ -119,6 +125,7 @@ export class Sessions {
     this.#shared = {
       ...options,
       live: new Map(),
+      terminations: new Map(),
       unknownLookups: new AddressBuckets(UNKNOWN_TENANTS_PER_ADDRESS, ['unknown']),
       shutdown: this.#shutdown.signal,
     };
@@ -182,9 +189,18 @@ export class Sessions {
     let ended = 0;
     for (const session of this.#shared.live.values()) {
       if ('id' in which ? session.id !== which.id : session.tenantId !== which.tenantId) continue;
-      if (!session.splice.idle) void cancelRunning(this.#shared, session);
-      session.splice.terminate(TERMINATED);
+      const busy = !session.splice.idle;
+      if (!session.splice.terminate(TERMINATED)) continue;
+      if (busy) void cancelRunning(this.#shared, session);
       ended++;
+    }
+    // Sessions of the tenant still being set up are refused at hand-over (see handOver). A mark
+    // older than any set-up can be (authentication, then the backend) is dropped.
+    if ('tenantId' in which) {
+      const now = performance.now();
+      const oldest = now - 2 * (this.#shared.timeouts.authMs + this.#shared.timeouts.backendConnectMs);
+      for (const [tenantId, at] of this.#shared.terminations) if (at < oldest) this.#shared.terminations.delete(tenantId);
+      this.#shared.terminations.set(which.tenantId, now);
     }
     return ended;
   }
@@ -239,6 +255,8 @@ interface Attempt {
   readonly role: TenantRole | undefined;
   /** The connection's span: phases go under it, and it ends at hand-over. */
   readonly span: Span;
+  /** performance.now() when the set-up began. */
+  readonly startedAt: number;
 }
 
 async function serveClient(shared: Shared, client: SessionClient, connection: Connection): Promise<void> {
@@ -281,7 +299,16 @@ async function run(shared: Shared, client: SessionClient, connection: Connection
   const tenant = await timed(shared, Phase.Resolve, () => resolveTenant(shared, client, signal));
   timed(shared, Phase.Admit, () => shared.admission.check(tenant, client.clientAddress));
   const user = client.startup.parameters.get('user') as string;
-  const attempt: Attempt = { client, connection, signal, tenant, user, role: tenant.roles.find((r) => r.name === user), span };
+  const attempt: Attempt = {
+    client,
+    connection,
+    signal,
+    tenant,
+    user,
+    role: tenant.roles.find((r) => r.name === user),
+    span,
+    startedAt: performance.now(),
+  };
   // Within the tenant's small budget, the backend's TCP and TLS run while the client
   // authenticates (nothing is sent to it before); beyond it, they wait for the client's proof.
   const early = shared.admission.earlyOpen(tenant);
@@ -424,6 +451,12 @@ async function handOver(
     void shared.cancels.unregister(key).catch(() => {});
     session.socket.destroy();
     throw client.socket.destroyed ? new Error('the client closed the connection') : shared.shutdown.reason;
+  }
+  if ((shared.terminations.get(attempt.tenant.id) ?? -1) >= attempt.startedAt) {
+    // The tenant's sessions were ended while this one was being set up: it ends too.
+    void shared.cancels.unregister(key).catch(() => {});
+    session.socket.destroy();
+    throw TERMINATED_REFUSAL;
   }
   // The hand-over ends with ReadyForQuery: the splice's tracker learns the status from it.
   const spliced = splice(client.socket, session.socket, {

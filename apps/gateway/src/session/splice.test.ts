@@ -308,6 +308,18 @@ test('terminate mid-message: the message in flight is finished, never cut, then 
   assert.deepEqual(db.bytes, Buffer.concat([begin, serializeTerminate()]), 'the later query never reached the backend');
 });
 
+test('terminate while a message never finishes (a client that stopped reading holds it back): both cut after the grace time', async (t) => {
+  const s = await start(t, { transactionStatus: 'I', closeGraceMs: 200 });
+  const app = new SpliceReader(s.app);
+  const row = message(BackendMessageType.DataRow, Buffer.alloc(64, 1));
+  s.db.write(row.subarray(0, 10));
+  await app.waitFor(10);
+  assert.equal(s.splice.terminate(FATAL_57P01), true);
+  assert.equal(s.splice.terminate(FATAL_57P01), false, 'already ending: not counted twice');
+  const closed = await s.closed;
+  assert.equal(closed.reason, SpliceCloseReason.Terminated);
+});
+
 test('terminate at a message boundary, in a transaction: FATAL at once', async (t) => {
   const s = await start(t, { transactionStatus: 'T' });
   const app = new SpliceReader(s.app);

@@ -172,11 +172,18 @@ export class Splice {
    * gets Terminate, and both close. What the client
    * sends meanwhile is dropped. A query still running on the backend is the caller's to cancel.
    */
-  terminate(errorResponse: Buffer): void {
-    if (!this.#forwarding) return;
+  terminate(errorResponse: Buffer): boolean {
+    if (this.#state !== SpliceState.Open && this.#state !== SpliceState.Draining) return false;
     this.#drainMessage = errorResponse;
-    if (this.#tracker.atBoundary) this.#drain(SpliceCloseReason.Terminated);
-    else this.#state = SpliceState.Terminating;
+    if (this.#tracker.atBoundary) {
+      this.#drain(SpliceCloseReason.Terminated);
+      return true;
+    }
+    this.#state = SpliceState.Terminating;
+    // A client that does not read holds the rest of the message back (the backend is paused for
+    // it): after the grace time both sockets are cut, as pg_terminate_backend would cut them.
+    this.#graceTimer = setTimeout(() => this.#fail(SpliceCloseReason.Terminated, undefined), this.#graceMs).unref();
+    return true;
   }
 
   /** Destroys both sockets at once (the drain deadline, the gateway stopping). */
@@ -284,8 +291,10 @@ export class Splice {
   #drain(reason: SpliceCloseReason): void {
     const message = this.#drainMessage as Buffer;
     if (!this.#beginClose(reason, undefined)) return;
-    // Both streams are at a boundary: the FATAL follows the client's last whole message, and
-    // Terminate follows the client's last whole message to the backend.
+    // The FATAL follows the last whole backend message. Terminate follows the client's last
+    // message to the backend: whole after a drain (the session is idle); after terminate() the
+    // client may have been mid-message, and PostgreSQL then ends the session on the broken
+    // message or the close instead.
     endSocket(this.#client, message);
     endSocket(this.#backend, TERMINATE);
   }
@@ -313,6 +322,7 @@ export class Splice {
     // not turn our close into a reset that could discard what we wrote last.
     this.#client.resume();
     this.#backend.resume();
+    clearTimeout(this.#graceTimer);
     this.#graceTimer = setTimeout(this.#destroyBoth, this.#graceMs).unref();
     this.#flushBytes();
     return true;

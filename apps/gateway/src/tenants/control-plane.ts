@@ -47,7 +47,8 @@ export class ControlPlaneDirectory implements TenantDirectory {
       controlPlaneToken: options.controlPlaneToken,
       ...(options.redisUrl === undefined ? {} : { redisUrl: options.redisUrl }),
       observer: observer(options.metrics, options.logger, (status) => {
-        if (status !== 'error') this.#misconfigured = REFUSALS.get(status);
+        // No answer at all (a transport failure) says nothing of the token: an outage, not a misconfiguration.
+        this.#misconfigured = status === 'error' ? undefined : REFUSALS.get(status);
       }),
     });
   }
