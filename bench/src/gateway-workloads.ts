@@ -5,6 +5,7 @@ import { copyIn, copyOut, type CopyData } from './copy.ts';
 import type { ClientPath, PathName } from './gateway-stack.ts';
 import { idleSessionMemory } from './idle-sessions.ts';
 import { pgbench } from './pgbench.ts';
+import { cpuMicrosecondsPerUnit } from './proxy-cpu.ts';
 
 export interface RunSettings {
   /** Seconds per pgbench run. */
@@ -63,11 +64,32 @@ function pgbenchWorkload(id: string, options: string, figure: 'tps' | 'latencyMs
   };
 }
 
+/** The proxy's CPU per pgbench transaction (with -C, per new connection): PgBouncer against the gateway. */
+function proxyCpuWorkload(id: string, options: string, unit: string, target: Target): Workload {
+  return {
+    id,
+    label: (settings) => `proxy CPU per ${unit}, \`pgbench ${pgbenchArgs(options, settings.seconds).join(' ')}\`, µs`,
+    paths: ['PgBouncer', 'gateway'],
+    digits: 1,
+    target,
+    measure: async (context, path) => {
+      if (path.pid === undefined) throw new Error(`${path.name} has no process of its own`);
+      return cpuMicrosecondsPerUnit(path.pid, async () => {
+        const figures = await pgbench(path.env, pgbenchArgs(options, context.settings.seconds), context.settings.seconds);
+        return figures.transactions;
+      });
+    },
+  };
+}
+
 export const WORKLOADS: readonly Workload[] = [
   pgbenchWorkload('select-tps', '-S -c 8 -j 2', 'tps', 'TPS', 0, { of: 'PgBouncer', atLeast: 1.1, text: '≥ 1.1 × PgBouncer' }),
   // With -C every transaction opens its own connection: TPS is new connections per second.
   pgbenchWorkload('connect-rate', '-S -C -c 8 -j 2', 'tps', 'connections/s', 1, { of: 'direct', atLeast: 0.9, text: '≥ 0.9 × direct' }),
   pgbenchWorkload('latency', '-S -c 1', 'latencyMs', 'latency ms', 3, { of: 'direct', atMost: 1.3, text: '≤ 1.3 × direct' }),
+  proxyCpuWorkload('select-cpu', '-S -c 8 -j 2', 'select-only transaction', { of: 'PgBouncer', atMost: 1, text: "≤ PgBouncer's" }),
+  // Every transaction a new connection: the CPU of its TLS handshake, SCRAM and backend leg.
+  proxyCpuWorkload('connect-cpu', '-S -C -c 8 -j 2', 'new connection', { of: 'absolute', atMost: 2500, text: '≤ 2.5 ms' }),
   {
     id: 'copy-out',
     label: () => 'COPY out through psql, MB/s',
