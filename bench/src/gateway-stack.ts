@@ -186,9 +186,13 @@ function libpqEnvironment(host: string, hostaddr: string | undefined, port: numb
   };
 }
 
+/** OTLP export requests the sink has taken in this process: the proof that spans were sent. */
+export let otlpExports = 0;
+
 /** An OTLP/HTTP endpoint that takes every export with 200 and keeps nothing: tracing's cost without a collector's. */
 async function startOtlpSink(cleanup: Cleanup): Promise<string> {
   const server = createServer((req, res) => {
+    otlpExports++;
     req.resume();
     req.on('end', () => res.writeHead(200, { 'content-type': 'application/x-protobuf' }).end());
   });

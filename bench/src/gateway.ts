@@ -16,7 +16,7 @@ import { execFileSync } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { cpus, loadavg } from 'node:os';
 import { prepareCopy, type CopyData } from './copy.ts';
-import { PATHS, startGatewayStack, type GatewayStack, type PathName } from './gateway-stack.ts';
+import { otlpExports, PATHS, startGatewayStack, type GatewayStack, type PathName } from './gateway-stack.ts';
 import { gatewayProblems } from './gateway-process.ts';
 import { WORKLOADS, type RunSettings, type WorkloadContext } from './gateway-workloads.ts';
 import { PGBENCH, pgbench } from './pgbench.ts';
@@ -102,7 +102,12 @@ export async function runGatewayBench(options: GatewayBenchOptions): Promise<Gat
     const stack = await startGatewayStack(
       {
         maxSessions: options.idleSessions,
-        gateway: { logLevel: options.gatewayLogLevel, nodeOptions: options.gatewayNodeOptions, redis: options.gatewayRedis },
+        gateway: {
+          logLevel: options.gatewayLogLevel,
+          nodeOptions: options.gatewayNodeOptions,
+          redis: options.gatewayRedis,
+          tracing: options.gatewayTracing,
+        },
       },
       cleanup,
     );
@@ -121,6 +126,7 @@ export async function runGatewayBench(options: GatewayBenchOptions): Promise<Gat
     await warmUp(stack, options.warmupSeconds, context);
     const figures = await measureAll(context, stack, options, { progress, signal: interrupted.signal });
     notes.push(...(await logProblems(stack)));
+    if (options.gatewayTracing) notes.push(`The gateway sent ${otlpExports} OTLP trace exports to the bench's sink.`);
     return { options, figures, notes, conditions };
   } finally {
     await cleanup.run();
