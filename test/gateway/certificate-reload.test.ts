@@ -71,7 +71,7 @@ test('a certificate file replaced on disk is served to the next client without a
 
   // A broken file (a certificate without its key): the last good certificate stays, one error line.
   await writeFile(certFile, pki.backend.chainPem);
-  await gateway.logLine((line) => line.msg === 'edge certificate reload failed; the previous certificates stay in use');
+  await gateway.logLine((line) => line.msg === 'edge certificates reload failed; the previous ones stay in use');
   await new Promise((resolve) => setTimeout(resolve, 3000));
   assert.equal(gateway.lines.filter((line) => line.level === 'error').length, 1, 'one error line for one broken file');
   assert.equal(await servedSerial(gateway, ca), renewed.cert.serialNumber);

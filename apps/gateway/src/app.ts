@@ -74,17 +74,18 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
   const contexts = options.certificates.length > 0 ? new TlsContexts(options.certificates) : undefined;
   const backendTls = new BackendTls(options.backendDefaults, new ClientCertificateStore(settings.secretsDir));
   const registry = new CancelRegistry({ metrics, ...(options.cancelStore === undefined ? {} : { store: options.cancelStore }) });
+  const cancels = new CancelForwarding({ registry, tenants, backendTls, connectTimeoutMs: settings.backendConnectTimeoutMs });
   const sessions = new Sessions({
     tenants,
     admission: new Admission(options.fleetLimits === undefined ? {} : { fleet: options.fleetLimits }),
     cancels: registry,
+    cancelBackend: (target) => cancels.cancel(target),
     backendTls,
     // Without an edge key (plaintext development only) the mock salts cannot be fleet-stable.
     mockKey: options.certificates[0] === undefined ? randomBytes(32) : scramMockKey(options.certificates[0].keyPem),
     metrics,
     timeouts: { authMs: settings.authTimeoutMs, backendConnectMs: settings.backendConnectTimeoutMs },
   });
-  const cancels = new CancelForwarding({ registry, tenants, backendTls, connectTimeoutMs: settings.backendConnectTimeoutMs });
   const listener = await startListener({ config: settings, contexts, logger, metrics, reusePort: options.reusePort, sessions, cancels });
   return {
     address: listener.address,

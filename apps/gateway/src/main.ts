@@ -349,21 +349,25 @@ async function reload(
  * loaded whole before it replaces what is in use: a part that fails keeps the old, with one line.
  */
 async function reloadCertificates(config: GatewayConfig, gateway: Gateway, metrics: GatewayMetrics, logger: Logger): Promise<void> {
-  try {
+  await reloadPart(logger, 'edge certificates', async () => {
     const certificates = await readCertificates(config);
     gateway.reloadCertificates(certificates);
     recordEdgeExpiries(metrics, certificates);
-    logger.info('edge certificates reloaded');
-  } catch (error) {
-    logger.error({ err: error }, 'edge certificate reload failed; the previous certificates stay in use');
-  }
-  try {
+  });
+  await reloadPart(logger, 'backend CA and client certificate', async () => {
     const defaults = await readBackendDefaults(config);
     gateway.reloadBackendDefaults(defaults);
     recordBackendExpiries(metrics, defaults);
-    logger.info('backend CA and client certificate reloaded');
+  });
+}
+
+/** One part of a reload, and its one line: reloaded, or failed with the previous one kept. */
+async function reloadPart(logger: Logger, what: string, reload: () => Promise<void>): Promise<void> {
+  try {
+    await reload();
+    logger.info(`${what} reloaded`);
   } catch (error) {
-    logger.error({ err: error }, 'backend CA or client certificate reload failed; the previous ones stay in use');
+    logger.error({ err: error }, `${what} reload failed; the previous ones stay in use`);
   }
 }
 

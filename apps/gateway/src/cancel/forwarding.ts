@@ -4,7 +4,7 @@
 import type { TenantDirectory } from '../tenants/index.ts';
 import type { BackendTls } from '../backend/index.ts';
 import { logClientEvent, type Logger } from '../telemetry/index.ts';
-import type { CancelRegistry, CancelTarget, ClientCancel } from './registry.ts';
+import { sendCancel, type CancelForwardOptions, type CancelRegistry, type CancelTarget, type ClientCancel } from './registry.ts';
 
 export interface CancelForwardingOptions {
   readonly registry: CancelRegistry;
@@ -15,9 +15,16 @@ export interface CancelForwardingOptions {
 
 export class CancelForwarding {
   readonly #options: CancelForwardingOptions;
+  /** How every CancelRequest of this gateway reaches a backend. */
+  readonly #forwardOptions: CancelForwardOptions;
 
   constructor(options: CancelForwardingOptions) {
     this.#options = options;
+    this.#forwardOptions = {
+      secureContext: (target) => this.#contextFor(target),
+      connectTimeoutMs: options.connectTimeoutMs,
+      sessionCache: options.backendTls.sessions,
+    };
   }
 
   /** Forwards the request in the background; never throws (the client is told nothing). */
@@ -25,13 +32,16 @@ export class CancelForwarding {
     void this.#forward(request, connection.log);
   }
 
+  /**
+   * The backend's own CancelRequest for a session the gateway ends itself (an operator's
+   * terminate), over the tenant's mutual TLS as a client's cancel goes. Throws when it cannot be sent.
+   */
+  async cancel(target: CancelTarget): Promise<void> {
+    await sendCancel(target, this.#forwardOptions);
+  }
+
   async #forward(request: ClientCancel, log: Logger): Promise<void> {
-    const { registry, backendTls, connectTimeoutMs } = this.#options;
-    const outcome = await registry.forward(request, {
-      secureContext: (target) => this.#contextFor(target),
-      connectTimeoutMs,
-      sessionCache: backendTls.sessions,
-    });
+    const outcome = await this.#options.registry.forward(request, this.#forwardOptions);
     logClientEvent(log, 'info', { result: outcome.result, tenant: outcome.tenantId, err: outcome.error }, 'cancel request');
   }
 

@@ -16,6 +16,5 @@ export {
   type CancelTarget,
   type ClientCancel,
   MemoryCancelKeyStore,
-  sendCancel,
 } from './registry.ts';
 export { RedisCancelKeyStore } from './redis-store.ts';

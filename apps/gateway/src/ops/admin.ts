@@ -193,8 +193,7 @@ function notReady(reason: string): ReadinessState {
 
 /** `{"status":"ready"}`, or 503 with `{"status":"not ready","reasons":[{"reason","variable"?}]}`. */
 function readinessReply(state: ReadinessState): Reply {
-  const body = state.ready ? { status: 'ready' } : { status: 'not ready', reasons: state.reasons };
-  return { status: state.ready ? 200 : 503, contentType: JSON_TYPE, body: `${JSON.stringify(body)}\n` };
+  return state.ready ? json(200, { status: 'ready' }) : json(503, { status: 'not ready', reasons: state.reasons });
 }
 
 /** GET /sessions[?tenant=], DELETE /sessions/:id, behind a Bearer token. */

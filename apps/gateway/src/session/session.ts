@@ -27,7 +27,7 @@ import {
   type OpenedBackend,
 } from '../backend/index.ts';
 import { backendAddress, type BackendTls } from '../backend/index.ts';
-import { sendCancel, type CancelKey, type CancelRegistry, type CancelTarget } from '../cancel/index.ts';
+import type { CancelKey, CancelRegistry, CancelTarget } from '../cancel/index.ts';
 import type { TenantDirectory } from '../tenants/index.ts';
 import {
   ConnectionOutcome,
@@ -52,6 +52,8 @@ export interface SessionsOptions {
   readonly tenants: TenantDirectory;
   readonly admission: Admission;
   readonly cancels: CancelRegistry;
+  /** Sends a session's backend its own CancelRequest (cancel/forwarding.ts CancelForwarding `cancel`). */
+  readonly cancelBackend: (target: CancelTarget) => Promise<void>;
   readonly backendTls: BackendTls;
   /** Seeds SCRAM mock salts for unknown roles (edge-auth.ts). */
   readonly mockKey: Buffer;
@@ -191,7 +193,7 @@ export class Sessions {
       if ('id' in which ? session.id !== which.id : session.tenantId !== which.tenantId) continue;
       const busy = !session.splice.idle;
       if (!session.splice.terminate(TERMINATED)) continue;
-      if (busy) void cancelRunning(this.#shared, session);
+      if (busy) cancelRunning(this.#shared, session);
       ended++;
     }
     // Sessions of the tenant still being set up are refused at hand-over (see handOver). A mark
@@ -226,20 +228,9 @@ function stateOf(splice: Splice): SessionInfo['state'] {
 }
 
 /** The backend's CancelRequest for what the session runs; a failure only means the query runs on until its Terminate. */
-async function cancelRunning(shared: Shared, session: LiveSession): Promise<void> {
-  try {
-    await sendCancel(session.target, {
-      secureContext: async () => {
-        const lookup = await shared.tenants.resolve(session.tenantId);
-        if (lookup.kind === 'unknown') throw new Error(`tenant "${session.tenantId}" no longer exists`);
-        return shared.backendTls.contextFor(lookup.tenant);
-      },
-      connectTimeoutMs: shared.timeouts.backendConnectMs,
-      sessionCache: shared.backendTls.sessions,
-    });
-  } catch {
-    // The splice still ends the session; PostgreSQL ends the query when it next writes to it.
-  }
+function cancelRunning(shared: Shared, session: LiveSession): void {
+  // The splice still ends the session; PostgreSQL ends the query when it next writes to it.
+  shared.cancelBackend(session.target).catch(() => {});
 }
 
 /** One client while its session is set up: what each step after the tenant check reads. */
