@@ -98,6 +98,7 @@ export async function startDevStack(): Promise<DevStack> {
       await startService('gateway', 'apps/gateway/src/main.ts', 'gateway listening', {
         GATEWAY_LISTEN: gatewayListen,
         GATEWAY_ADMIN_LISTEN: adminListen,
+        GATEWAY_ADMIN_TOKENS: tokens.admin,
         GATEWAY_TLS_CERT: certs.edgeCertFile,
         GATEWAY_TLS_KEY: certs.edgeKeyFile,
         GATEWAY_SNI_SUFFIXES: `.${DEV_DOMAIN}`,
