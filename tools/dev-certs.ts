@@ -1,7 +1,8 @@
 // Development certificates for `npm start` and `npm run demo`, made on first run under the
 // git-ignored data directory and reused while they are valid: one local CA, the gateway's
 // wildcard certificate for `*.db.localhost`, the gateway's client certificate for backends, and a
-// server certificate for local backends (`localhost`, 127.0.0.1).
+// server certificate for local backends (`localhost`, 127.0.0.1, and `postgres`, the backend of
+// the local fleet in deploy/compose.yaml).
 import { X509Certificate } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -23,6 +24,8 @@ export interface DevCertificates {
   readonly backendKeyFile: string;
 }
 
+/** The host names of the development backends' server certificate. */
+const BACKEND_NAMES = ['localhost', 'postgres'];
 const YEAR_MS = 365 * 24 * 3_600_000;
 /** Certificates closer than this to their end are made again. */
 const RENEW_BEFORE_MS = 7 * 24 * 3_600_000;
@@ -46,7 +49,7 @@ export async function ensureDevCertificates(dataDir: string): Promise<DevCertifi
   const [edge, client, backend] = await Promise.all([
     ca.issueServerCertificate({ dnsNames: [`*.${DEV_DOMAIN}`], notAfter }),
     ca.issueClientCertificate({ commonName: GATEWAY_CLIENT_CN, notAfter }),
-    ca.issueServerCertificate({ dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'], notAfter }),
+    ca.issueServerCertificate({ dnsNames: BACKEND_NAMES, ipAddresses: ['127.0.0.1'], notAfter }),
   ]);
   await writeFile(files.caFile, ca.certPem);
   await writePair(files.edgeCertFile, files.edgeKeyFile, edge);
@@ -67,6 +70,9 @@ async function stillValid(files: DevCertificates): Promise<boolean> {
       const cert = new X509Certificate(await readFile(file));
       if (Date.parse(cert.validTo) - Date.now() < RENEW_BEFORE_MS) return false;
     }
+    // Made before the backend certificate named every host it names now.
+    const backend = new X509Certificate(await readFile(files.backendCertFile));
+    if (!BACKEND_NAMES.every((name) => backend.checkHost(name) !== undefined)) return false;
     await Promise.all([files.edgeKeyFile, files.gatewayClientKeyFile, files.backendKeyFile].map((file) => readFile(file)));
     return true;
   } catch {
