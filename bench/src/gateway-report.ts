@@ -32,6 +32,7 @@ function gatewayRatio(figures: PathFigures, of: 'direct' | 'PgBouncer'): number 
 }
 
 function verdict(figures: PathFigures, target: Target): string {
+  if (target.of === 'none') return '—';
   const value = target.of === 'absolute' ? figures.gateway : gatewayRatio(figures, target.of);
   if (typeof value !== 'number') return '?';
   const met = (target.atLeast === undefined || value >= target.atLeast) && (target.atMost === undefined || value <= target.atMost);

@@ -4,7 +4,8 @@ import type { PostgresServer } from '@tenantgate/testing';
 import { copyIn, copyOut, type CopyData } from './copy.ts';
 import type { ClientPath, PathName } from './gateway-stack.ts';
 import { idleSessionMemory } from './idle-sessions.ts';
-import { pgbench } from './pgbench.ts';
+import { firstQueryTimes } from './first-query.ts';
+import { percentile, pgbench, pgbenchLatencies } from './pgbench.ts';
 import { cpuMicrosecondsPerUnit } from './proxy-cpu.ts';
 
 export interface RunSettings {
@@ -18,13 +19,15 @@ export interface WorkloadContext {
   readonly postgres: PostgresServer;
   readonly copyData: CopyData;
   readonly dir: string;
+  /** Each proxy's RSS once started, before any session, KiB. */
+  readonly rssAtStartKiB: Readonly<Partial<Record<PathName, number>>>;
   /** Observations worth a line under the table (sessions left open, ...). */
   note(text: string): void;
 }
 
-/** Gateway against `of` (its figure divided by theirs), or the gateway's own figure. */
+/** Gateway against `of` (its figure divided by theirs), the gateway's own figure, or none set. */
 export interface Target {
-  readonly of: 'direct' | 'PgBouncer' | 'absolute';
+  readonly of: 'direct' | 'PgBouncer' | 'absolute' | 'none';
   readonly atLeast?: number;
   readonly atMost?: number;
   /** The target as the report prints it. */
@@ -82,11 +85,52 @@ function proxyCpuWorkload(id: string, options: string, unit: string, target: Tar
   };
 }
 
+/**
+ * Two rows from one set of samples per path and round: the p50 row takes the samples and keeps
+ * them for the p99 row right after it, which takes them again (or samples on its own when it runs
+ * without the p50 row).
+ */
+function percentileWorkloads(
+  id: string,
+  label: (settings: RunSettings, p: number) => string,
+  sample: (context: WorkloadContext, path: ClientPath) => Promise<number[]>,
+  targets: { readonly p50: Target; readonly p99: Target },
+): Workload[] {
+  const kept = new Map<PathName, number[][]>();
+  const row = (p: 50 | 99): Workload => ({
+    id: `${id}-p${p}`,
+    label: (settings) => label(settings, p),
+    paths: ALL,
+    digits: 3,
+    target: p === 50 ? targets.p50 : targets.p99,
+    measure: async (context, path) => {
+      const samples = p === 99 ? (kept.get(path.name)?.shift() ?? (await sample(context, path))) : await sample(context, path);
+      if (p === 50) kept.set(path.name, [...(kept.get(path.name) ?? []), samples]);
+      return percentile(samples, p);
+    },
+  });
+  return [row(50), row(99)];
+}
+
 export const WORKLOADS: readonly Workload[] = [
   pgbenchWorkload('select-tps', '-S -c 8 -j 2', 'tps', 'TPS', 0, { of: 'PgBouncer', atLeast: 1.1, text: '≥ 1.1 × PgBouncer' }),
   // With -C every transaction opens its own connection: TPS is new connections per second.
   pgbenchWorkload('connect-rate', '-S -C -c 8 -j 2', 'tps', 'connections/s', 1, { of: 'direct', atLeast: 0.9, text: '≥ 0.9 × direct' }),
   pgbenchWorkload('latency', '-S -c 1', 'latencyMs', 'latency ms', 3, { of: 'direct', atMost: 1.3, text: '≤ 1.3 × direct' }),
+  // Each transaction's latency from pgbench's per-transaction log.
+  ...percentileWorkloads(
+    'latency',
+    (settings, p) => `\`pgbench ${pgbenchArgs('-S -c 1', settings.seconds).join(' ')}\` latency p${p}, ms`,
+    (context, path) => pgbenchLatencies(path.env, pgbenchArgs('-S -c 1', context.settings.seconds), context.settings.seconds, context.dir),
+    { p50: { of: 'direct', atMost: 1.3, text: '≤ 1.3 × direct' }, p99: { of: 'direct', atMost: 1.5, text: '≤ 1.5 × direct' } },
+  ),
+  // A new connection and its first query, one after another (TCP, TLS, SCRAM, startup, `select 1`).
+  ...percentileWorkloads(
+    'first-query',
+    (settings, p) => `time to first query of a new connection, ${settings.seconds} s of them one after another, p${p}, ms`,
+    (context, path) => firstQueryTimes(path.env, context.settings.seconds),
+    { p50: { of: 'none', text: '(reported)' }, p99: { of: 'none', text: '(reported)' } },
+  ),
   proxyCpuWorkload('select-cpu', '-S -c 8 -j 2', 'select-only transaction', { of: 'PgBouncer', atMost: 1, text: "≤ PgBouncer's" }),
   // Every transaction a new connection: the CPU of its TLS handshake, SCRAM and backend leg.
   proxyCpuWorkload('connect-cpu', '-S -C -c 8 -j 2', 'new connection', { of: 'absolute', atMost: 2500, text: '≤ 2.5 ms' }),
@@ -105,6 +149,19 @@ export const WORKLOADS: readonly Workload[] = [
     digits: 0,
     target: { of: 'direct', atLeast: 0.7, text: '≥ 0.7 × direct' },
     measure: (context, path) => copyIn(path.env, context.copyData, context.postgres),
+  },
+  {
+    id: 'idle-rss',
+    label: () => 'RSS of the proxy once started, before any session, MiB',
+    paths: ['PgBouncer', 'gateway'],
+    digits: 1,
+    target: { of: 'absolute', atMost: 80, text: '≤ 80 MiB' },
+    once: true,
+    measure: async (context, path) => {
+      const kib = context.rssAtStartKiB[path.name];
+      if (kib === undefined) throw new Error(`${path.name}: no proxy process to measure`);
+      return kib / 1024;
+    },
   },
   {
     id: 'idle-memory',

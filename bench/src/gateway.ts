@@ -10,10 +10,14 @@
 // BENCH_SECONDS, BENCH_ROUNDS, BENCH_WARMUP_SECONDS, BENCH_IDLE_SESSIONS, BENCH_COPY_MB, BENCH_SCALE,
 // BENCH_WORKLOADS (ids, comma-separated), BENCH_GATEWAY_LOG_LEVEL, BENCH_GATEWAY_NODE_OPTIONS,
 // BENCH_GATEWAY_REDIS=1 (a redis-server for the gateway: cancel keys and tenant limits in Redis),
-// BENCH_GATEWAY_TRACING=1 (traces on, sent over OTLP to a sink in the bench that accepts them);
+// BENCH_GATEWAY_TRACING=1 (traces on, sent over OTLP to a sink in the bench that accepts them),
+// BENCH_PIN=1 (PostgreSQL and the load on CPU 0, the proxy alone on CPU 1: bench/src/pinning.ts),
+// BENCH_CHART=<file> (an SVG bar chart of the run: bench/src/gateway-chart.ts);
 // BENCH_PGBENCH, BENCH_PSQL, BENCH_PGBOUNCER name the binaries.
 import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { cpus, loadavg } from 'node:os';
 import { prepareCopy, type CopyData } from './copy.ts';
 import { otlpExports, PATHS, startGatewayStack, type GatewayStack, type PathName } from './gateway-stack.ts';
@@ -21,7 +25,8 @@ import { gatewayProblems } from './gateway-process.ts';
 import { WORKLOADS, type RunSettings, type WorkloadContext } from './gateway-workloads.ts';
 import { PGBENCH, pgbench } from './pgbench.ts';
 import { PGBOUNCER, pgbouncerProblems } from './pgbouncer.ts';
-import { Cleanup, cleanupOnSignal, killRunningCommands, runCommand } from './processes.ts';
+import { allowedCpus, checkPinning, LOAD_CPU, pinProcessTree, PROXY_CPU } from './pinning.ts';
+import { Cleanup, cleanupOnSignal, killRunningCommands, residentKiB, runCommand } from './processes.ts';
 
 export interface GatewayBenchOptions extends RunSettings {
   /** Seconds of `pgbench -S -c 8 -j 2` per path before the first measurement; 0 for none. */
@@ -38,6 +43,8 @@ export interface GatewayBenchOptions extends RunSettings {
   readonly gatewayRedis: boolean;
   /** The gateway with traces on, exported over OTLP/HTTP to a sink that accepts and drops them. */
   readonly gatewayTracing: boolean;
+  /** PostgreSQL and the load on one CPU, the proxy alone on another (BENCH_PIN=1). */
+  readonly pin: boolean;
   /** Ids of the workloads to run, in table order; default all. */
   readonly workloads: readonly string[];
   /** Each workload runs this many times, the paths taking turns; the table shows the median. */
@@ -65,6 +72,7 @@ export function optionsFromEnvironment(env: NodeJS.ProcessEnv = process.env): Ga
     gatewayNodeOptions: env.BENCH_GATEWAY_NODE_OPTIONS ?? '',
     gatewayRedis: env.BENCH_GATEWAY_REDIS === '1',
     gatewayTracing: env.BENCH_GATEWAY_TRACING === '1',
+    pin: env.BENCH_PIN === '1',
     workloads: workloadIds(env.BENCH_WORKLOADS),
     rounds: number('BENCH_ROUNDS', 1, 1),
   };
@@ -98,6 +106,11 @@ export async function runGatewayBench(options: GatewayBenchOptions): Promise<Gat
   const interrupted = new AbortController();
   const removeSignalHandlers = cleanupOnSignal(cleanup, interrupted);
   try {
+    if (options.pin) {
+      checkPinning();
+      // Before anything starts: PostgreSQL and every client command inherit it.
+      pinProcessTree(process.pid, LOAD_CPU);
+    }
     progress(`starting PostgreSQL, the gateway and PgBouncer (${options.idleSessions} sessions max)`);
     const stack = await startGatewayStack(
       {
@@ -112,10 +125,13 @@ export async function runGatewayBench(options: GatewayBenchOptions): Promise<Gat
       cleanup,
     );
     cleanup.add(killRunningCommands);
+    if (options.pin) for (const name of ['gateway', 'PgBouncer'] as const) pinProcessTree(stack.paths[name].pid!, PROXY_CPU);
     const conditions = await describeConditions(stack, options, loadAtStart);
     progress(`pgbench -i -s ${options.scale}, COPY table of ${options.copyMegabytes} MB`);
+    const rssAtStartKiB = { PgBouncer: residentKiB(stack.paths.PgBouncer.pid!), gateway: residentKiB(stack.paths.gateway.pid!) };
     const notes: string[] = [];
     const context: WorkloadContext = {
+      rssAtStartKiB,
       settings: options,
       postgres: stack.postgres,
       copyData: await prepare(stack, options),
@@ -211,10 +227,19 @@ async function describeConditions(stack: GatewayStack, options: GatewayBenchOpti
   return [
     `PostgreSQL ${postgres}, ${version(PGBOUNCER)}, ${version(PGBENCH)}, Node ${process.version}`,
     `${cpu.length} CPUs (${cpu[0]?.model.trim() ?? 'unknown'}), load average ${loadAtStart.toFixed(2)} at start`,
+    options.pin
+      ? `pinned: PostgreSQL, pgbench and psql on CPU ${allowedCpus(postmasterPid(stack.postgres) ?? process.pid)}, the gateway on CPU ${allowedCpus(stack.paths.gateway.pid!)}, PgBouncer on CPU ${allowedCpus(stack.paths.PgBouncer.pid!)}`
+      : 'not pinned: every process on every CPU',
     `pgbench scale ${options.scale}, ${options.seconds} s per pgbench run after ${options.warmupSeconds} s of warm-up per path, ` +
       `median of ${options.rounds} round${options.rounds === 1 ? '' : 's'}, ` +
       `COPY of ${options.copyMegabytes} MB, ${options.idleSessions} idle sessions, gateway LOG_LEVEL=${options.gatewayLogLevel}${options.gatewayRedis ? ', gateway with Redis' : ''}${options.gatewayTracing ? ', gateway tracing every connection' : ''}`,
   ].join('; ');
+}
+
+/** The PostgreSQL server's process, from its data directory's postmaster.pid. */
+function postmasterPid(postgres: GatewayStack['postgres']): number | undefined {
+  if (postgres.dataDir === undefined) return undefined;
+  return Number(readFileSync(join(postgres.dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
 }
 
 function asError(error: unknown): Error {

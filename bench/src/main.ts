@@ -3,6 +3,8 @@
 // plain values (or rows with notes to print under them) and list it in `benchmarks`.
 //
 //   npm run bench [-- wire-decode gateway ...]
+import { writeFile } from 'node:fs/promises';
+import { comparisonChart } from './gateway-chart.ts';
 import { optionsFromEnvironment, runGatewayBench } from './gateway.ts';
 import { comparisonRows, reportNotes } from './gateway-report.ts';
 import { benchWireDecode } from './wire-decode.ts';
@@ -23,7 +25,16 @@ export interface Benchmark {
 
 async function benchGateway(): Promise<BenchReport> {
   const progress = (text: string) => console.error(`bench gateway: ${text}`);
-  const result = await runGatewayBench({ ...optionsFromEnvironment(), progress });
+  const options = optionsFromEnvironment();
+  const result = await runGatewayBench({ ...options, progress });
+  const chart = process.env.BENCH_CHART;
+  if (chart !== undefined && chart !== '') {
+    await writeFile(
+      chart,
+      comparisonChart(result, `Gateway against direct PostgreSQL and PgBouncer${options.pin ? ', proxy pinned to its own CPU' : ''}`),
+    );
+    progress(`chart written to ${chart}`);
+  }
   return { rows: comparisonRows(result), notes: reportNotes(result) };
 }
 

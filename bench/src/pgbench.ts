@@ -1,5 +1,7 @@
 // pgbench as the load: one run of a workload against one path, and the figures pgbench reports.
 // @see https://www.postgresql.org/docs/15/pgbench.html
+import { readdir, readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import { runCommand } from './processes.ts';
 
 export const PGBENCH = process.env.BENCH_PGBENCH ?? 'pgbench';
@@ -20,6 +22,35 @@ export async function pgbench(env: NodeJS.ProcessEnv, args: readonly string[], s
   if (result.code !== 0)
     throw new Error(`pgbench ${args.join(' ')} failed (${result.signal ?? `exit code ${result.code}`})\n${lastLines(output)}`);
   return parsePgbenchOutput(result.stdout);
+}
+
+/**
+ * pgbench with a per-transaction log (`-l`) in `dir`: every transaction's latency in
+ * milliseconds. With -C the log leaves out the time to connect; this is for queries on open
+ * sessions.
+ */
+export async function pgbenchLatencies(env: NodeJS.ProcessEnv, args: readonly string[], seconds: number, dir: string): Promise<number[]> {
+  const prefix = `latency-${process.hrtime.bigint()}`;
+  await pgbench(env, [...args, '-l', `--log-prefix=${join(dir, prefix)}`], seconds);
+  const files = (await readdir(dir)).filter((name) => name.startsWith(`${prefix}.`));
+  const latencies: number[] = [];
+  for (const file of files) {
+    // client_id transaction_no time script_no time_epoch time_us: `time` is the latency in µs.
+    for (const line of (await readFile(join(dir, file), 'utf8')).split('\n')) {
+      const micros = line.split(' ')[2];
+      if (micros !== undefined) latencies.push(Number(micros) / 1000);
+    }
+    await rm(join(dir, file));
+  }
+  if (latencies.length === 0) throw new Error(`pgbench ${args.join(' ')} logged no transactions`);
+  return latencies;
+}
+
+/** The nearest-rank percentile `p` (0 to 100) of `values`. */
+export function percentile(values: readonly number[], p: number): number {
+  if (values.length === 0) throw new Error('no values');
+  const sorted = values.toSorted((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
 }
 
 /** The summary pgbench 15 prints at the end of a run. */

@@ -1,0 +1,62 @@
+// The gateway comparison as an SVG bar chart (BENCH_CHART=<file>): per workload, one bar per path,
+// scaled to the largest figure of that workload (the units differ from row to row), the figure
+// written beside each bar, and whether the gateway met the target.
+import type { GatewayBenchResult } from './gateway.ts';
+import { comparisonRows } from './gateway-report.ts';
+import { PATHS } from './gateway-stack.ts';
+
+const COLORS: Record<(typeof PATHS)[number], string> = { direct: '#8c8c8c', PgBouncer: '#4c78a8', gateway: '#f58518' };
+const WIDTH = 960;
+const LABEL_WIDTH = 430;
+const BAR_AREA = 400;
+const BAR_HEIGHT = 13;
+const ROW_GAP = 14;
+
+export function comparisonChart(result: GatewayBenchResult, title: string): string {
+  const rows = comparisonRows(result);
+  const parts: string[] = [];
+  let y = 56;
+  for (const row of rows) {
+    const figures = PATHS.map((path) => [path, row[path]] as const).filter(
+      (entry): entry is [(typeof PATHS)[number], number] => typeof entry[1] === 'number',
+    );
+    const largest = Math.max(...figures.map(([, value]) => value), Number.MIN_VALUE);
+    const height = Math.max(1, figures.length) * (BAR_HEIGHT + 3);
+    parts.push(text(8, y + height / 2 - 4, String(row.workload).replaceAll('`', ''), 11));
+    parts.push(
+      text(
+        8,
+        y + height / 2 + 10,
+        `target ${row.target}: ${row.met === 'yes' ? 'met' : row.met === 'no' ? 'not met' : String(row.met)}`,
+        10,
+        '#555',
+      ),
+    );
+    for (const [index, [path, value]] of figures.entries()) {
+      const top = y + index * (BAR_HEIGHT + 3);
+      const width = Math.max(1, (value / largest) * BAR_AREA);
+      parts.push(`<rect x="${LABEL_WIDTH}" y="${top}" width="${width.toFixed(1)}" height="${BAR_HEIGHT}" fill="${COLORS[path]}"/>`);
+      parts.push(text(LABEL_WIDTH + width + 4, top + BAR_HEIGHT - 2, value.toLocaleString('en-US'), 10));
+    }
+    y += height + ROW_GAP;
+    parts.push(`<line x1="8" x2="${WIDTH - 8}" y1="${y - ROW_GAP / 2}" y2="${y - ROW_GAP / 2}" stroke="#e0e0e0"/>`);
+  }
+  const legend = PATHS.map(
+    (path, index) =>
+      `<rect x="${LABEL_WIDTH + index * 110}" y="30" width="12" height="12" fill="${COLORS[path]}"/>${text(LABEL_WIDTH + index * 110 + 16, 40, path, 11)}`,
+  ).join('');
+  return [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${WIDTH}" height="${y + 8}" viewBox="0 0 ${WIDTH} ${y + 8}" font-family="sans-serif">`,
+    `<rect width="100%" height="100%" fill="white"/>`,
+    text(8, 20, title, 14),
+    legend,
+    ...parts,
+    '</svg>',
+    '',
+  ].join('\n');
+}
+
+function text(x: number, y: number, content: string, size: number, fill = '#222'): string {
+  const escaped = content.replaceAll('&', '&amp;').replaceAll('<', '&lt;').replaceAll('>', '&gt;');
+  return `<text x="${x}" y="${y}" font-size="${size}" fill="${fill}">${escaped}</text>`;
+}
