@@ -115,16 +115,22 @@ test('one connection: its span, a child per phase, the control plane in the same
   assert.equal(refused.status.code, 2, 'status ERROR');
 });
 
-test('with no OTEL_* variable saying where spans go, no SDK starts', () => {
+test('with no OTEL_* variable saying where spans go, no SDK starts and no instrumentation is loaded', async () => {
   assert.deepEqual(traceFields(), {}, 'outside a span, log lines carry no trace fields');
-  assert.equal(startTracing({ serviceName: 'x', instrumentations: [], env: {} }), undefined);
-  assert.equal(startTracing({ serviceName: 'x', instrumentations: [], env: { OTEL_TRACES_EXPORTER: 'none' } }), undefined);
+  let loaded = 0;
+  const instrumentations = async () => {
+    loaded++;
+    return [];
+  };
+  assert.equal(await startTracing({ serviceName: 'x', instrumentations, env: {} }), undefined);
+  assert.equal(await startTracing({ serviceName: 'x', instrumentations, env: { OTEL_TRACES_EXPORTER: 'none' } }), undefined);
   assert.equal(
-    startTracing({
+    await startTracing({
       serviceName: 'x',
-      instrumentations: [],
+      instrumentations,
       env: { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318', OTEL_SDK_DISABLED: 'true' },
     }),
     undefined,
   );
+  assert.equal(loaded, 0);
 });

@@ -3,7 +3,6 @@
 // gracefully: start-up (a PGlite initdb, migrations) is let finish, in-flight requests finish,
 // then Redis and the store close, and the process exits 0.
 import { createLogger, describeListenFailure, describeSystemError, startTracing, type Logger, type Tracing } from '@tenantgate/runtime';
-import { FastifyOtelInstrumentation } from '@fastify/otel';
 import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 import { buildApp } from './app.ts';
@@ -39,9 +38,9 @@ async function main(): Promise<void> {
   // Before the app is built: the Fastify instrumentation attaches to it as it initializes, and
   // continues the gateways' traces from their traceparent header.
   const resources: Resources = {
-    tracing: startTracing({
+    tracing: await startTracing({
       serviceName: 'tenantgate-control-plane',
-      instrumentations: [new FastifyOtelInstrumentation({ registerOnInitialization: true })],
+      instrumentations: async () => [new (await import('@fastify/otel')).FastifyOtelInstrumentation({ registerOnInitialization: true })],
     }),
   };
   // Handlers first: a signal that came before them would kill the process mid-start (a PGlite

@@ -20,7 +20,6 @@ import {
   TerminationListener,
   type AdminServer,
 } from './ops/index.ts';
-import { UndiciInstrumentation } from '@opentelemetry/instrumentation-undici';
 import {
   describeListenFailure,
   describeSystemError,
@@ -62,7 +61,7 @@ async function main(): Promise<void> {
   const logger = createLogger({ level: config.logLevel });
   try {
     if (config.workers > 1 && cluster.isPrimary) await runPrimary(config, logger, readinessMonitor(config, logger, connectRedis));
-    else await serve(config, cluster.isWorker ? logger.child({ worker: cluster.worker?.id }) : logger, startGatewayTracing());
+    else await serve(config, cluster.isWorker ? logger.child({ worker: cluster.worker?.id }) : logger, await startGatewayTracing());
   } catch (error) {
     if (error instanceof StartupError) {
       // One line for the person starting the gateway, no stack: the variable says what to fix.
@@ -97,8 +96,11 @@ function configOrExit(): GatewayConfig {
  * Traces, when the OTEL_* variables ask for them: the connection spans of session.ts, and under
  * them the control-plane requests (undici's instrumentation) and Redis commands (redisSpan).
  */
-function startGatewayTracing(): Tracing | undefined {
-  return startTracing({ serviceName: 'tenantgate-gateway', instrumentations: [new UndiciInstrumentation()] });
+function startGatewayTracing(): Promise<Tracing | undefined> {
+  return startTracing({
+    serviceName: 'tenantgate-gateway',
+    instrumentations: async () => [new (await import('@opentelemetry/instrumentation-undici')).UndiciInstrumentation()],
+  });
 }
 
 async function serve(config: GatewayConfig, logger: Logger, tracing: Tracing | undefined): Promise<void> {
