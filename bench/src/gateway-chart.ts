@@ -27,7 +27,9 @@ export function comparisonChart(result: GatewayBenchResult, title: string): stri
       text(
         8,
         y + height / 2 + 10,
-        `target ${row.target}: ${row.met === 'yes' ? 'met' : row.met === 'no' ? 'not met' : String(row.met)}`,
+        row.met === '—'
+          ? 'no target: reported'
+          : `target ${row.target}: ${row.met === 'yes' ? 'met' : row.met === 'no' ? 'not met' : 'unknown'}`,
         10,
         '#555',
       ),
