@@ -5,7 +5,12 @@ import type { GatewayBenchResult } from './gateway.ts';
 import { comparisonRows } from './gateway-report.ts';
 import { PATHS } from './gateway-stack.ts';
 
-const COLORS: Record<(typeof PATHS)[number], string> = { direct: '#8c8c8c', PgBouncer: '#4c78a8', gateway: '#f58518' };
+const COLORS: Record<(typeof PATHS)[number], string> = {
+  direct: '#8c8c8c',
+  PgBouncer: '#4c78a8',
+  relay: '#b8b8b8',
+  gateway: '#f58518',
+};
 const WIDTH = 960;
 const LABEL_WIDTH = 430;
 const BAR_AREA = 400;

@@ -13,20 +13,25 @@ const MAIN = fileURLToPath(new URL('../../apps/gateway/src/main.ts', import.meta
 
 export const SNI_SUFFIX = '.db.example.test';
 
+/** Paths of the PEM files a proxy of the bench serves and presents. */
+export interface ProxyPemFiles {
+  /** The certificate clients see, and its key. */
+  readonly edgeCert: string;
+  readonly edgeKey: string;
+  /** The CA that signed PostgreSQL's certificate. */
+  readonly ca: string;
+  /** The client certificate presented to PostgreSQL (mutual TLS), and its key. */
+  readonly clientCert: string;
+  readonly clientKey: string;
+}
+
 export interface GatewayProcessOptions {
   /** Directory for the tenants file and the log. */
   readonly dir: string;
   readonly tenant: string;
   readonly role: { readonly name: string; readonly scramSecret: string };
   readonly backend: { readonly host: string; readonly port: number };
-  /** Paths of PEM files. */
-  readonly files: {
-    readonly edgeCert: string;
-    readonly edgeKey: string;
-    readonly ca: string;
-    readonly clientCert: string;
-    readonly clientKey: string;
-  };
+  readonly files: ProxyPemFiles;
   /** The gateway's LOG_LEVEL; `info` (its default) logs every session's start and end, as PgBouncer does. */
   readonly logLevel: string;
   /** NODE_OPTIONS for the gateway process (`--cpu-prof --cpu-prof-dir=...` to profile it); empty for none. */

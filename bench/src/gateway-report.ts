@@ -14,7 +14,7 @@ export function comparisonRows(result: GatewayBenchResult): BenchRow[] {
       const value = figures[path];
       if (value !== undefined) row[path] = value instanceof Error ? 'error' : round(value, workload.digits);
     }
-    for (const other of ['direct', 'PgBouncer'] as const) {
+    for (const other of ['direct', 'PgBouncer', 'relay'] as const) {
       const ratio = gatewayRatio(figures, other);
       if (ratio !== undefined) row[`gateway/${other}`] = round(ratio, 2);
     }
@@ -24,7 +24,7 @@ export function comparisonRows(result: GatewayBenchResult): BenchRow[] {
   });
 }
 
-function gatewayRatio(figures: PathFigures, of: 'direct' | 'PgBouncer'): number | undefined {
+function gatewayRatio(figures: PathFigures, of: 'direct' | 'PgBouncer' | 'relay'): number | undefined {
   const gateway = figures.gateway;
   const other = figures[of];
   if (typeof gateway !== 'number' || typeof other !== 'number' || other === 0) return undefined;

@@ -18,9 +18,11 @@ import {
 } from '@tenantgate/testing';
 import { SNI_SUFFIX, startGatewayProcess, type GatewayProcess } from './gateway-process.ts';
 import { startPgBouncer, type PgBouncerProcess } from './pgbouncer.ts';
+import { startTlsRelay, type RelayProcess } from './tls-relay.ts';
 import { unprivilegedAccount, type Cleanup } from './processes.ts';
 
-export const PATHS = ['direct', 'PgBouncer', 'gateway'] as const;
+/** `relay`: a bare Node TLS-to-TLS pipe (tls-relay.ts), the floor of a proxy written in Node. */
+export const PATHS = ['direct', 'PgBouncer', 'relay', 'gateway'] as const;
 export type PathName = (typeof PATHS)[number];
 
 export const BENCH_ROLE = 'bench';
@@ -59,7 +61,7 @@ export async function startGatewayStack(options: StackOptions, cleanup: Cleanup)
   cleanup.add(() => removeTempDir(dir));
   const postgres = await startBenchPostgres(pki.backend, pki.ca.certPem, options.maxSessions);
   cleanup.add(() => postgres.stop());
-  const { gateway, pgbouncer } = await startProxies(pki, postgres, dir, options, cleanup);
+  const { gateway, pgbouncer, relay } = await startProxies(pki, postgres, dir, options, cleanup);
   const paths = {
     direct: { name: 'direct', env: libpqEnvironment('127.0.0.1', undefined, postgres.port), pid: undefined, logFile: undefined },
     PgBouncer: {
@@ -67,6 +69,13 @@ export async function startGatewayStack(options: StackOptions, cleanup: Cleanup)
       env: libpqEnvironment('127.0.0.1', undefined, pgbouncer.port),
       pid: pgbouncer.pid,
       logFile: pgbouncer.logFile,
+    },
+    relay: {
+      name: 'relay',
+      // The relay's certificate is not PostgreSQL's: SCRAM without channel binding on this path.
+      env: { ...libpqEnvironment('127.0.0.1', undefined, relay.port), PGCHANNELBINDING: 'disable' },
+      pid: relay.pid,
+      logFile: undefined,
     },
     gateway: {
       name: 'gateway',
@@ -85,7 +94,7 @@ async function startProxies(
   dir: string,
   options: StackOptions,
   cleanup: Cleanup,
-): Promise<{ gateway: GatewayProcess; pgbouncer: PgBouncerProcess }> {
+): Promise<{ gateway: GatewayProcess; pgbouncer: PgBouncerProcess; relay: RelayProcess }> {
   const [pgbouncerCert, client] = await Promise.all([
     pki.ca.issueServerCertificate({ dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] }),
     // The client certificate both proxies present to PostgreSQL (mutual TLS).
@@ -121,7 +130,8 @@ async function startProxies(
       startPgBouncer({ dir, database: BENCH_DATABASE, role, backend, maxClients: options.maxSessions, pem }, cleanup),
     ]),
   );
-  return { gateway, pgbouncer };
+  const relay = await startTlsRelay({ dir, backendPort: postgres.port, files }, cleanup);
+  return { gateway, pgbouncer, relay };
 }
 
 function settled<A, B>([a, b]: [PromiseSettledResult<A>, PromiseSettledResult<B>]): [A, B] {

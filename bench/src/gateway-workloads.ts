@@ -67,12 +67,12 @@ function pgbenchWorkload(id: string, options: string, figure: 'tps' | 'latencyMs
   };
 }
 
-/** The proxy's CPU per pgbench transaction (with -C, per new connection): PgBouncer against the gateway. */
+/** The proxy's CPU per pgbench transaction (with -C, per new connection): PgBouncer, the bare Node relay and the gateway. */
 function proxyCpuWorkload(id: string, options: string, unit: string, target: Target): Workload {
   return {
     id,
     label: (settings) => `proxy CPU per ${unit}, \`pgbench ${pgbenchArgs(options, settings.seconds).join(' ')}\`, µs`,
-    paths: ['PgBouncer', 'gateway'],
+    paths: ['PgBouncer', 'relay', 'gateway'],
     digits: 1,
     target,
     measure: async (context, path) => {

@@ -125,7 +125,7 @@ export async function runGatewayBench(options: GatewayBenchOptions): Promise<Gat
       cleanup,
     );
     cleanup.add(killRunningCommands);
-    if (options.pin) for (const name of ['gateway', 'PgBouncer'] as const) pinProcessTree(stack.paths[name].pid!, PROXY_CPU);
+    if (options.pin) for (const name of ['gateway', 'PgBouncer', 'relay'] as const) pinProcessTree(stack.paths[name].pid!, PROXY_CPU);
     const conditions = await describeConditions(stack, options, loadAtStart);
     progress(`pgbench -i -s ${options.scale}, COPY table of ${options.copyMegabytes} MB`);
     const rssAtStartKiB = { PgBouncer: residentKiB(stack.paths.PgBouncer.pid!), gateway: residentKiB(stack.paths.gateway.pid!) };
