@@ -28,9 +28,9 @@ export interface ProxyPemFiles {
 export interface GatewayProcessOptions {
   /** Directory for the tenants file and the log. */
   readonly dir: string;
-  readonly tenant: string;
+  /** Each with the one role below. */
+  readonly tenants: readonly { readonly id: string; readonly backend: { readonly host: string; readonly port: number } }[];
   readonly role: { readonly name: string; readonly scramSecret: string };
-  readonly backend: { readonly host: string; readonly port: number };
   readonly files: ProxyPemFiles;
   /** The gateway's LOG_LEVEL; `info` (its default) logs every session's start and end, as PgBouncer does. */
   readonly logLevel: string;
@@ -52,7 +52,7 @@ export interface GatewayProcess {
 /** Starts the gateway and registers its stop (SIGTERM: drain for a second, exit) with `cleanup`. */
 export async function startGatewayProcess(options: GatewayProcessOptions, cleanup: Cleanup): Promise<GatewayProcess> {
   const tenantsFile = join(options.dir, 'tenants.json');
-  await writeFile(tenantsFile, JSON.stringify({ tenants: [tenantRecord(options)] }, null, 2));
+  await writeFile(tenantsFile, JSON.stringify({ tenants: options.tenants.map((tenant) => tenantRecord(tenant, options.role)) }, null, 2));
   const logFile = join(options.dir, 'gateway.log');
   await writeFile(logFile, '');
   // A port picked here rather than read from the `gateway listening` line: that line is not
@@ -68,11 +68,11 @@ export async function startGatewayProcess(options: GatewayProcessOptions, cleanu
   return { child, pid: child.pid!, port, logFile };
 }
 
-function tenantRecord(options: GatewayProcessOptions): object {
+function tenantRecord(tenant: GatewayProcessOptions['tenants'][number], role: GatewayProcessOptions['role']): object {
   return {
-    id: options.tenant,
-    backend: { host: options.backend.host, port: options.backend.port },
-    roles: [{ name: options.role.name, scramSecret: options.role.scramSecret }],
+    id: tenant.id,
+    backend: { host: tenant.backend.host, port: tenant.backend.port },
+    roles: [{ name: role.name, scramSecret: role.scramSecret }],
     // Well above anything the bench opens: the limits are not what is measured.
     limits: { maxConnections: 1_000_000, connectsPerSecond: 1_000_000 },
   };

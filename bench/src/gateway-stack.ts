@@ -29,6 +29,7 @@ export const BENCH_ROLE = 'bench';
 export const BENCH_DATABASE = 'bench';
 const PASSWORD = 'bench-password';
 const TENANT = 'bench';
+const POOLED_TENANT = 'bench-pooled';
 
 export interface ClientPath {
   readonly name: PathName;
@@ -43,6 +44,11 @@ export interface ClientPath {
 export interface GatewayStack {
   readonly postgres: PostgresServer;
   readonly paths: Readonly<Record<PathName, ClientPath>>;
+  /**
+   * The gateway to a second tenant whose backend is PgBouncer in transaction mode on the same
+   * PostgreSQL: many idle sessions without a PostgreSQL backend each. Absent when not asked for.
+   */
+  readonly pooled: { readonly path: ClientPath; readonly backendPort: number } | undefined;
   /** A directory for the run's own files (COPY data). */
   readonly dir: string;
 }
@@ -50,6 +56,8 @@ export interface GatewayStack {
 export interface StackOptions {
   /** Sessions held open at once by the idle-session measurement. */
   readonly maxSessions: number;
+  /** Sessions the pooled tenant must hold (0: no pooled tenant). */
+  readonly pooledSessions: number;
   /** The gateway's LOG_LEVEL and NODE_OPTIONS, and whether it has a redis-server (REDIS_URL). */
   readonly gateway: { readonly logLevel: string; readonly nodeOptions: string; readonly redis?: boolean; readonly tracing?: boolean };
 }
@@ -61,7 +69,7 @@ export async function startGatewayStack(options: StackOptions, cleanup: Cleanup)
   cleanup.add(() => removeTempDir(dir));
   const postgres = await startBenchPostgres(pki.backend, pki.ca.certPem, options.maxSessions);
   cleanup.add(() => postgres.stop());
-  const { gateway, pgbouncer, relay } = await startProxies(pki, postgres, dir, options, cleanup);
+  const { gateway, pgbouncer, relay, pooledBackend } = await startProxies(pki, postgres, dir, options, cleanup);
   const paths = {
     direct: { name: 'direct', env: libpqEnvironment('127.0.0.1', undefined, postgres.port), pid: undefined, logFile: undefined },
     PgBouncer: {
@@ -84,7 +92,14 @@ export async function startGatewayStack(options: StackOptions, cleanup: Cleanup)
       logFile: gateway.logFile,
     },
   } as const satisfies Record<PathName, ClientPath>;
-  return { postgres, paths, dir };
+  const pooled =
+    pooledBackend === undefined
+      ? undefined
+      : {
+          path: { ...paths.gateway, env: libpqEnvironment(`${POOLED_TENANT}${SNI_SUFFIX}`, '127.0.0.1', gateway.port) },
+          backendPort: pooledBackend.port,
+        };
+  return { postgres, paths, dir, pooled };
 }
 
 /** The gateway and PgBouncer, both logging in to PostgreSQL as the bench role with its own SCRAM secret. */
@@ -94,7 +109,7 @@ async function startProxies(
   dir: string,
   options: StackOptions,
   cleanup: Cleanup,
-): Promise<{ gateway: GatewayProcess; pgbouncer: PgBouncerProcess; relay: RelayProcess }> {
+): Promise<{ gateway: GatewayProcess; pgbouncer: PgBouncerProcess; relay: RelayProcess; pooledBackend: PgBouncerProcess | undefined }> {
   const [pgbouncerCert, client] = await Promise.all([
     pki.ca.issueServerCertificate({ dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] }),
     // The client certificate both proxies present to PostgreSQL (mutual TLS).
@@ -123,15 +138,38 @@ async function startProxies(
     redisUrl = redis.url;
   }
   const otlpEndpoint = options.gateway.tracing === true ? await startOtlpSink(cleanup) : undefined;
+  // The pooled tenant's backend first: the gateway's tenants file names its port.
+  const pooledBackend =
+    options.pooledSessions === 0
+      ? undefined
+      : await startPgBouncer(
+          {
+            dir,
+            name: 'pgbouncer-pooled',
+            database: BENCH_DATABASE,
+            role,
+            backend,
+            maxClients: options.pooledSessions,
+            poolMode: 'transaction',
+            clientCertificates: true,
+            poolSize: 20,
+            pem,
+          },
+          cleanup,
+        );
+  const tenants = [
+    { id: TENANT, backend },
+    ...(pooledBackend === undefined ? [] : [{ id: POOLED_TENANT, backend: { host: '127.0.0.1', port: pooledBackend.port } }]),
+  ];
   // Both settled before going on: a failure of one must not leave the other starting unregistered.
   const [gateway, pgbouncer] = settled(
     await Promise.allSettled([
-      startGatewayProcess({ dir, tenant: TENANT, role, backend, files, ...options.gateway, redisUrl, otlpEndpoint }, cleanup),
+      startGatewayProcess({ dir, tenants, role, files, ...options.gateway, redisUrl, otlpEndpoint }, cleanup),
       startPgBouncer({ dir, database: BENCH_DATABASE, role, backend, maxClients: options.maxSessions, pem }, cleanup),
     ]),
   );
   const relay = await startTlsRelay({ dir, backendPort: postgres.port, files }, cleanup);
-  return { gateway, pgbouncer, relay };
+  return { gateway, pgbouncer, relay, pooledBackend };
 }
 
 function settled<A, B>([a, b]: [PromiseSettledResult<A>, PromiseSettledResult<B>]): [A, B] {

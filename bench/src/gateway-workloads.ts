@@ -12,6 +12,8 @@ export interface RunSettings {
   /** Seconds per pgbench run. */
   readonly seconds: number;
   readonly idleSessions: number;
+  /** Idle sessions through the gateway to the pooled tenant (PgBouncer in transaction mode behind it). */
+  readonly pooledSessions: number;
 }
 
 export interface WorkloadContext {
@@ -19,6 +21,8 @@ export interface WorkloadContext {
   readonly postgres: PostgresServer;
   readonly copyData: CopyData;
   readonly dir: string;
+  /** The gateway's path to the tenant behind PgBouncer in transaction mode, when started. */
+  readonly pooled: { readonly path: ClientPath; readonly backendPort: number } | undefined;
   /** Each proxy's RSS once started, before any session, KiB. */
   readonly rssAtStartKiB: Readonly<Partial<Record<PathName, number>>>;
   /** Observations worth a line under the table (sessions left open, ...). */
@@ -172,7 +176,7 @@ export const WORKLOADS: readonly Workload[] = [
     target: { of: 'absolute', atMost: 64, text: '≤ 64 KB' },
     once: true,
     measure: async (context, path) => {
-      const figures = await idleSessionMemory(path, context.postgres, context.settings.idleSessions, context.dir);
+      const figures = await idleSessionMemory(path, { postgres: context.postgres }, context.settings.idleSessions, context.dir);
       const mib = (kib: number) => (kib / 1024).toFixed(1);
       context.note(
         `${path.name} RSS: ${mib(figures.rssKiB.before)} MiB before, ${mib(figures.rssKiB.with)} MiB with ${context.settings.idleSessions} idle sessions.`,
@@ -182,6 +186,31 @@ export const WORKLOADS: readonly Workload[] = [
           `${path.name}: ${figures.leftOpen} backend sessions still open 10 s after the ${context.settings.idleSessions} idle clients left.`,
         );
       }
+      return figures.kibPerSession;
+    },
+  },
+  {
+    id: 'pooled-idle-memory',
+    label: (settings) =>
+      `memory per idle TLS session through the gateway (${settings.pooledSessions.toLocaleString('en-US')} open; its backend PgBouncer in transaction mode), KiB`,
+    paths: ['gateway'],
+    digits: 1,
+    target: { of: 'absolute', atMost: 64, text: '≤ 64 KB, every session opened' },
+    once: true,
+    measure: async (context, path) => {
+      if (context.pooled === undefined) throw new Error('no pooled tenant was started');
+      const figures = await idleSessionMemory(
+        context.pooled.path,
+        { backendPort: context.pooled.backendPort },
+        context.settings.pooledSessions,
+        context.dir,
+      );
+      const mib = (kib: number) => (kib / 1024).toFixed(1);
+      context.note(
+        `${path.name} RSS: ${mib(figures.rssKiB.before)} MiB before, ${mib(figures.rssKiB.with)} MiB with ${context.settings.pooledSessions} idle sessions to the pooled tenant.`,
+      );
+      if (figures.leftOpen !== undefined && figures.leftOpen > 0)
+        context.note(`${path.name}: ${figures.leftOpen} connections to the pooled backend still open 10 s after the clients left.`);
       return figures.kibPerSession;
     },
   },

@@ -7,7 +7,15 @@ import { optionsFromEnvironment, runGatewayBench } from './gateway.ts';
 import { WORKLOADS } from './gateway-workloads.ts';
 
 test('direct, PgBouncer and the gateway each yield a positive figure for every workload', { timeout: 240_000 }, async () => {
-  const options = { ...optionsFromEnvironment({}), seconds: 1, warmupSeconds: 0, idleSessions: 10, copyMegabytes: 1, scale: 1 };
+  const options = {
+    ...optionsFromEnvironment({}),
+    seconds: 1,
+    warmupSeconds: 0,
+    idleSessions: 10,
+    pooledSessions: 10,
+    copyMegabytes: 1,
+    scale: 1,
+  };
   const result = await runGatewayBench(options);
   for (const workload of WORKLOADS) {
     for (const path of workload.paths) {

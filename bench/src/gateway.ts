@@ -7,7 +7,8 @@
 //   BENCH_QUICK=1 npm run bench -- gateway     (a short development run)
 //   BENCH_WORKLOADS=connect-rate BENCH_GATEWAY_NODE_OPTIONS='--cpu-prof --cpu-prof-dir=/tmp/prof' npm run bench -- gateway
 //
-// BENCH_SECONDS, BENCH_ROUNDS, BENCH_WARMUP_SECONDS, BENCH_IDLE_SESSIONS, BENCH_COPY_MB, BENCH_SCALE,
+// BENCH_SECONDS, BENCH_ROUNDS, BENCH_WARMUP_SECONDS, BENCH_IDLE_SESSIONS, BENCH_POOLED_SESSIONS,
+// BENCH_COPY_MB, BENCH_SCALE,
 // BENCH_WORKLOADS (ids, comma-separated), BENCH_GATEWAY_LOG_LEVEL, BENCH_GATEWAY_NODE_OPTIONS,
 // BENCH_GATEWAY_REDIS=1 (a redis-server for the gateway: cancel keys and tenant limits in Redis),
 // BENCH_GATEWAY_TRACING=1 (traces on, sent over OTLP to a sink in the bench that accepts them),
@@ -26,7 +27,7 @@ import { WORKLOADS, type RunSettings, type WorkloadContext } from './gateway-wor
 import { PGBENCH, pgbench } from './pgbench.ts';
 import { PGBOUNCER, pgbouncerProblems } from './pgbouncer.ts';
 import { allowedCpus, checkPinning, LOAD_CPU, pinProcessTree, PROXY_CPU } from './pinning.ts';
-import { Cleanup, cleanupOnSignal, killRunningCommands, residentKiB, runCommand } from './processes.ts';
+import { Cleanup, cleanupOnSignal, killRunningCommands, openFilesHardLimit, residentKiB, runCommand } from './processes.ts';
 
 export interface GatewayBenchOptions extends RunSettings {
   /** Seconds of `pgbench -S -c 8 -j 2` per path before the first measurement; 0 for none. */
@@ -66,6 +67,7 @@ export function optionsFromEnvironment(env: NodeJS.ProcessEnv = process.env): Ga
     seconds: number('BENCH_SECONDS', quick ? 2 : 10, 1),
     warmupSeconds: number('BENCH_WARMUP_SECONDS', quick ? 1 : 3, 0),
     idleSessions: number('BENCH_IDLE_SESSIONS', quick ? 200 : 1000, 1),
+    pooledSessions: number('BENCH_POOLED_SESSIONS', quick ? 500 : 10_000, 1),
     copyMegabytes: number('BENCH_COPY_MB', quick ? 20 : 150, 1),
     scale: number('BENCH_SCALE', quick ? 1 : 10, 1),
     gatewayLogLevel: env.BENCH_GATEWAY_LOG_LEVEL ?? 'info',
@@ -111,10 +113,15 @@ export async function runGatewayBench(options: GatewayBenchOptions): Promise<Gat
       // Before anything starts: PostgreSQL and every client command inherit it.
       pinProcessTree(process.pid, LOAD_CPU);
     }
+    // Two sockets per pooled session in one gateway process: no more than its open-file limit allows.
+    const pooledCap = Math.floor((openFilesHardLimit() - 1024) / 2);
+    const pooledSessions = options.workloads.includes('pooled-idle-memory') ? Math.min(options.pooledSessions, pooledCap) : 0;
+    const settings = { ...options, pooledSessions: pooledSessions || options.pooledSessions };
     progress(`starting PostgreSQL, the gateway and PgBouncer (${options.idleSessions} sessions max)`);
     const stack = await startGatewayStack(
       {
         maxSessions: options.idleSessions,
+        pooledSessions,
         gateway: {
           logLevel: options.gatewayLogLevel,
           nodeOptions: options.gatewayNodeOptions,
@@ -130,9 +137,15 @@ export async function runGatewayBench(options: GatewayBenchOptions): Promise<Gat
     progress(`pgbench -i -s ${options.scale}, COPY table of ${options.copyMegabytes} MB`);
     const rssAtStartKiB = { PgBouncer: residentKiB(stack.paths.PgBouncer.pid!), gateway: residentKiB(stack.paths.gateway.pid!) };
     const notes: string[] = [];
+    if (pooledSessions < options.pooledSessions && pooledSessions > 0) {
+      notes.push(
+        `${pooledSessions} pooled sessions instead of ${options.pooledSessions}: the open-file hard limit here (${openFilesHardLimit()}) allows the gateway two sockets for no more; raise it (ulimit -Hn, as root) for more.`,
+      );
+    }
     const context: WorkloadContext = {
       rssAtStartKiB,
-      settings: options,
+      pooled: stack.pooled,
+      settings,
       postgres: stack.postgres,
       copyData: await prepare(stack, options),
       dir: stack.dir,
@@ -143,7 +156,7 @@ export async function runGatewayBench(options: GatewayBenchOptions): Promise<Gat
     const figures = await measureAll(context, stack, options, { progress, signal: interrupted.signal });
     notes.push(...(await logProblems(stack)));
     if (options.gatewayTracing) notes.push(`The gateway sent ${otlpExports} OTLP trace exports to the bench's sink.`);
-    return { options, figures, notes, conditions };
+    return { options: settings, figures, notes, conditions };
   } finally {
     await cleanup.run();
     removeSignalHandlers();

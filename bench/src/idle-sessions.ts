@@ -8,7 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { PostgresServer } from '@tenantgate/testing';
 import { BENCH_ROLE, type ClientPath } from './gateway-stack.ts';
 import { PGBENCH } from './pgbench.ts';
-import { residentKiB, startCommand, type CommandResult } from './processes.ts';
+import { residentKiB, runCommand, startCommand, type CommandResult } from './processes.ts';
 
 const MARKER = 'idle-session';
 /** Time for the proxy's RSS to settle once the last session is idle (buffers freed, timers run). */
@@ -26,21 +26,22 @@ export interface IdleSessionFigures {
   readonly leftOpen: number | undefined;
 }
 
-export async function idleSessionMemory(
-  path: ClientPath,
-  postgres: PostgresServer,
-  count: number,
-  dir: string,
-): Promise<IdleSessionFigures> {
+/**
+ * Where the sessions are seen to be idle: in PostgreSQL's pg_stat_activity, or, when the path's
+ * backend pools its server connections (PgBouncer in transaction mode), as the proxy's
+ * established TCP connections to that backend's port (`ss`), one per session.
+ */
+export type IdleProbe = { readonly postgres: PostgresServer } | { readonly backendPort: number };
+
+export async function idleSessionMemory(path: ClientPath, probe: IdleProbe, count: number, dir: string): Promise<IdleSessionFigures> {
   if (path.pid === undefined) throw new Error(`${path.name}: no proxy process to measure`);
-  const script = join(dir, 'idle-session.sql');
-  // pgbench keeps \sleep in microseconds in an int32: 2000 s is about the longest it takes.
-  await writeFile(script, `select '${MARKER}';\n\\sleep 2000 s\n`);
+  if ('backendPort' in probe) return pooledIdleSessionMemory(path, path.pid, probe.backendPort, count, dir);
+  const { postgres } = probe;
+  const script = await idleScript(dir);
   const sessionsBefore = await countSessions(postgres);
   const before = residentKiB(path.pid);
-  const args = ['-n', '-f', script, '-c', String(count), '-j', '2', '-t', '1'];
   const connectMs = count * 100 + 30_000;
-  const { child, result } = startCommand(PGBENCH, args, { env: path.env, timeoutMs: connectMs + 60_000 });
+  const { child, result } = startCommand(PGBENCH, pgbenchArgs(script, count), { env: path.env, timeoutMs: connectMs + 60_000 });
   let after: number;
   try {
     await waitForIdleSessions(postgres, count, result, connectMs);
@@ -55,6 +56,71 @@ export async function idleSessionMemory(
     rssKiB: { before, with: after },
     leftOpen: await sessionsLeftOpen(postgres, path, sessionsBefore),
   };
+}
+
+async function idleScript(dir: string): Promise<string> {
+  const script = join(dir, 'idle-session.sql');
+  // pgbench keeps \sleep in microseconds in an int32: 2000 s is about the longest it takes.
+  await writeFile(script, `select '${MARKER}';\n\\sleep 2000 s\n`);
+  return script;
+}
+
+function pgbenchArgs(script: string, count: number): string[] {
+  return ['-n', '-f', script, '-c', String(count), '-j', '2', '-t', '1'];
+}
+
+/** The same through a pooling backend: sessions counted as the proxy's connections to it. */
+async function pooledIdleSessionMemory(
+  path: ClientPath,
+  pid: number,
+  backendPort: number,
+  count: number,
+  dir: string,
+): Promise<IdleSessionFigures> {
+  const script = await idleScript(dir);
+  const connectionsBefore = await backendConnections(backendPort);
+  const before = residentKiB(pid);
+  const connectMs = count * 100 + 30_000;
+  const { child, result } = startCommand(PGBENCH, pgbenchArgs(script, count), { env: path.env, timeoutMs: connectMs + 60_000 });
+  let exited: CommandResult | undefined;
+  void result.then((done) => (exited = done));
+  let after: number;
+  try {
+    const deadline = Date.now() + connectMs;
+    for (;;) {
+      const open = (await backendConnections(backendPort)) - connectionsBefore;
+      if (open >= count) break;
+      if (exited !== undefined)
+        throw new Error(
+          `pgbench exited with ${open} of ${count} sessions open:\n${exited.stderr.trim().split('\n').slice(-10).join('\n')}`,
+        );
+      if (Date.now() > deadline) throw new Error(`only ${open} of ${count} sessions were open after ${connectMs} ms`);
+      await sleep(500);
+    }
+    // Every client has sent its query and is sleeping once its session is open for a moment.
+    await sleep(SETTLE_MS * 3);
+    after = residentKiB(pid);
+  } finally {
+    child.kill('SIGTERM');
+    await result;
+  }
+  const closeDeadline = Date.now() + 10_000;
+  let left = (await backendConnections(backendPort)) - connectionsBefore;
+  while (left > 0 && Date.now() < closeDeadline) {
+    await sleep(200);
+    left = (await backendConnections(backendPort)) - connectionsBefore;
+  }
+  return { kibPerSession: (after - before) / count, rssKiB: { before, with: after }, leftOpen: Math.max(0, left) };
+}
+
+/** Established TCP connections to 127.0.0.1:`port` (client side), from `ss`. */
+async function backendConnections(port: number): Promise<number> {
+  const listed = await runCommand('ss', ['-Htn', 'state', 'established', `( dport = :${port} )`], {
+    env: { PATH: process.env.PATH ?? '' },
+    timeoutMs: 30_000,
+  });
+  if (listed.code !== 0) throw new Error(`ss failed: ${listed.stderr.trim()}`);
+  return listed.stdout.split('\n').filter((line) => line.trim() !== '').length;
 }
 
 async function waitForIdleSessions(

@@ -20,6 +20,17 @@ export interface PgBouncerOptions {
   readonly backend: { readonly host: string; readonly port: number };
   /** Client sessions it must hold at once (the idle-session measurement). */
   readonly maxClients: number;
+  /**
+   * `session` (the default): the peer of the gateway in the comparison, a server connection per
+   * client. `transaction`: the gateway's backend for many idle sessions, `poolSize` server
+   * connections shared by all.
+   */
+  readonly poolMode?: 'session' | 'transaction';
+  readonly poolSize?: number;
+  /** Checks client certificates against `pem.ca` (the gateway presents one to its backends). */
+  readonly clientCertificates?: boolean;
+  /** Prefix of its files in `dir` (two may share one); default `pgbouncer`. */
+  readonly name?: string;
   /** PEM texts. */
   readonly pem: {
     readonly serverCert: string;
@@ -41,15 +52,16 @@ export interface PgBouncerProcess {
 export async function startPgBouncer(options: PgBouncerOptions, cleanup: Cleanup): Promise<PgBouncerProcess> {
   const account = unprivilegedAccount();
   const port = await getFreePort();
+  const name = options.name ?? 'pgbouncer';
   const files = {
-    ini: join(options.dir, 'pgbouncer.ini'),
-    users: join(options.dir, 'userlist.txt'),
-    serverCert: join(options.dir, 'pgbouncer.crt'),
-    serverKey: join(options.dir, 'pgbouncer.key'),
-    ca: join(options.dir, 'ca.crt'),
-    clientCert: join(options.dir, 'pgbouncer-client.crt'),
-    clientKey: join(options.dir, 'pgbouncer-client.key'),
-    log: join(options.dir, 'pgbouncer.log'),
+    ini: join(options.dir, `${name}.ini`),
+    users: join(options.dir, `${name}-userlist.txt`),
+    serverCert: join(options.dir, `${name}.crt`),
+    serverKey: join(options.dir, `${name}.key`),
+    ca: join(options.dir, `${name}-ca.crt`),
+    clientCert: join(options.dir, `${name}-client.crt`),
+    clientKey: join(options.dir, `${name}-client.key`),
+    log: join(options.dir, `${name}.log`),
   };
   const contents: [string, string][] = [
     [files.ini, configuration(options, port, files)],
@@ -89,15 +101,17 @@ function configuration(options: PgBouncerOptions, port: number, files: Files): s
     'listen_addr = 127.0.0.1',
     `listen_port = ${port}`,
     'unix_socket_dir =',
-    'pool_mode = session',
-    // Every client of the idle-session measurement holds a server connection, as through the gateway.
+    `pool_mode = ${options.poolMode ?? 'session'}`,
     `max_client_conn = ${maxClients + 100}`,
-    `default_pool_size = ${maxClients + 50}`,
+    // In session mode every client of the idle-session measurement holds a server connection, as
+    // through the gateway.
+    `default_pool_size = ${options.poolSize ?? maxClients + 50}`,
     'auth_type = scram-sha-256',
     `auth_file = ${files.users}`,
     'client_tls_sslmode = require',
     `client_tls_cert_file = ${files.serverCert}`,
     `client_tls_key_file = ${files.serverKey}`,
+    ...(options.clientCertificates === true ? [`client_tls_ca_file = ${files.ca}`] : []),
     'server_tls_sslmode = verify-full',
     `server_tls_ca_file = ${files.ca}`,
     `server_tls_cert_file = ${files.clientCert}`,

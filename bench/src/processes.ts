@@ -232,3 +232,9 @@ export function executable(path: string): string | undefined {
     return undefined;
   }
 }
+
+/** The open-file hard limit of this process, which the servers it starts inherit. */
+export function openFilesHardLimit(): number {
+  const hard = /Max open files\s+\d+\s+(\d+|unlimited)/.exec(readFileSync('/proc/self/limits', 'utf8'))?.[1];
+  return hard === undefined || hard === 'unlimited' ? Number.MAX_SAFE_INTEGER : Number(hard);
+}
