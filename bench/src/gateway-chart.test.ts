@@ -2,7 +2,7 @@
 // the target's verdict under each workload's name.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { comparisonChart } from './gateway-chart.ts';
+import { comparisonChart, wrap } from './gateway-chart.ts';
 import { optionsFromEnvironment, type GatewayBenchResult } from './gateway.ts';
 
 test('one bar per path with a figure, scaled within its workload, and each verdict', () => {
@@ -23,4 +23,9 @@ test('one bar per path with a figure, scaled within its workload, and each verdi
   assert.match(svg, />1,000</);
   assert.match(svg, /target ≥ 1\.1 × PgBouncer: not met/);
   assert.match(svg, /target ≤ 80 MiB: unknown/);
+});
+
+test('a long workload name wraps at spaces', () => {
+  assert.deepEqual(wrap('one two three four', 9), ['one two', 'three', 'four']);
+  assert.deepEqual(wrap('short', 68), ['short']);
 });

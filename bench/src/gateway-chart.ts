@@ -16,6 +16,9 @@ const LABEL_WIDTH = 430;
 const BAR_AREA = 400;
 const BAR_HEIGHT = 13;
 const ROW_GAP = 14;
+const LINE_HEIGHT = 14;
+/** Characters of an 11 px label line that fit left of the bars. */
+const LABEL_CHARACTERS = 68;
 
 export function comparisonChart(result: GatewayBenchResult, title: string): string {
   const rows = comparisonRows(result);
@@ -26,12 +29,16 @@ export function comparisonChart(result: GatewayBenchResult, title: string): stri
       (entry): entry is [(typeof PATHS)[number], number] => typeof entry[1] === 'number',
     );
     const largest = Math.max(...figures.map(([, value]) => value), Number.MIN_VALUE);
-    const height = Math.max(1, figures.length) * (BAR_HEIGHT + 3);
-    parts.push(text(8, y + height / 2 - 4, String(row.workload).replaceAll('`', ''), 11));
+    // The workload's name on as many lines as it needs beside the bars, then the verdict.
+    const lines = wrap(String(row.workload).replaceAll('`', ''), LABEL_CHARACTERS);
+    const labelHeight = (lines.length + 1) * LINE_HEIGHT;
+    const height = Math.max(Math.max(1, figures.length) * (BAR_HEIGHT + 3), labelHeight);
+    const labelTop = y + (height - labelHeight) / 2 + LINE_HEIGHT - 3;
+    for (const [index, line] of lines.entries()) parts.push(text(8, labelTop + index * LINE_HEIGHT, line, 11));
     parts.push(
       text(
         8,
-        y + height / 2 + 10,
+        labelTop + lines.length * LINE_HEIGHT,
         row.met === '—'
           ? 'no target: reported'
           : `target ${row.target}: ${row.met === 'yes' ? 'met' : row.met === 'no' ? 'not met' : 'unknown'}`,
@@ -61,6 +68,17 @@ export function comparisonChart(result: GatewayBenchResult, title: string): stri
     '</svg>',
     '',
   ].join('\n');
+}
+
+/** Words on lines of at most `width` characters (a longer word gets a line of its own). */
+export function wrap(words: string, width: number): string[] {
+  const lines: string[] = [];
+  for (const word of words.split(' ')) {
+    const last = lines.at(-1);
+    if (last !== undefined && last.length + 1 + word.length <= width) lines[lines.length - 1] = `${last} ${word}`;
+    else lines.push(word);
+  }
+  return lines;
 }
 
 function text(x: number, y: number, content: string, size: number, fill = '#222'): string {

@@ -24,6 +24,17 @@ export function comparisonRows(result: GatewayBenchResult): BenchRow[] {
   });
 }
 
+/** The table's columns in reading order: the paths, then the gateway's ratios, then the target. */
+export const COMPARISON_COLUMNS: readonly string[] = [
+  'workload',
+  ...PATHS,
+  'gateway/direct',
+  'gateway/PgBouncer',
+  'gateway/relay',
+  'target',
+  'met',
+];
+
 function gatewayRatio(figures: PathFigures, of: 'direct' | 'PgBouncer' | 'relay'): number | undefined {
   const gateway = figures.gateway;
   const other = figures[of];

@@ -6,7 +6,7 @@
 import { writeFile } from 'node:fs/promises';
 import { comparisonChart } from './gateway-chart.ts';
 import { optionsFromEnvironment, runGatewayBench } from './gateway.ts';
-import { comparisonRows, reportNotes } from './gateway-report.ts';
+import { COMPARISON_COLUMNS, comparisonRows, reportNotes } from './gateway-report.ts';
 import { benchWireDecode } from './wire-decode.ts';
 
 export type BenchRow = Record<string, string | number>;
@@ -15,6 +15,8 @@ export type BenchRow = Record<string, string | number>;
 export interface BenchReport {
   rows: BenchRow[];
   notes: string;
+  /** Column order, when first-seen order is not it (a column only later rows have). */
+  columns?: string[];
 }
 
 export interface Benchmark {
@@ -35,7 +37,7 @@ async function benchGateway(): Promise<BenchReport> {
     );
     progress(`chart written to ${chart}`);
   }
-  return { rows: comparisonRows(result), notes: reportNotes(result) };
+  return { rows: comparisonRows(result), notes: reportNotes(result), columns: [...COMPARISON_COLUMNS] };
 }
 
 export const benchmarks: Benchmark[] = [
@@ -44,8 +46,10 @@ export const benchmarks: Benchmark[] = [
 ];
 
 /** Columns are the keys of the rows, in first-seen order; numbers are right-aligned. */
-export function markdownTable(rows: readonly BenchRow[]): string {
-  const columns = [...new Set(rows.flatMap((row) => Object.keys(row)))];
+export function markdownTable(rows: readonly BenchRow[], order?: readonly string[]): string {
+  const seen = [...new Set(rows.flatMap((row) => Object.keys(row)))];
+  const columns =
+    order === undefined ? seen : [...order.filter((column) => seen.includes(column)), ...seen.filter((column) => !order.includes(column))];
   const numeric = columns.map((column) => rows.every((row) => typeof (row[column] ?? 0) === 'number'));
   const cell = (value: string | number | undefined): string => (typeof value === 'number' ? value.toLocaleString('en-US') : (value ?? ''));
   const lines = [
@@ -61,8 +65,8 @@ async function main(selected: readonly string[]): Promise<void> {
   if (chosen.length === 0) throw new Error(`unknown benchmark; known: ${benchmarks.map((b) => b.id).join(', ')}`);
   for (const bench of chosen) {
     const result = await bench.run();
-    const { rows, notes } = Array.isArray(result) ? { rows: result, notes: '' } : result;
-    console.log(`## ${bench.title}\n\n${markdownTable(rows)}\n${notes === '' ? '' : `\n${notes}\n`}`);
+    const { rows, notes, columns } = Array.isArray(result) ? { rows: result, notes: '', columns: undefined } : result;
+    console.log(`## ${bench.title}\n\n${markdownTable(rows, columns)}\n${notes === '' ? '' : `\n${notes}\n`}`);
   }
 }
 
