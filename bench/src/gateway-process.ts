@@ -46,6 +46,8 @@ export interface GatewayProcess {
   readonly child: ChildProcess;
   readonly pid: number;
   readonly port: number;
+  /** Its admin port (/metrics). */
+  readonly adminPort: number;
   readonly logFile: string;
 }
 
@@ -58,14 +60,15 @@ export async function startGatewayProcess(options: GatewayProcessOptions, cleanu
   // A port picked here rather than read from the `gateway listening` line: that line is not
   // written at LOG_LEVEL=warn, which a run may choose to take logging out of the comparison.
   const port = await getFreePort();
+  const adminPort = await getFreePort();
   const child = startServer(process.execPath, ['--conditions=@tenantgate/source', MAIN], {
     cwd: options.dir,
-    env: gatewayEnvironment(options, tenantsFile, port),
+    env: gatewayEnvironment(options, tenantsFile, port, adminPort),
     logFile,
   });
   cleanup.add(() => stopServer(child, 'SIGTERM'));
   await waitForPort(child, port, logFile, 'the gateway');
-  return { child, pid: child.pid!, port, logFile };
+  return { child, pid: child.pid!, port, adminPort, logFile };
 }
 
 function tenantRecord(tenant: GatewayProcessOptions['tenants'][number], role: GatewayProcessOptions['role']): object {
@@ -78,14 +81,15 @@ function tenantRecord(tenant: GatewayProcessOptions['tenants'][number], role: Ga
   };
 }
 
-function gatewayEnvironment(options: GatewayProcessOptions, tenantsFile: string, port: number): NodeJS.ProcessEnv {
+function gatewayEnvironment(options: GatewayProcessOptions, tenantsFile: string, port: number, adminPort: number): NodeJS.ProcessEnv {
   const { files } = options;
   return {
     PATH: process.env.PATH ?? '',
     GATEWAY_LISTEN: `127.0.0.1:${port}`,
     // One process: its RSS is what the idle-session figure reads.
     GATEWAY_WORKERS: '1',
-    GATEWAY_ADMIN_LISTEN: 'off',
+    // Read once, after the connection rows, for the phase histogram; not scraped while measuring.
+    GATEWAY_ADMIN_LISTEN: `127.0.0.1:${adminPort}`,
     GATEWAY_TLS_CERT: files.edgeCert,
     GATEWAY_TLS_KEY: files.edgeKey,
     GATEWAY_SNI_SUFFIXES: SNI_SUFFIX,

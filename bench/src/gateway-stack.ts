@@ -49,6 +49,8 @@ export interface GatewayStack {
    * PostgreSQL: many idle sessions without a PostgreSQL backend each. Absent when not asked for.
    */
   readonly pooled: { readonly path: ClientPath; readonly backendPort: number } | undefined;
+  /** The gateway's admin port's /metrics. */
+  readonly gatewayMetricsUrl: string;
   /** A directory for the run's own files (COPY data). */
   readonly dir: string;
 }
@@ -99,7 +101,7 @@ export async function startGatewayStack(options: StackOptions, cleanup: Cleanup)
           path: { ...paths.gateway, env: libpqEnvironment(`${POOLED_TENANT}${SNI_SUFFIX}`, '127.0.0.1', gateway.port) },
           backendPort: pooledBackend.port,
         };
-  return { postgres, paths, dir, pooled };
+  return { postgres, paths, dir, pooled, gatewayMetricsUrl: `http://127.0.0.1:${gateway.adminPort}/metrics` };
 }
 
 /** The gateway and PgBouncer, both logging in to PostgreSQL as the bench role with its own SCRAM secret. */

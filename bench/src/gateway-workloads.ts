@@ -23,6 +23,8 @@ export interface WorkloadContext {
   readonly dir: string;
   /** The gateway's path to the tenant behind PgBouncer in transaction mode, when started. */
   readonly pooled: { readonly path: ClientPath; readonly backendPort: number } | undefined;
+  /** The gateway's Prometheus metrics (its admin port). */
+  readonly gatewayMetricsUrl: string;
   /** Each proxy's RSS once started, before any session, KiB. */
   readonly rssAtStartKiB: Readonly<Partial<Record<PathName, number>>>;
   /** Observations worth a line under the table (sessions left open, ...). */
@@ -139,6 +141,19 @@ export const WORKLOADS: readonly Workload[] = [
   // Every transaction a new connection: the CPU of its TLS handshake, SCRAM and backend leg.
   proxyCpuWorkload('connect-cpu', '-S -C -c 8 -j 2', 'new connection', { of: 'absolute', atMost: 2500, text: '≤ 2.5 ms' }),
   {
+    id: 'resolve-admit-p99',
+    label: () => 'resolve + admit with a warm cache, p99 from the phase histogram (upper bucket bounds, summed), ms',
+    paths: ['gateway'],
+    digits: 2,
+    target: { of: 'absolute', atMost: 0.2, text: '< 0.2 ms' },
+    once: true,
+    // After the connection rows: thousands of connections of one tenant, its route cached.
+    measure: async (context) => {
+      const text = await (await fetch(context.gatewayMetricsUrl)).text();
+      return (histogramPercentileBound(text, 'resolve', 0.99) + histogramPercentileBound(text, 'admit', 0.99)) * 1000;
+    },
+  },
+  {
     id: 'copy-out',
     label: () => 'COPY out through psql, MB/s',
     paths: ALL,
@@ -215,3 +230,17 @@ export const WORKLOADS: readonly Workload[] = [
     },
   },
 ];
+
+/**
+ * The upper bound of the bucket holding quantile `q` of `tenantgate_phase_duration_seconds` for
+ * `phase`, in seconds (Infinity when it falls past the last bucket).
+ */
+export function histogramPercentileBound(metrics: string, phase: string, q: number): number {
+  const buckets = [...metrics.matchAll(/^tenantgate_phase_duration_seconds_bucket\{([^}]*)\} (\S+)$/gm)]
+    .filter(([, labels]) => labels!.includes(`phase="${phase}"`))
+    .map(([, labels, count]) => ({ le: Number(/le="([^"]+)"/.exec(labels!)![1]!.replace('+Inf', 'Infinity')), count: Number(count) }))
+    .sort((a, b) => a.le - b.le);
+  const total = buckets.at(-1)?.count ?? 0;
+  if (total === 0) throw new Error(`no ${phase} phase observed`);
+  return buckets.find((bucket) => bucket.count >= q * total)!.le;
+}

@@ -145,6 +145,7 @@ export async function runGatewayBench(options: GatewayBenchOptions): Promise<Gat
     const context: WorkloadContext = {
       rssAtStartKiB,
       pooled: stack.pooled,
+      gatewayMetricsUrl: stack.gatewayMetricsUrl,
       settings,
       postgres: stack.postgres,
       copyData: await prepare(stack, options),
