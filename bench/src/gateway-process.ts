@@ -32,6 +32,8 @@ export interface GatewayProcessOptions {
   readonly tenants: readonly { readonly id: string; readonly backend: { readonly host: string; readonly port: number } }[];
   readonly role: { readonly name: string; readonly scramSecret: string };
   readonly files: ProxyPemFiles;
+  /** GATEWAY_WORKERS; default 1. With more, the CPU rows count every worker, the RSS rows the primary only. */
+  readonly workers?: number;
   /** The gateway's LOG_LEVEL; `info` (its default) logs every session's start and end, as PgBouncer does. */
   readonly logLevel: string;
   /** NODE_OPTIONS for the gateway process (`--cpu-prof --cpu-prof-dir=...` to profile it); empty for none. */
@@ -86,8 +88,8 @@ function gatewayEnvironment(options: GatewayProcessOptions, tenantsFile: string,
   return {
     PATH: process.env.PATH ?? '',
     GATEWAY_LISTEN: `127.0.0.1:${port}`,
-    // One process: its RSS is what the idle-session figure reads.
-    GATEWAY_WORKERS: '1',
+    // One process by default: its RSS is what the idle-session figures read.
+    GATEWAY_WORKERS: String(options.workers ?? 1),
     // Read once, after the connection rows, for the phase histogram; not scraped while measuring.
     GATEWAY_ADMIN_LISTEN: `127.0.0.1:${adminPort}`,
     GATEWAY_TLS_CERT: files.edgeCert,

@@ -61,7 +61,13 @@ export interface StackOptions {
   /** Sessions the pooled tenant must hold (0: no pooled tenant). */
   readonly pooledSessions: number;
   /** The gateway's LOG_LEVEL and NODE_OPTIONS, and whether it has a redis-server (REDIS_URL). */
-  readonly gateway: { readonly logLevel: string; readonly nodeOptions: string; readonly redis?: boolean; readonly tracing?: boolean };
+  readonly gateway: {
+    readonly logLevel: string;
+    readonly nodeOptions: string;
+    readonly redis?: boolean;
+    readonly tracing?: boolean;
+    readonly workers?: number;
+  };
 }
 
 /** Starts everything; every server and directory is registered with `cleanup` as soon as it exists. */

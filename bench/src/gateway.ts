@@ -12,6 +12,7 @@
 // BENCH_WORKLOADS (ids, comma-separated), BENCH_GATEWAY_LOG_LEVEL, BENCH_GATEWAY_NODE_OPTIONS,
 // BENCH_GATEWAY_REDIS=1 (a redis-server for the gateway: cancel keys and tenant limits in Redis),
 // BENCH_GATEWAY_TRACING=1 (traces on, sent over OTLP to a sink in the bench that accepts them),
+// BENCH_GATEWAY_WORKERS (GATEWAY_WORKERS of its gateway, default 1),
 // BENCH_PIN=1 (PostgreSQL and the load on CPU 0, the proxy alone on CPU 1: bench/src/pinning.ts),
 // BENCH_CHART=<file> (an SVG bar chart of the run: bench/src/gateway-chart.ts);
 // BENCH_PGBENCH, BENCH_PSQL, BENCH_PGBOUNCER name the binaries.
@@ -44,6 +45,8 @@ export interface GatewayBenchOptions extends RunSettings {
   readonly gatewayRedis: boolean;
   /** The gateway with traces on, exported over OTLP/HTTP to a sink that accepts and drops them. */
   readonly gatewayTracing: boolean;
+  /** GATEWAY_WORKERS of the bench's gateway (BENCH_GATEWAY_WORKERS). */
+  readonly gatewayWorkers: number;
   /** PostgreSQL and the load on one CPU, the proxy alone on another (BENCH_PIN=1). */
   readonly pin: boolean;
   /** Ids of the workloads to run, in table order; default all. */
@@ -74,6 +77,7 @@ export function optionsFromEnvironment(env: NodeJS.ProcessEnv = process.env): Ga
     gatewayNodeOptions: env.BENCH_GATEWAY_NODE_OPTIONS ?? '',
     gatewayRedis: env.BENCH_GATEWAY_REDIS === '1',
     gatewayTracing: env.BENCH_GATEWAY_TRACING === '1',
+    gatewayWorkers: number('BENCH_GATEWAY_WORKERS', 1, 1),
     pin: env.BENCH_PIN === '1',
     workloads: workloadIds(env.BENCH_WORKLOADS),
     rounds: number('BENCH_ROUNDS', 1, 1),
@@ -127,6 +131,7 @@ export async function runGatewayBench(options: GatewayBenchOptions): Promise<Gat
           nodeOptions: options.gatewayNodeOptions,
           redis: options.gatewayRedis,
           tracing: options.gatewayTracing,
+          workers: options.gatewayWorkers,
         },
       },
       cleanup,
@@ -246,7 +251,7 @@ async function describeConditions(stack: GatewayStack, options: GatewayBenchOpti
       : 'not pinned: every process on every CPU',
     `pgbench scale ${options.scale}, ${options.seconds} s per pgbench run after ${options.warmupSeconds} s of warm-up per path, ` +
       `median of ${options.rounds} round${options.rounds === 1 ? '' : 's'}, ` +
-      `COPY of ${options.copyMegabytes} MB, ${options.idleSessions} idle sessions, gateway LOG_LEVEL=${options.gatewayLogLevel}${options.gatewayRedis ? ', gateway with Redis' : ''}${options.gatewayTracing ? ', gateway tracing every connection' : ''}`,
+      `COPY of ${options.copyMegabytes} MB, ${options.idleSessions} idle sessions, gateway LOG_LEVEL=${options.gatewayLogLevel}${options.gatewayRedis ? ', gateway with Redis' : ''}${options.gatewayTracing ? ', gateway tracing every connection' : ''}${options.gatewayWorkers > 1 ? `, GATEWAY_WORKERS=${options.gatewayWorkers} (CPU rows: every worker; RSS rows: the primary only)` : ''}`,
   ].join('; ');
 }
 

@@ -3,8 +3,9 @@
 // process it forked, on CPU 1, so a proxy never waits for the CPU behind the load it serves and
 // its ratios measure what it costs rather than who got the CPU.
 import { execFileSync } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
+import { descendantPids } from './processes.ts';
 
 export const LOAD_CPU = 0;
 export const PROXY_CPU = 1;
@@ -21,21 +22,10 @@ export function checkPinning(): void {
 
 /** Every thread of `pid` and of each process below it, on `cpu` (processes it forks later inherit it). */
 export function pinProcessTree(pid: number, cpu: number): void {
-  for (const task of [pid, ...descendants(pid)]) execFileSync('taskset', ['-a', '-cp', String(cpu), String(task)], { stdio: 'ignore' });
+  for (const task of [pid, ...descendantPids(pid)]) execFileSync('taskset', ['-a', '-cp', String(cpu), String(task)], { stdio: 'ignore' });
 }
 
 /** The CPUs a process may run on, as taskset prints them ("0", "0-1"). */
 export function allowedCpus(pid: number): string {
   return /Cpus_allowed_list:\s*(\S+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? '?';
-}
-
-function descendants(pid: number): number[] {
-  const children = readdirSync(`/proc/${pid}/task`).flatMap((tid) => {
-    try {
-      return readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
-    } catch {
-      return [];
-    }
-  });
-  return children.flatMap((child) => [child, ...descendants(child)]);
 }

@@ -2,7 +2,7 @@
 // commands run to completion with a deadline, and one list of cleanup steps run in reverse order
 // at the end of a run, on Ctrl-C and on SIGTERM.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, closeSync, constants, openSync, readFileSync } from 'node:fs';
+import { accessSync, closeSync, constants, openSync, readdirSync, readFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -237,4 +237,16 @@ export function executable(path: string): string | undefined {
 export function openFilesHardLimit(): number {
   const hard = /Max open files\s+\d+\s+(\d+|unlimited)/.exec(readFileSync('/proc/self/limits', 'utf8'))?.[1];
   return hard === undefined || hard === 'unlimited' ? Number.MAX_SAFE_INTEGER : Number(hard);
+}
+
+/** Every process below `pid` (children, their children, ...), from /proc's task children lists. */
+export function descendantPids(pid: number): number[] {
+  const children = readdirSync(`/proc/${pid}/task`).flatMap((tid) => {
+    try {
+      return readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+    } catch {
+      return [];
+    }
+  });
+  return children.flatMap((child) => [child, ...descendantPids(child)]);
 }

@@ -4,6 +4,7 @@
 // which is what decides the proxy's cost on hosts of its own.
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { descendantPids } from './processes.ts';
 
 /** Clock ticks per second of /proc's times (USER_HZ; 100 on Linux). */
 const TICKS_PER_SECOND = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
@@ -17,11 +18,16 @@ export function processCpuSeconds(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND;
 }
 
-/** Microseconds of the process's CPU per unit, over what `run` made (`run` returns the units). */
+/** CPU seconds of the process and every process below it (a gateway's workers). */
+export function processTreeCpuSeconds(pid: number): number {
+  return [pid, ...descendantPids(pid)].reduce((sum, task) => sum + processCpuSeconds(task), 0);
+}
+
+/** Microseconds of the process tree's CPU per unit, over what `run` made (`run` returns the units). */
 export async function cpuMicrosecondsPerUnit(pid: number, run: () => Promise<number>): Promise<number> {
-  const before = processCpuSeconds(pid);
+  const before = processTreeCpuSeconds(pid);
   const units = await run();
-  const seconds = processCpuSeconds(pid) - before;
+  const seconds = processTreeCpuSeconds(pid) - before;
   if (units <= 0) throw new Error('the run made no transactions');
   return (seconds * 1e6) / units;
 }
