@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Access, bearerToken, TokenTable } from './tokens.ts';
+import { Access, TokenTable } from './tokens.ts';
 
 test("a token grants its list's access; unknown tokens nothing", () => {
   const table = new TokenTable(['admin-token-0123456789'], ['gateway-token-0123456789']);
@@ -12,12 +12,4 @@ test("a token grants its list's access; unknown tokens nothing", () => {
 
 test('a token in both lists is an admin token', () => {
   assert.equal(new TokenTable(['same-token-0123456789'], ['same-token-0123456789']).lookup('same-token-0123456789'), Access.Admin);
-});
-
-test('bearerToken reads RFC 6750 Authorization headers', () => {
-  assert.equal(bearerToken('Bearer abc.DEF-123_~+/='), 'abc.DEF-123_~+/=');
-  assert.equal(bearerToken('bearer  abc'), 'abc');
-  for (const bad of [undefined, '', 'Basic YWxhZGRpbjpvcGVuc2VzYW1l', 'Bearer', 'Bearer a b', 'Bearerabc']) {
-    assert.equal(bearerToken(bad), undefined, String(bad));
-  }
 });

@@ -1,7 +1,7 @@
-// Bearer tokens and what they may do. Tokens are compared as SHA-256 digests with
-// timingSafeEqual, against every configured token without stopping at a match, so the time a
-// check takes says nothing about how much of a guess was right, or which list matched.
-import { createHash, timingSafeEqual } from 'node:crypto';
+// Bearer tokens and what they may do: the admin and gateway lists, each checked in constant time
+// (libs/runtime KnownTokens), both always, so the time a check takes says nothing about which
+// list matched.
+import { KnownTokens } from '@tenantgate/runtime';
 
 export const Access = {
   /** Reads and writes everything. */
@@ -11,39 +11,19 @@ export const Access = {
 } as const;
 export type Access = (typeof Access)[keyof typeof Access];
 
-interface Entry {
-  readonly digest: Buffer;
-  readonly access: Access;
-}
-
 export class TokenTable {
-  readonly #entries: readonly Entry[];
+  readonly #admin: KnownTokens;
+  readonly #gateway: KnownTokens;
 
   constructor(adminTokens: readonly string[], gatewayTokens: readonly string[] = []) {
-    this.#entries = [
-      ...adminTokens.map((token) => ({ digest: digest(token), access: Access.Admin })),
-      ...gatewayTokens.map((token) => ({ digest: digest(token), access: Access.Gateway })),
-    ];
+    this.#admin = new KnownTokens(adminTokens);
+    this.#gateway = new KnownTokens(gatewayTokens);
   }
 
   /** The access a token grants, or undefined for an unknown token. Admin wins over gateway. */
   lookup(token: string): Access | undefined {
-    const candidate = digest(token);
-    let found: Access | undefined;
-    for (const entry of this.#entries) {
-      if (timingSafeEqual(candidate, entry.digest) && found !== Access.Admin) found = entry.access;
-    }
-    return found;
+    const admin = this.#admin.has(token);
+    const gateway = this.#gateway.has(token);
+    return admin ? Access.Admin : gateway ? Access.Gateway : undefined;
   }
-}
-
-/** The token of an `Authorization: Bearer <token>` header (scheme case-insensitive, RFC 6750). */
-export function bearerToken(header: string | undefined): string | undefined {
-  if (header === undefined) return undefined;
-  const match = /^Bearer +([A-Za-z0-9\-._~+/]+=*) *$/i.exec(header);
-  return match?.[1];
-}
-
-function digest(token: string): Buffer {
-  return createHash('sha256').update(token, 'utf8').digest();
 }

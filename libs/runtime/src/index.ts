@@ -12,7 +12,7 @@ export {
 export { helpText, markdownReference, type HelpNote, type HelpPage } from './help.ts';
 export { GATEWAY_HELP, GATEWAY_VARIABLES, PROXY_PROTOCOL_MODES, type GatewayVariableName } from './gateway-variables.ts';
 export { CONTROL_PLANE_HELP, CONTROL_PLANE_VARIABLES, type ControlPlaneVariableName } from './control-plane-variables.ts';
-export { badTokenIndex, bearerTokenOf, isKnownToken, MAX_TOKEN_LENGTH, MIN_TOKEN_LENGTH, TOKENS_EXPECTS } from './tokens.ts';
+export { badTokenIndex, bearerToken, KnownTokens, MAX_TOKEN_LENGTH, MIN_TOKEN_LENGTH, TOKENS_EXPECTS } from './tokens.ts';
 export { describeListenFailure, formatListenAddress, parseListenAddress, type ListenAddress } from './listen.ts';
 export { PEM_BEGIN, PemReadError, pemSource, readPemSource, type PemKind, type PemSource } from './pem.ts';
 export { describeSystemError } from './system-errors.ts';

@@ -15,17 +15,37 @@ export function badTokenIndex(tokens: readonly string[]): number {
   return tokens.findIndex((t) => t.length < MIN_TOKEN_LENGTH || t.length > MAX_TOKEN_LENGTH || !TOKEN.test(t));
 }
 
-/** The token of an `Authorization: Bearer <token>` header, or undefined. */
-export function bearerTokenOf(header: string | undefined): string | undefined {
-  const match = /^Bearer\s+(\S+)\s*$/i.exec(header ?? '');
-  return match?.[1];
+/** The token of an `Authorization: Bearer <token>` header (scheme case-insensitive, RFC 6750), or undefined. */
+export function bearerToken(header: string | undefined): string | undefined {
+  if (header === undefined) return undefined;
+  return /^Bearer +([A-Za-z0-9\-._~+/]+=*) *$/i.exec(header)?.[1];
 }
 
-/** Whether `token` is one of `tokens`, compared through their digests so the time says nothing. */
-export function isKnownToken(token: string | undefined, tokens: readonly string[]): boolean {
-  if (token === undefined) return false;
-  const digest = createHash('sha256').update(token).digest();
-  let known = false;
-  for (const candidate of tokens) known = timingSafeEqual(digest, createHash('sha256').update(candidate).digest()) || known;
-  return known;
+/**
+ * A list of tokens, checked in constant time: as SHA-256 digests with timingSafeEqual, against
+ * every token without stopping at a match, so the time a check takes says nothing about how much
+ * of a guess was right. The digests are made once.
+ */
+export class KnownTokens {
+  readonly #digests: readonly Buffer[];
+
+  constructor(tokens: readonly string[]) {
+    this.#digests = tokens.map(digest);
+  }
+
+  get size(): number {
+    return this.#digests.length;
+  }
+
+  has(token: string | undefined): boolean {
+    if (token === undefined) return false;
+    const candidate = digest(token);
+    let known = false;
+    for (const entry of this.#digests) known = timingSafeEqual(candidate, entry) || known;
+    return known;
+  }
+}
+
+function digest(token: string): Buffer {
+  return createHash('sha256').update(token, 'utf8').digest();
 }

@@ -4,7 +4,8 @@
 import fp from 'fastify-plugin';
 import type { FastifyPluginAsync } from 'fastify';
 import { ForbiddenError, UnauthorizedError } from '../errors.ts';
-import { Access, bearerToken, TokenTable } from '../tokens.ts';
+import { bearerToken } from '@tenantgate/runtime';
+import { Access, TokenTable } from '../tokens.ts';
 
 export const RouteAuth = {
   /** No token needed: health, readiness, metrics, docs. */

@@ -16,7 +16,7 @@ import type { Logger } from '../telemetry/index.ts';
 import { readProxyHeader, type ProxyHeaderMode } from '../edge/index.ts';
 import { ProxyHeaderError, ProxyHeaderFailure } from '../errors.ts';
 import { READY, type ReadinessState } from './readiness.ts';
-import { bearerTokenOf, isKnownToken } from '@tenantgate/runtime';
+import { bearerToken, KnownTokens } from '@tenantgate/runtime';
 import type { SessionInfo } from '../session/index.ts';
 
 /** The sessions the admin port shows and ends: this process's, or every worker's through the primary. */
@@ -85,8 +85,9 @@ const ROUTES: ReadonlyMap<string, Route> = new Map<string, Route>([
 ]);
 
 export async function startAdminServer(options: AdminServerOptions): Promise<AdminServer> {
+  const tokens = new KnownTokens(options.tokens ?? []);
   const server = createServer({ requestTimeout: 10_000, headersTimeout: 5_000, keepAliveTimeout: 5_000 }, (req, res) =>
-    handle(req, res, options),
+    handle(req, res, options, tokens),
   );
   server.maxConnections = MAX_CONNECTIONS;
   const proxyProtocol = options.proxyProtocol ?? 'off';
@@ -136,10 +137,10 @@ function logHeaderFailure(err: unknown, socket: Socket, logger: Logger): void {
   logger.warn(fields, 'admin connection closed: no valid PROXY protocol header');
 }
 
-function handle(req: IncomingMessage, res: ServerResponse, options: AdminServerOptions): void {
+function handle(req: IncomingMessage, res: ServerResponse, options: AdminServerOptions, tokens: KnownTokens): void {
   const path = (req.url ?? '/').split('?', 1)[0] ?? '/';
   if (options.sessions !== undefined && (path === '/sessions' || path.startsWith('/sessions/'))) {
-    sessionsRoute(req, path, options.sessions, options.tokens ?? []).then(
+    sessionsRoute(req, path, options.sessions, tokens).then(
       (reply) => send(res, reply),
       (err: unknown) => {
         options.logger.error({ err, path }, 'admin request failed');
@@ -197,9 +198,9 @@ function readinessReply(state: ReadinessState): Reply {
 }
 
 /** GET /sessions[?tenant=], DELETE /sessions/:id, behind a Bearer token. */
-async function sessionsRoute(req: IncomingMessage, path: string, sessions: AdminSessions, tokens: readonly string[]): Promise<Reply> {
-  if (tokens.length === 0) return json(403, { error: 'the session endpoints are closed: set GATEWAY_ADMIN_TOKENS to open them' });
-  if (!isKnownToken(bearerTokenOf(req.headers.authorization), tokens)) {
+async function sessionsRoute(req: IncomingMessage, path: string, sessions: AdminSessions, tokens: KnownTokens): Promise<Reply> {
+  if (tokens.size === 0) return json(403, { error: 'the session endpoints are closed: set GATEWAY_ADMIN_TOKENS to open them' });
+  if (!tokens.has(bearerToken(req.headers.authorization))) {
     return { ...json(401, { error: 'a Bearer token of GATEWAY_ADMIN_TOKENS is required' }), headers: { 'www-authenticate': 'Bearer' } };
   }
   if (path === '/sessions') {
