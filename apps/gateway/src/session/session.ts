@@ -532,7 +532,6 @@ async function resolveTenant(shared: Shared, client: SessionClient, signal: Abor
   return lookup.tenant;
 }
 
-/** Tells the client why (unless it already was, or is gone) and logs once. */
 /** How a connection that did not reach the splice ended: for its span. */
 interface Failure {
   readonly outcome: ConnectionOutcome;

@@ -267,18 +267,29 @@ test('closes travel both ways, each with one onClose and its reason', async (t) 
   });
 });
 
-test('closeWhenIdle on an idle session: FATAL now, Terminate to the backend, both closed', async (t) => {
-  const s = await start(t, { transactionStatus: 'I' });
+/** A session at a message boundary that `end` closes at once: FATAL to the client, Terminate to the backend. */
+async function assertEndsAtOnce(
+  t: TestContext,
+  transactionStatus: 'I' | 'T',
+  end: (splice: Splice) => void,
+  reason: SpliceCloseReason,
+): Promise<{ app: SpliceReader }> {
+  const s = await start(t, { transactionStatus });
   const app = new SpliceReader(s.app);
   const db = new SpliceReader(s.db);
-  assert.equal(s.splice.idle, true);
-  s.splice.closeWhenIdle(FATAL_57P01);
+  assert.equal(s.splice.idle, transactionStatus === 'I');
+  end(s.splice);
   const closed = await s.closed;
   await Promise.all([app.closed, db.closed]);
-  assert.equal(closed.reason, SpliceCloseReason.Drained);
+  assert.equal(closed.reason, reason);
   assert.deepEqual(app.bytes, FATAL_57P01);
-  assert.ok(app.ended);
   assert.deepEqual(db.bytes, serializeTerminate());
+  return { app };
+}
+
+test('closeWhenIdle on an idle session: FATAL now, Terminate to the backend, both closed', async (t) => {
+  const { app } = await assertEndsAtOnce(t, 'I', (splice) => splice.closeWhenIdle(FATAL_57P01), SpliceCloseReason.Drained);
+  assert.ok(app.ended);
 });
 
 test('terminate mid-message: the message in flight is finished, never cut, then FATAL; client bytes meanwhile are dropped', async (t) => {
@@ -321,16 +332,7 @@ test('terminate while a message never finishes (a client that stopped reading ho
 });
 
 test('terminate at a message boundary, in a transaction: FATAL at once', async (t) => {
-  const s = await start(t, { transactionStatus: 'T' });
-  const app = new SpliceReader(s.app);
-  const db = new SpliceReader(s.db);
-  assert.equal(s.splice.idle, false);
-  s.splice.terminate(FATAL_57P01);
-  const closed = await s.closed;
-  await Promise.all([app.closed, db.closed]);
-  assert.equal(closed.reason, SpliceCloseReason.Terminated);
-  assert.deepEqual(app.bytes, FATAL_57P01);
-  assert.deepEqual(db.bytes, serializeTerminate());
+  await assertEndsAtOnce(t, 'T', (splice) => splice.terminate(FATAL_57P01), SpliceCloseReason.Terminated);
 });
 
 test('closeWhenIdle waits for the message boundary after a ReadyForQuery I, with no query in flight', async (t) => {

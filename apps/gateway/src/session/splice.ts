@@ -231,7 +231,8 @@ export class Splice {
   }
 
   readonly #onClientData = (chunk: Buffer): void => {
-    if (!this.#forwarding || this.#state === SpliceState.Terminating) return;
+    // Terminating drops what the client sends: the session is over for it.
+    if (this.#state !== SpliceState.Open && this.#state !== SpliceState.Draining) return;
     this.#toBackend += chunk.length;
     if (!this.#backend.write(chunk)) this.#client.pause();
     this.#count(chunk.length);
