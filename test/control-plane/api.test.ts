@@ -77,6 +77,7 @@ for (const kind of ['pglite', 'postgres'] as const satisfies readonly StoreKind[
         roles: [{ name: 'app', backendUser: 'acme_app' }],
         allowedCidrs: ['0.0.0.0/0', '::/0'],
         limits: { maxConnections: 100, connectsPerSecond: 50 },
+        replication: 'none',
       });
       assert.ok(Number.isSafeInteger(version) && version > 0);
       assert.equal(created.headers.get('etag'), `"${version}"`);
@@ -210,6 +211,21 @@ for (const kind of ['pglite', 'postgres'] as const satisfies readonly StoreKind[
       assert.equal((await api('PATCH', '/v1/tenants/patchy', { json: { id: 'other' } })).body.details.issues[0].path, '/id');
       assert.equal((await api('PATCH', '/v1/tenants/patchy', { json: {} })).status, 400);
       assert.equal((await api('PATCH', '/v1/tenants/nobody', { json: { status: 'active' } })).status, 404);
+    });
+
+    test('replication: none by default, set at creation or by PATCH, served in the route; a record stored before it existed reads as none', async () => {
+      const created = await create('replicating');
+      assert.equal(created.body.replication, 'none');
+      const logical = await api('PATCH', '/v1/tenants/replicating', { json: { replication: 'logical' } });
+      assert.equal(logical.status, 200);
+      assert.equal(logical.body.replication, 'logical');
+      assert.equal((await api('GET', '/v1/routes/replicating', { token: GATEWAY_TOKEN })).body.replication, 'logical');
+      const bad = await api('PATCH', '/v1/tenants/replicating', { json: { replication: 'all' } });
+      assert.equal(bad.status, 400);
+      assert.equal(bad.body.details.issues[0].path, '/replication');
+      assert.equal((await create('physical-at-birth', { replication: 'physical' })).body.replication, 'physical');
+      await running.database.query("UPDATE tenants SET record = record - 'replication' WHERE id = 'replicating'");
+      assert.equal((await api('GET', '/v1/tenants/replicating')).body.replication, 'none');
     });
 
     test('If-Match: a stale version gets 409 and changes nothing; the current one applies', async () => {

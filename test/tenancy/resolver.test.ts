@@ -50,6 +50,7 @@ function route(id: string, version = 1): TenantRoute {
     roles: [{ name: 'app', scramSecret: SCRAM_SECRET }],
     allowedCidrs: ['0.0.0.0/0'],
     limits: { maxConnections: 100, connectsPerSecond: 50 },
+    replication: 'none',
     version,
     createdAt: '2025-01-01T00:00:00.000Z',
     updatedAt: '2025-01-01T00:00:00.000Z',

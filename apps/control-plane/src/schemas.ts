@@ -55,6 +55,7 @@ const tenantPatch = {
     userRewrite: objectPatch('userRewrite'),
     allowedCidrs: withoutDefault(record.allowedCidrs),
     limits: objectPatch('limits'),
+    replication: withoutDefault(record.replication),
     terminateSessions: {
       type: 'boolean',
       description:

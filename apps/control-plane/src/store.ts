@@ -1,7 +1,7 @@
 // The repository: tenants and their roles in the database, every write one transaction that
 // takes a new version from the shared sequence and, when invalidations are published, leaves an
 // outbox row for the publisher. Nothing here knows HTTP beyond the error table.
-import type { Tenant, TenantRole } from '@tenantgate/tenancy';
+import { ReplicationMode, type Tenant, type TenantRole } from '@tenantgate/tenancy';
 import type { Database, Queryable } from './db/database.ts';
 import { ADVISORY_LOCK_CLASS } from './db/migrations.ts';
 import { notFound, tenantNotFound, TenantExistsError, VersionConflictError, withDetails } from './errors.ts';
@@ -45,7 +45,8 @@ type RecordFields = Omit<Tenant, 'id' | 'roles'>;
 
 interface TenantRow {
   id: string;
-  record: RecordFields;
+  /** `replication` is absent in records stored before it existed. */
+  record: Omit<RecordFields, 'replication'> & Partial<Pick<RecordFields, 'replication'>>;
   version: string | number | bigint;
   created_at: Date | string;
   updated_at: Date | string;
@@ -251,14 +252,16 @@ async function insertOutbox(tx: Queryable, id: string, version: number | null, f
 }
 
 function recordOf(tenant: Tenant): RecordFields {
-  const { status, backend, authMode, userRewrite, allowedCidrs, limits } = tenant;
-  return { status, backend, authMode, userRewrite, allowedCidrs, limits };
+  const { status, backend, authMode, userRewrite, allowedCidrs, limits, replication } = tenant;
+  return { status, backend, authMode, userRewrite, allowedCidrs, limits, replication };
 }
 
 function storedOf(row: TenantRow): StoredTenant {
   const { status, backend, authMode, userRewrite, allowedCidrs, limits } = row.record;
+  // Records stored before the field existed allow no replication.
+  const replication = row.record.replication ?? ReplicationMode.None;
   return {
-    tenant: { id: row.id, status, backend, authMode, userRewrite, roles: row.roles, allowedCidrs, limits },
+    tenant: { id: row.id, status, backend, authMode, userRewrite, roles: row.roles, allowedCidrs, limits, replication },
     version: Number(row.version),
     createdAt: isoTime(row.created_at),
     updatedAt: isoTime(row.updated_at),

@@ -25,6 +25,14 @@ test('fields the gateway does not know are allowed (a newer control plane may ad
   assert.ok('route' in checkTenantRoute(route, 'acme'));
 });
 
+test('a route without replication (an older control plane) allows none; an unknown value is refused', () => {
+  const { replication: _, ...older } = testRoute('acme', { replication: 'logical' });
+  const checked = checkTenantRoute(older, 'acme');
+  assert.ok('route' in checked);
+  assert.equal(checked.route.replication, 'none');
+  assert.match(problem({ ...testRoute('acme'), replication: 'everything' }), /^\/replication must be equal to one of the allowed values/);
+});
+
 test('a route for another tenant is refused', () => {
   assert.match(problem(testRoute('other')), /\/id is "other", not the tenant asked for/);
 });

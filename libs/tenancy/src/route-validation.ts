@@ -4,7 +4,7 @@
 // older gateways. Defaults are not applied: the control plane serves complete records.
 import { Ajv, type ErrorObject } from 'ajv';
 import { SCRAM_SECRET_PATTERN, TENANT_ID_PATTERN } from './schema.ts';
-import { AuthMode, TenantStatus, type TenantRoute } from './tenant.ts';
+import { AuthMode, ReplicationMode, TenantStatus, type TenantRoute } from './tenant.ts';
 import { parseCidr } from './cidr.ts';
 
 const text = { type: 'string', minLength: 1 } as const;
@@ -47,6 +47,8 @@ export const tenantRouteSchema = {
       required: ['maxConnections', 'connectsPerSecond'],
       properties: { maxConnections: count, connectsPerSecond: count },
     },
+    // Optional: a route from a control plane older than the field allows no replication.
+    replication: { type: 'string', enum: Object.values(ReplicationMode) },
     version: { type: 'integer', minimum: 1 },
     createdAt: text,
     updatedAt: text,
@@ -67,6 +69,7 @@ export function checkTenantRoute(value: unknown, tenantId: string): { route: Ten
   if (!Number.isSafeInteger(route.version)) return { problem: '/version is not a safe integer' };
   const badCidr = route.allowedCidrs.findIndex((cidr) => parseCidr(cidr) === undefined);
   if (badCidr !== -1) return { problem: `/allowedCidrs/${badCidr} is not a CIDR block` };
+  route.replication ??= ReplicationMode.None;
   return { route: deepFreeze(route) };
 }
 

@@ -74,6 +74,7 @@ export const tenantSchema = {
       default: ['0.0.0.0/0', '::/0'],
     },
     limits: limitsSchema,
+    replication: { type: 'string', enum: ['none', 'logical', 'physical'], default: 'none' },
   },
 } as const;
 

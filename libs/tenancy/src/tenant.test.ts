@@ -26,6 +26,7 @@ test('a minimal tenant gets the documented defaults', () => {
     roles: [],
     allowedCidrs: ['0.0.0.0/0', '::/0'],
     limits: { maxConnections: 100, connectsPerSecond: 50 },
+    replication: 'none',
   });
 });
 
@@ -52,6 +53,7 @@ test('a record with every field validates', () => {
     roles: [{ name: 'app', scramSecret: secret, backendUser: 'acme_app' }],
     allowedCidrs: ['10.0.0.0/8'],
     limits: { maxConnections: 5, connectsPerSecond: 1 },
+    replication: 'physical',
   };
   assert.deepEqual(validateTenantInput(full), full);
 });

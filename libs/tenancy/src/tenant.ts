@@ -15,6 +15,14 @@ export type TenantStatus = (typeof TenantStatus)[keyof typeof TenantStatus];
 export const AuthMode = { Gateway: 'gateway', Passthrough: 'passthrough' } as const;
 export type AuthMode = (typeof AuthMode)[keyof typeof AuthMode];
 
+/**
+ * Which replication connections the tenant's clients may open (a startup packet with
+ * `replication`): `logical` allows `replication=database`; `physical` also allows
+ * `replication=true`, which streams the whole backend cluster, not one database.
+ */
+export const ReplicationMode = { None: 'none', Logical: 'logical', Physical: 'physical' } as const;
+export type ReplicationMode = (typeof ReplicationMode)[keyof typeof ReplicationMode];
+
 export interface TenantBackend {
   host: string;
   port: number;
@@ -53,6 +61,7 @@ interface TenantFields<Role> {
   roles: Role[];
   allowedCidrs: string[];
   limits: TenantLimits;
+  replication: ReplicationMode;
 }
 
 export type TenantInput = TenantFields<TenantRoleInput>;

@@ -9,8 +9,10 @@ export const SqlState = {
   ConnectionRejected: '08004',
   /** protocol_violation: malformed packets, bytes after SSLRequest. */
   ProtocolViolation: '08P01',
-  /** feature_not_supported: replication connections, unknown protocol major version. */
+  /** feature_not_supported: replication the tenant does not allow, unknown protocol major version. */
   FeatureNotSupported: '0A000',
+  /** invalid_parameter_value: a startup parameter PostgreSQL would refuse (`replication=maybe`). */
+  InvalidParameterValue: '22023',
   /** invalid_authorization_specification: TLS required, no user name, address not allowed. */
   InvalidAuthorization: '28000',
   /** invalid_password: wrong password or unknown role. */

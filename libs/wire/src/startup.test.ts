@@ -5,6 +5,7 @@ import {
   ProtocolVersion,
   StartupRequestCode,
   parseStartupPacket,
+  replicationRequest,
   serializeCancelRequest,
   serializeGSSENCRequest,
   serializeSSLRequest,
@@ -213,4 +214,18 @@ test('startupPacketLength is the length of the packet serializeStartupMessage wr
   const protocolOptions = new Map([['_pq_.test', 'x']]);
   assert.equal(startupPacketLength(parameters), serializeStartupMessage({ parameters }).length);
   assert.equal(startupPacketLength(parameters, protocolOptions), serializeStartupMessage({ parameters, protocolOptions }).length);
+});
+
+describe('replicationRequest', () => {
+  test("reads the parameter as PostgreSQL does: database, parse_bool's words and prefixes, or nothing", () => {
+    const cases: [string | undefined, string | undefined][] = [
+      [undefined, 'none'],
+      ['database', 'logical'],
+      ['Database', undefined],
+      ...['true', 't', 'TRUE', 'yes', 'y', 'on', 'On', '1'].map((v): [string, string] => [v, 'physical']),
+      ...['false', 'f', 'fa', 'no', 'n', 'off', 'of', 'OFF', '0'].map((v): [string, string] => [v, 'none']),
+      ...['', 'o', 'maybe', ' on', '2', 'truex', 'databases'].map((v): [string, undefined] => [v, undefined]),
+    ];
+    for (const [value, expected] of cases) assert.equal(replicationRequest(value), expected, String(value));
+  });
 });

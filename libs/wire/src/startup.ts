@@ -203,3 +203,33 @@ export function serializeStartupPacket(packet: StartupPacket): Buffer {
       return serializeStartupMessage(packet);
   }
 }
+
+/**
+ * What a StartupMessage's `replication` parameter asks for, read as PostgreSQL reads it:
+ * `database` is a logical walsender, a true boolean a physical one, a false one (or none) an
+ * ordinary session. Booleans are PostgreSQL's parse_bool: any case, unique prefixes of
+ * true/false/yes/no, `on`/`off`, `1`/`0`.
+ * @see https://www.postgresql.org/docs/current/protocol-replication.html
+ */
+export const ReplicationRequest = {
+  None: 'none',
+  Logical: 'logical',
+  Physical: 'physical',
+} as const;
+export type ReplicationRequest = (typeof ReplicationRequest)[keyof typeof ReplicationRequest];
+
+/** @returns undefined when the value is none of PostgreSQL's (PostgreSQL refuses it, 22023). */
+export function replicationRequest(value: string | undefined): ReplicationRequest | undefined {
+  if (value === undefined) return ReplicationRequest.None;
+  if (value === 'database') return ReplicationRequest.Logical;
+  const word = value.toLowerCase();
+  if (word === 'on' || word === '1' || isPrefixOf(word, 'true') || isPrefixOf(word, 'yes')) return ReplicationRequest.Physical;
+  if (word === '0' || (word.length >= 2 && isPrefixOf(word, 'off')) || isPrefixOf(word, 'false') || isPrefixOf(word, 'no')) {
+    return ReplicationRequest.None;
+  }
+  return undefined;
+}
+
+function isPrefixOf(word: string, of: string): boolean {
+  return word.length > 0 && of.startsWith(word);
+}

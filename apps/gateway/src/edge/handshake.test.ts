@@ -333,14 +333,17 @@ test('tenant refusals: SNI and options disagree, neither given', async (t) => {
   assert.equal(await metricValue(front, 'tenantgate_refusals_total', { sqlstate: '08004' }), 2);
 });
 
-test('replication connections are refused with 0A000; replication=false is an ordinary session', async (t) => {
+test('a replication value PostgreSQL knows reaches the session (which asks the tenant); any other is 22023', async (t) => {
   const front = await startTestFront(t, pki);
-  for (const value of ['database', 'true', 'on', '1']) {
-    const fields = errorFields((await send(await tlsClient(front), startupMessage({ user: 'a', replication: value }))).bytes);
-    assert.equal(fields.code, '0A000', value);
+  for (const value of ['database', 'true', 'on', '1', 'YES', 'false', 'off', '0']) {
+    const { bytes } = await send(await tlsClient(front), startupMessage({ user: 'a', replication: value }));
+    assert.equal(errorFields(bytes).code, 'XX000', value);
   }
-  const { bytes } = await send(await tlsClient(front), startupMessage({ user: 'a', replication: 'false' }));
-  assert.equal(errorFields(bytes).code, 'XX000');
+  for (const value of ['maybe', ' on', 'o', 'databases', '']) {
+    const fields = errorFields((await send(await tlsClient(front), startupMessage({ user: 'a', replication: value }))).bytes);
+    assert.equal(fields.code, '22023', value);
+    assert.equal(fields.message, `invalid value for parameter "replication": "${value}"`);
+  }
 });
 
 test('bytes the client sent after its StartupMessage stay in the socket for the next phase', async (t) => {

@@ -14,6 +14,7 @@ import {
   ProtocolError,
   StartupRequestCode,
   parseStartupPacket,
+  replicationRequest,
   serializeNegotiateProtocolVersion,
   type CancelRequest,
   type StartupMessage,
@@ -320,7 +321,7 @@ class ClientHandshake {
     }
     const serverName = normalizeServerName(this.#socket instanceof TLSSocket ? this.#socket.servername : undefined);
     try {
-      refuseReplication(packet.parameters);
+      checkReplicationValue(packet.parameters);
       const identity = this.#options.tenants.identify(serverName, packet.parameters);
       const startup = { minorVersion, parameters: identity.parameters };
       this.#handOver({ serverName, tenantId: identity.tenantId, tenantIdOrigin: identity.origin, startup });
@@ -433,20 +434,17 @@ function malformedPacketRefusal(frame: Buffer, error: ProtocolError): Refusal | 
 }
 
 /**
- * Replication connections (physical or logical walsenders) are not spliced: they would hold
- * CopyBoth streams that drain cannot end at a message boundary, and a physical walsender
- * streams the whole cluster, not one tenant's database. `replication=false` is an ordinary session.
+ * A `replication` value PostgreSQL would refuse is refused here with PostgreSQL's words. Whether
+ * the tenant allows replication is the session's to decide (session/replication.ts), once the
+ * tenant is known.
  */
-function refuseReplication(parameters: ReadonlyMap<string, string>): void {
+function checkReplicationValue(parameters: ReadonlyMap<string, string>): void {
   const value = parameters.get('replication');
-  if (value === undefined || FALSE_VALUES.has(value.trim().toLowerCase())) return;
-  throw new Refusal(SqlState.FeatureNotSupported, 'replication connections are not supported through the gateway', {
-    hint: 'Connect without the replication parameter.',
+  if (replicationRequest(value) !== undefined) return;
+  throw new Refusal(SqlState.InvalidParameterValue, `invalid value for parameter "replication": "${value}"`, {
+    hint: 'Valid values are: "false", 0, "true", 1, "database".',
   });
 }
-
-/** What PostgreSQL's parse_bool reads as false (unique prefixes of false, no and off included). */
-const FALSE_VALUES = new Set(['0', 'f', 'fa', 'fal', 'fals', 'false', 'n', 'no', 'of', 'off']);
 
 function tlsRequired(): Refusal {
   return new Refusal(SqlState.InvalidAuthorization, 'TLS is required', {

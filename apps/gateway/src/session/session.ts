@@ -16,7 +16,8 @@ import {
 import type { Admission, AdmissionTicket } from './admission.ts';
 import type { Connection, SessionClient } from './client.ts';
 import { authenticateClient, collectPassword } from './edge-auth.ts';
-import { splice, type Splice } from './splice.ts';
+import { SPLICE_CLOSE_GRACE_MS, splice, type Splice } from './splice.ts';
+import { checkReplication } from './replication.ts';
 import { rewriteStartup } from './startup-rewrite.ts';
 import {
   abandonBackend,
@@ -153,16 +154,23 @@ export class Sessions {
   /**
    * Refuses the sessions not yet spliced, then ends the spliced ones: idle ones (last
    * ReadyForQuery 'I') at once with FATAL 57P01 at a message boundary, others as they become
-   * idle; at the deadline the rest are closed.
+   * idle. At the deadline the rest (a long query, a replication stream) are ended as
+   * PostgreSQL's fast shutdown ends them: what runs is cancelled, and the client gets the same
+   * FATAL after the whole messages it has; whatever has not closed a grace time later is cut.
    */
   async drain(deadlineMs: number): Promise<void> {
     this.refuseNew();
     await Promise.all(this.#settingUp);
     const { live } = this.#shared;
     for (const session of live.keys()) session.closeWhenIdle(SHUTDOWN);
-    const deadline = Date.now() + deadlineMs;
-    while (live.size > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+    await this.#whileLive(Date.now() + deadlineMs);
+    for (const session of live.values()) endSession(this.#shared, session, SHUTDOWN);
+    await this.#whileLive(Date.now() + SPLICE_CLOSE_GRACE_MS);
     for (const session of live.keys()) session.destroy();
+  }
+
+  async #whileLive(deadline: number): Promise<void> {
+    while (this.#shared.live.size > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
   }
 
   /** The live sessions, of one tenant or all. */
@@ -191,10 +199,7 @@ export class Sessions {
     let ended = 0;
     for (const session of this.#shared.live.values()) {
       if ('id' in which ? session.id !== which.id : session.tenantId !== which.tenantId) continue;
-      const busy = !session.splice.idle;
-      if (!session.splice.terminate(TERMINATED)) continue;
-      if (busy) cancelRunning(this.#shared, session);
-      ended++;
+      if (endSession(this.#shared, session, TERMINATED)) ended++;
     }
     // Sessions of the tenant still being set up are refused at hand-over (see handOver). A mark
     // older than any set-up can be (authentication, then the backend) is dropped.
@@ -227,10 +232,17 @@ function stateOf(splice: Splice): SessionInfo['state'] {
   }
 }
 
-/** The backend's CancelRequest for what the session runs; a failure only means the query runs on until its Terminate. */
-function cancelRunning(shared: Shared, session: LiveSession): void {
-  // The splice still ends the session; PostgreSQL ends the query when it next writes to it.
-  shared.cancelBackend(session.target).catch(() => {});
+/**
+ * Ends a session as pg_terminate_backend does: the client gets `errorResponse` at a message
+ * boundary, and a query still running is cancelled on the backend (a failed cancel only means
+ * the query runs on until PostgreSQL next writes to the closed session). False when the session
+ * was already ending.
+ */
+function endSession(shared: Shared, session: LiveSession, errorResponse: Buffer): boolean {
+  const busy = !session.splice.idle;
+  if (!session.splice.terminate(errorResponse)) return false;
+  if (busy) shared.cancelBackend(session.target).catch(() => {});
+  return true;
 }
 
 /** One client while its session is set up: what each step after the tenant check reads. */
@@ -288,7 +300,10 @@ async function serveClient(shared: Shared, client: SessionClient, connection: Co
 
 async function run(shared: Shared, client: SessionClient, connection: Connection, signal: AbortSignal, span: Span): Promise<void> {
   const tenant = await timed(shared, Phase.Resolve, () => resolveTenant(shared, client, signal));
-  timed(shared, Phase.Admit, () => shared.admission.check(tenant, client.clientAddress));
+  timed(shared, Phase.Admit, () => {
+    shared.admission.check(tenant, client.clientAddress);
+    checkReplication(tenant, client.startup.parameters);
+  });
   const user = client.startup.parameters.get('user') as string;
   const attempt: Attempt = {
     client,

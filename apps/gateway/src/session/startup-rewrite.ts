@@ -3,7 +3,7 @@
 // backend database when one is set. Everything else the client sent passes through in its order.
 // @see https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-STARTUPMESSAGE
 import type { Tenant, TenantRole } from '@tenantgate/tenancy';
-import { SqlState } from '@tenantgate/wire';
+import { ReplicationRequest, SqlState, replicationRequest } from '@tenantgate/wire';
 import { Refusal } from '../errors.ts';
 
 /** PostgreSQL's NAMEDATALEN - 1: the longest role name, in bytes. */
@@ -23,9 +23,6 @@ export interface RewriteStartupInput {
 // One pass over the template: a user name that contains "{tenant}" is not expanded again.
 const PLACEHOLDER = /\{(user|tenant)\}/g;
 
-/** What PostgreSQL's parse_bool reads as false (unique prefixes of false, no and off included). */
-const FALSE_VALUES = new Set(['0', 'f', 'fa', 'fal', 'fals', 'false', 'n', 'no', 'of', 'off']);
-
 /**
  * The parameters for the backend's StartupMessage: `user` first, then `database`, then the
  * client's other parameters in the order it sent them (what startBackendSession expects).
@@ -40,7 +37,6 @@ export function rewriteStartup({ parameters, tenant, role }: RewriteStartupInput
   // The handshake refuses a StartupMessage without `user`, and the role was looked up by it.
   if (clientUser === undefined) throw new Error('rewriteStartup: the startup parameters have no user');
   if (clientUser !== role.name) throw new Error('rewriteStartup: the role is not the one the client named');
-  checkReplication(parameters.get('replication'));
   const user = checkBackendUser(role.backendUser ?? applyTemplate(tenant, clientUser), clientUser);
   const database = tenant.backend.database ?? parameters.get('database') ?? clientUser;
   const rewritten = new Map([
@@ -50,6 +46,9 @@ export function rewriteStartup({ parameters, tenant, role }: RewriteStartupInput
   for (const [name, value] of parameters) {
     if (name !== 'user' && name !== 'database' && name !== 'replication') rewritten.set(name, value);
   }
+  // Checked against the tenant before authentication (replication.ts); a false value changes nothing.
+  const replication = parameters.get('replication');
+  if (replicationRequest(replication) !== ReplicationRequest.None) rewritten.set('replication', replication as string);
   return rewritten;
 }
 
@@ -86,16 +85,4 @@ function checkBackendUser(user: string, clientUser: string): string {
     );
   }
   return user;
-}
-
-/**
- * The handshake refuses replication connections; `replication=false` (an ordinary session) may
- * get here and is dropped, as it changes nothing. Anything else is refused again, in case a
- * caller skipped the handshake's check: a walsender must never be started for a tenant.
- */
-function checkReplication(value: string | undefined): void {
-  if (value === undefined || FALSE_VALUES.has(value.trim().toLowerCase())) return;
-  throw new Refusal(SqlState.FeatureNotSupported, 'replication connections are not supported through the gateway', {
-    hint: 'Connect without the replication parameter.',
-  });
 }

@@ -52,6 +52,7 @@ test('a valid file loads every tenant, with the defaults of the schema', async (
     roles: [{ name: 'app', scramSecret: SECRET }],
     allowedCidrs: ['0.0.0.0/0', '::/0'],
     limits: { maxConnections: 100, connectsPerSecond: 50 },
+    replication: 'none',
   });
   assert.equal(tenants.get('beta')?.status, 'suspended');
   assert.ok(Object.isFrozen(tenants.get('acme')) && Object.isFrozen(tenants.get('acme')?.roles[0]), 'shared, so frozen');

@@ -130,6 +130,7 @@ function edgeTenant(id: string, roles: TenantRole[]): Tenant {
     roles,
     allowedCidrs: ['0.0.0.0/0'],
     limits: { maxConnections: 100, connectsPerSecond: 50 },
+    replication: 'none',
   };
 }
 

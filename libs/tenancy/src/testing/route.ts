@@ -14,6 +14,7 @@ export function testRoute(id: string, overrides: Partial<TenantRoute> = {}): Ten
     roles: [{ name: 'app', scramSecret: TEST_SCRAM_SECRET, backendUser: `${id}_app` }],
     allowedCidrs: ['0.0.0.0/0', '::/0'],
     limits: { maxConnections: 100, connectsPerSecond: 50 },
+    replication: 'none',
     version: 1,
     createdAt: '2025-01-01T00:00:00.000Z',
     updatedAt: '2025-01-01T00:00:00.000Z',
