@@ -7,8 +7,10 @@ import { once } from 'node:events';
 import { createInterface } from 'node:readline';
 import type { TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { getFreePort, type TestPki } from '@tenantgate/testing';
-import { SUFFIX } from './harness.ts';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { createTestPki, getFreePort, type PostgresServer, type TestPki } from '@tenantgate/testing';
+import { PASSWORD, scratchDir, startCertBackend, SUFFIX } from './harness.ts';
 
 export const GATEWAY_MAIN = fileURLToPath(new URL('../../apps/gateway/src/main.ts', import.meta.url));
 export const CONTROL_PLANE_MAIN = fileURLToPath(new URL('../../apps/control-plane/src/main.ts', import.meta.url));
@@ -113,4 +115,53 @@ export async function startGatewayProcess(t: TestContext, env: Record<string, st
 function splitAddress(address: string): [string, string] {
   const at = address.lastIndexOf(':');
   return [address.slice(0, at), address.slice(at + 1)];
+}
+
+/** The GATEWAY_ADMIN_TOKENS of adminGatewayFixture's gateway. */
+export const GATEWAY_ADMIN_TOKEN = 'gateway-admin-token-0123456789';
+
+/** A call to a gateway process's admin port with `token` (default the admin token; null: none) and a JSON body. */
+export async function adminCall<Body = Record<string, unknown>>(
+  gateway: Pick<GatewayProcess, 'adminPort'>,
+  method: string,
+  path: string,
+  options: { readonly token?: string | null; readonly body?: unknown } = {},
+): Promise<{ status: number; body: Body }> {
+  const token = options.token === undefined ? GATEWAY_ADMIN_TOKEN : options.token;
+  const { body } = options;
+  const response = await fetch(`http://127.0.0.1:${gateway.adminPort}${path}`, {
+    method,
+    headers: token === null ? {} : { authorization: `Bearer ${token}` },
+    ...(body === undefined ? {} : { body: typeof body === 'string' ? body : JSON.stringify(body) }),
+  });
+  return { status: response.status, body: (await response.json()) as Body };
+}
+
+export interface AdminGatewayFixture {
+  readonly pki: TestPki;
+  readonly dir: string;
+  readonly backend: PostgresServer;
+  /** The tenants file: `acme` and `globex`, role `app` with PASSWORD, on `backend`. */
+  readonly tenantsFile: string;
+  /** The test CA as a file, for psql's sslrootcert. */
+  readonly caFile: string;
+  readonly gateway: GatewayProcess;
+}
+
+/** A certificate-login backend, two tenants on it, and a gateway process whose admin port takes GATEWAY_ADMIN_TOKEN. */
+export async function adminGatewayFixture(t: TestContext, env: Record<string, string> = {}): Promise<AdminGatewayFixture> {
+  const pki = await createTestPki();
+  const dir = scratchDir(t, 'gw-admin');
+  const backend = await startCertBackend(t, pki);
+  const tenantsFile = join(dir, 'tenants.json');
+  const tenant = (id: string) => ({ id, backend: { host: '127.0.0.1', port: backend.port }, roles: [{ name: 'app', password: PASSWORD }] });
+  await writeFile(tenantsFile, JSON.stringify({ tenants: [tenant('acme'), tenant('globex')] }));
+  const caFile = join(dir, 'ca.pem');
+  await writeFile(caFile, pki.ca.certPem);
+  const gatewayEnv = await gatewayEnvironment(pki, {
+    GATEWAY_TENANTS_FILE: tenantsFile,
+    GATEWAY_ADMIN_TOKENS: GATEWAY_ADMIN_TOKEN,
+    ...env,
+  });
+  return { pki, dir, backend, tenantsFile, caFile, gateway: await startGatewayProcess(t, gatewayEnv) };
 }

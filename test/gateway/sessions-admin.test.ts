@@ -4,8 +4,6 @@
 // gateway processes through Redis and leave the other tenant's sessions running.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import type pg from 'pg';
 import { createTestPki, startRedis } from '@tenantgate/testing';
 import { call, GATEWAY_TOKEN, startTestControlPlane } from '../control-plane/harness.ts';
@@ -16,15 +14,19 @@ import {
   pgClient,
   psqlExit,
   psqlSettings,
-  scratchDir,
   spawnPsql,
   startCertBackend,
   tenantHost,
   waitForActiveSleep,
 } from './harness.ts';
-import { gatewayEnvironment, startGatewayProcess, type GatewayProcess } from './app-processes.ts';
-
-const ADMIN_TOKEN = 'gateway-admin-token-0123456789';
+import {
+  adminCall,
+  adminGatewayFixture,
+  GATEWAY_ADMIN_TOKEN,
+  gatewayEnvironment,
+  startGatewayProcess,
+  type GatewayProcess,
+} from './app-processes.ts';
 
 interface SessionView {
   id: string;
@@ -36,12 +38,8 @@ interface SessionView {
   bytes: { toClient: number; toBackend: number };
 }
 
-async function admin(gateway: GatewayProcess, method: string, path: string, token: string | null = ADMIN_TOKEN) {
-  const response = await fetch(`http://127.0.0.1:${gateway.adminPort}${path}`, {
-    method,
-    headers: token === null ? {} : { authorization: `Bearer ${token}` },
-  });
-  return { status: response.status, body: (await response.json()) as { sessions?: SessionView[]; error?: string } };
+function admin(gateway: GatewayProcess, method: string, path: string, token: string | null = GATEWAY_ADMIN_TOKEN) {
+  return adminCall<{ sessions?: SessionView[]; error?: string }>(gateway, method, path, { token });
 }
 
 /**
@@ -53,18 +51,7 @@ function endedWith(client: pg.Client): Promise<string | undefined> {
 }
 
 test("the admin port lists a gateway's sessions and ends one, behind a token", async (t) => {
-  const pki = await createTestPki();
-  const dir = scratchDir(t, 'gw-sessions-admin');
-  const backend = await startCertBackend(t, pki);
-  const tenantsFile = join(dir, 'tenants.json');
-  const tenant = (id: string) => ({ id, backend: { host: '127.0.0.1', port: backend.port }, roles: [{ name: 'app', password: PASSWORD }] });
-  await writeFile(tenantsFile, JSON.stringify({ tenants: [tenant('acme'), tenant('globex')] }));
-  const caFile = join(dir, 'ca.pem');
-  await writeFile(caFile, pki.ca.certPem);
-  const gateway = await startGatewayProcess(
-    t,
-    await gatewayEnvironment(pki, { GATEWAY_TENANTS_FILE: tenantsFile, GATEWAY_ADMIN_TOKENS: ADMIN_TOKEN }),
-  );
+  const { pki, dir, backend, tenantsFile, caFile, gateway } = await adminGatewayFixture(t);
 
   const idle = await connectPg(t, gateway, pki, { servername: tenantHost('acme'), database: 'app' });
   await idle.query('select 1');

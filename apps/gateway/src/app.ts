@@ -16,7 +16,7 @@ import { CancelRegistry, type CancelKeyStore } from './cancel/index.ts';
 import type { TenantDirectory } from './tenants/index.ts';
 import type { FleetLimits } from './limits/index.ts';
 import type { Logger } from './telemetry/index.ts';
-import type { GatewayMetrics } from './telemetry/index.ts';
+import type { GatewayMetrics, ProtocolTraceOptions } from './telemetry/index.ts';
 
 export type GatewaySettings = Pick<
   GatewayConfig,
@@ -55,6 +55,10 @@ export interface Gateway {
   listSessions(tenantId?: string): SessionInfo[];
   /** Ends one session, or a tenant's, with FATAL 57P01 at a message boundary; returns how many. */
   terminateSessions(which: { readonly id: string } | { readonly tenantId: string }): number;
+  /** Traces a live session's messages until `options.until`; returns how many had that id (0 or 1). */
+  traceSession(id: string, options: ProtocolTraceOptions): number;
+  /** Traces the tenant's next `connections` connections (of this process) until `options.until`. */
+  traceTenant(tenantId: string, connections: number, options: ProtocolTraceOptions): void;
   /** New certificates (SIGHUP): new connections use them; open sessions keep theirs. */
   reloadCertificates(certificates: readonly CertificateInput[]): void;
   /** Forget cached tenant client certificates so the next connection reads them again. */
@@ -94,6 +98,8 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     },
     listSessions: (tenantId) => sessions.list(tenantId),
     terminateSessions: (which) => sessions.terminate(which),
+    traceSession: (id, traceOptions) => sessions.traceSession(id, traceOptions),
+    traceTenant: (tenantId, connections, traceOptions) => sessions.traceTenant(tenantId, connections, traceOptions),
     reloadCertificates: (certificates) => contexts?.reload(certificates),
     reloadSecrets: () => backendTls.reloadClientCertificates(),
     reloadBackendDefaults: (defaults) => backendTls.reloadDefaults(defaults),

@@ -144,6 +144,11 @@ async function serve(config: GatewayConfig, logger: Logger, tracing: Tracing | u
             sessions: {
               list: async (tenantId) => gateway.listSessions(tenantId),
               terminate: async (id) => gateway.terminateSessions({ id }),
+              trace: async (id, options) => gateway.traceSession(id, options),
+              traceTenant: async (tenantId, connections, options) => {
+                gateway.traceTenant(tenantId, connections, options);
+                return 1;
+              },
             },
             tokens: config.adminTokens,
           }),
@@ -164,6 +169,8 @@ async function serve(config: GatewayConfig, logger: Logger, tracing: Tracing | u
     answerSessionRequests(process, {
       list: (tenantId) => gateway.listSessions(tenantId),
       terminate: (which) => gateway.terminateSessions(which),
+      traceSession: (id, options) => gateway.traceSession(id, options),
+      traceTenant: (tenantId, connections, options) => gateway.traceTenant(tenantId, connections, options),
     });
     process.send?.({ type: ClusterMessage.Listening });
   }

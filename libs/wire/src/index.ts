@@ -8,3 +8,4 @@ export * from './startup.ts';
 export * from './saslprep.ts';
 export * from './channel-binding.ts';
 export * from './scram.ts';
+export * from './describe.ts';

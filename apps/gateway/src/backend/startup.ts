@@ -26,6 +26,7 @@ import {
   type NoticeFields,
   type TransactionStatus,
 } from '@tenantgate/wire';
+import type { WireTap } from '../telemetry/index.ts';
 import {
   BackendAuthFailedError,
   BackendAuthUnsupportedError,
@@ -61,6 +62,8 @@ export interface StartBackendSessionOptions {
   /** Protocol 3.minor asked of the backend; default 0 (3.0). PostgreSQL < 18 answers 3.2 with NegotiateProtocolVersion. */
   readonly minorVersion?: number;
   readonly signal?: AbortSignal;
+  /** A protocol trace's view of the backend socket (traced connections only). */
+  readonly tap?: WireTap | undefined;
 }
 
 /** What authenticated the gateway to the backend. */
@@ -154,14 +157,17 @@ async function runStartup(
   options: StartBackendSessionOptions,
 ): Promise<BackendSession> {
   const started = performance.now();
-  const reader = new StartupReader(socket, watch);
+  const reader = new StartupReader(socket, watch, options.tap);
   const stopLimits = limit(reader, watch.where, options.timeoutMs, options.signal);
   try {
     checkIdle(watch);
+    // The StartupMessage has no type byte: the trace is told its parameters by the session.
     socket.write(startup);
     while (exchange.state !== StartupState.Ready) {
       const reply = await exchange.handle(await reader.next(exchange.minorVersion, exchange.answersPasswords));
-      if (reply !== undefined) socket.write(reply);
+      if (reply === undefined) continue;
+      options.tap?.wrote(reply);
+      socket.write(reply);
     }
     return { ...exchange.result(), socket, leftover: reader.detach(), startupMs: performance.now() - started };
   } catch (error) {
@@ -229,9 +235,12 @@ class StartupReader {
   #received = 0;
   #attached = true;
 
-  constructor(socket: TLSSocket, watch: IdleWatch) {
+  readonly #tap: WireTap | undefined;
+
+  constructor(socket: TLSSocket, watch: IdleWatch, tap: WireTap | undefined) {
     this.#socket = socket;
     this.#watch = watch;
+    this.#tap = tap;
     socket.on('data', this.#onData);
     socket.on('error', this.#onError);
     socket.on('close', this.#onClose);
@@ -268,6 +277,7 @@ class StartupReader {
   }
 
   readonly #onData = (chunk: Buffer): void => {
+    this.#tap?.read(chunk);
     this.#received += chunk.length;
     this.#decoder.push(chunk);
     const waiter = this.#waiter;

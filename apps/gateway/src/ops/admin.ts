@@ -6,13 +6,15 @@
 //               check; 503 during drain)
 // GET /sessions[?tenant=id], DELETE /sessions/:id   the live sessions, and ending one with FATAL
 //               57P01; a Bearer token of GATEWAY_ADMIN_TOKENS required (none set: 403)
+// POST /sessions/:id/trace, POST /tenants/:id/trace   a protocol trace of one session, or of a
+//               tenant's next connections, for a bounded time; same token
 // Behind a load balancer that sends PROXY protocol headers, its health checks carry one here too.
 // Map: docs/architecture.md, "Drain and shutdown".
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { once } from 'node:events';
 import type { AddressInfo, Socket } from 'node:net';
 import type { ListenAddress, ProxyProtocolMode } from '../config/index.ts';
-import type { Logger } from '../telemetry/index.ts';
+import type { Logger, ProtocolTraceOptions } from '../telemetry/index.ts';
 import { readProxyHeader, type ProxyHeaderMode } from '../edge/index.ts';
 import { ProxyHeaderError, ProxyHeaderFailure } from '../errors.ts';
 import { READY, type ReadinessState } from './readiness.ts';
@@ -24,7 +26,18 @@ export interface AdminSessions {
   list(tenantId: string | undefined): Promise<readonly SessionInfo[]>;
   /** How many sessions had that id (0 or 1). */
   terminate(id: string): Promise<number>;
+  /** Traces a live session; how many sessions had that id (0 or 1). */
+  trace(id: string, options: ProtocolTraceOptions): Promise<number>;
+  /** Traces the tenant's next `connections` connections in each process; how many processes took it. */
+  traceTenant(tenantId: string, connections: number, options: ProtocolTraceOptions): Promise<number>;
 }
+
+/** Bounds of a trace request: long enough to catch a reconnecting client, short enough to forget. */
+export const TRACE_DEFAULT_SECONDS = 60;
+export const TRACE_MAX_SECONDS = 3600;
+export const TRACE_MAX_CONNECTIONS = 1000;
+/** A trace request body is a few fields. */
+const MAX_BODY_BYTES = 4096;
 
 /** What /metrics serves: a prom-client Registry, or an adapter over a cluster aggregator. */
 export interface MetricsSource {
@@ -139,7 +152,7 @@ function logHeaderFailure(err: unknown, socket: Socket, logger: Logger): void {
 
 function handle(req: IncomingMessage, res: ServerResponse, options: AdminServerOptions, tokens: KnownTokens): void {
   const path = (req.url ?? '/').split('?', 1)[0] ?? '/';
-  if (options.sessions !== undefined && (path === '/sessions' || path.startsWith('/sessions/'))) {
+  if (options.sessions !== undefined && (path === '/sessions' || path.startsWith('/sessions/') || path.startsWith('/tenants/'))) {
     sessionsRoute(req, path, options.sessions, tokens).then(
       (reply) => send(res, reply),
       (err: unknown) => {
@@ -197,22 +210,88 @@ function readinessReply(state: ReadinessState): Reply {
   return state.ready ? json(200, { status: 'ready' }) : json(503, { status: 'not ready', reasons: state.reasons });
 }
 
-/** GET /sessions[?tenant=], DELETE /sessions/:id, behind a Bearer token. */
+/** GET /sessions[?tenant=], DELETE /sessions/:id, POST /sessions/:id/trace, POST /tenants/:id/trace, behind a Bearer token. */
 async function sessionsRoute(req: IncomingMessage, path: string, sessions: AdminSessions, tokens: KnownTokens): Promise<Reply> {
   if (tokens.size === 0) return json(403, { error: 'the session endpoints are closed: set GATEWAY_ADMIN_TOKENS to open them' });
   if (!tokens.has(bearerToken(req.headers.authorization))) {
     return { ...json(401, { error: 'a Bearer token of GATEWAY_ADMIN_TOKENS is required' }), headers: { 'www-authenticate': 'Bearer' } };
   }
   if (path === '/sessions') {
-    if (req.method !== 'GET' && req.method !== 'HEAD')
-      return { ...json(405, { error: 'method not allowed' }), headers: { allow: 'GET, HEAD' } };
+    if (req.method !== 'GET' && req.method !== 'HEAD') return notAllowed('GET, HEAD');
     const tenant = new URL(req.url ?? '/', 'http://admin').searchParams.get('tenant') ?? undefined;
     return json(200, { sessions: await sessions.list(tenant) });
   }
-  if (req.method !== 'DELETE') return { ...json(405, { error: 'method not allowed' }), headers: { allow: 'DELETE' } };
+  const trace = /^\/(sessions|tenants)\/([^/]+)\/trace$/.exec(path);
+  if (trace !== null) return req.method === 'POST' ? traceRoute(req, trace[1] as string, trace[2] as string, sessions) : notAllowed('POST');
+  if (path.startsWith('/tenants/')) return json(404, { error: 'not found' });
+  if (req.method !== 'DELETE') return notAllowed('DELETE');
   const id = path.slice('/sessions/'.length);
-  if (!/^[0-9]+-[0-9]+$/.test(id) || (await sessions.terminate(id)) === 0) return json(404, { error: `no session "${id}"` });
+  if (!SESSION_ID.test(id) || (await sessions.terminate(id)) === 0) return json(404, { error: `no session "${id}"` });
   return json(200, { id, terminated: true });
+}
+
+const SESSION_ID = /^[0-9]+-[0-9]+$/;
+const TENANT_ID = /^[a-z0-9-]{1,63}$/;
+
+/** POST /sessions/:id/trace or /tenants/:id/trace with `{"seconds","includeQueries","connections"}` (all optional). */
+async function traceRoute(req: IncomingMessage, kind: string, id: string, sessions: AdminSessions): Promise<Reply> {
+  const body = await readJson(req);
+  if (typeof body === 'string') return json(400, { error: body });
+  const request = traceRequest(body, kind === 'tenants');
+  if (typeof request === 'string') return json(400, { error: request });
+  const options: ProtocolTraceOptions = { until: Date.now() + request.seconds * 1000, includeQueries: request.includeQueries };
+  const trace = { until: new Date(options.until).toISOString(), includeQueries: options.includeQueries };
+  if (kind === 'sessions') {
+    if (!SESSION_ID.test(id) || (await sessions.trace(id, options)) === 0) return json(404, { error: `no session "${id}"` });
+    return json(200, { id, trace });
+  }
+  if (!TENANT_ID.test(id)) return json(404, { error: `no tenant "${id}"` });
+  const processes = await sessions.traceTenant(id, request.connections, options);
+  return json(200, { tenant: id, trace: { ...trace, connections: request.connections }, processes });
+}
+
+interface TraceRequest {
+  readonly seconds: number;
+  readonly includeQueries: boolean;
+  readonly connections: number;
+}
+
+/** The request's fields with their defaults, or what is wrong with them. */
+function traceRequest(body: unknown, forTenant: boolean): TraceRequest | string {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) return 'the body must be a JSON object';
+  const { seconds = TRACE_DEFAULT_SECONDS, includeQueries = false, connections = 1, ...rest } = body as Record<string, unknown>;
+  const unknown = Object.keys(rest).concat(forTenant || !('connections' in body) ? [] : ['connections']);
+  if (unknown.length > 0) return `unknown field "${unknown[0]}"`;
+  if (!isIntegerIn(seconds, 1, TRACE_MAX_SECONDS)) return `"seconds" must be an integer from 1 to ${TRACE_MAX_SECONDS}`;
+  if (typeof includeQueries !== 'boolean') return '"includeQueries" must be true or false';
+  if (!isIntegerIn(connections, 1, TRACE_MAX_CONNECTIONS)) return `"connections" must be an integer from 1 to ${TRACE_MAX_CONNECTIONS}`;
+  return { seconds, includeQueries, connections };
+}
+
+function isIntegerIn(value: unknown, min: number, max: number): value is number {
+  return Number.isInteger(value) && (value as number) >= min && (value as number) <= max;
+}
+
+/** The request's JSON body ({} when empty), or why it cannot be read. */
+async function readJson(req: IncomingMessage): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > MAX_BODY_BYTES) return `the body must be at most ${MAX_BODY_BYTES} bytes`;
+    chunks.push(chunk);
+  }
+  const text = Buffer.concat(chunks).toString('utf8').trim();
+  if (text === '') return {};
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return 'the body is not JSON';
+  }
+}
+
+function notAllowed(allow: string): Reply {
+  return { ...json(405, { error: 'method not allowed' }), headers: { allow } };
 }
 
 function json(status: number, body: unknown): Reply {

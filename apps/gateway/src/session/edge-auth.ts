@@ -36,7 +36,7 @@ import {
 } from '@tenantgate/wire';
 import type { TenantRole } from '@tenantgate/tenancy';
 import { checkTimeout } from '../backend/index.ts';
-import { ConnectionOutcome, type GatewayMetrics } from '../telemetry/index.ts';
+import { ConnectionOutcome, type GatewayMetrics, type WireTap } from '../telemetry/index.ts';
 import { closeGracefully, sendRefusal } from '../refusal.ts';
 import { Refusal, EdgeAuthError } from '../errors.ts';
 
@@ -87,6 +87,8 @@ export interface EdgeAuthOptions {
   readonly metrics?: Pick<GatewayMetrics, 'refusals'>;
   /** How long a refused client may take to close; REFUSAL_GRACE_MS when absent. */
   readonly refusalGraceMs?: number;
+  /** A protocol trace's view of the client socket (traced connections only). */
+  readonly tap?: WireTap | undefined;
 }
 
 /**
@@ -114,7 +116,7 @@ export interface PasswordResult {
 }
 
 /** The options of {@link collectPassword}: no role or secret, the backend has them. */
-export type PasswordOptions = Pick<EdgeAuthOptions, 'roleName' | 'timeoutMs' | 'signal' | 'metrics' | 'refusalGraceMs'>;
+export type PasswordOptions = Pick<EdgeAuthOptions, 'roleName' | 'timeoutMs' | 'signal' | 'metrics' | 'refusalGraceMs' | 'tap'>;
 
 /**
  * Runs SASL authentication with a client that sent its StartupMessage: AuthenticationSASL,
@@ -208,9 +210,9 @@ class EdgeAuthentication {
     this.#socket.on('close', this.#onEnd);
     if (this.#passwordMode) {
       this.#state = EdgeAuthState.AwaitingPassword;
-      this.#socket.write(serializeAuthenticationCleartextPassword());
+      this.#send(serializeAuthenticationCleartextPassword());
     } else {
-      this.#socket.write(serializeAuthenticationSASL(this.#offered));
+      this.#send(serializeAuthenticationSASL(this.#offered));
     }
     this.#socket.resume();
   }
@@ -231,7 +233,14 @@ class EdgeAuthentication {
     });
   }
 
+  /** Writes a message of ours to the client. */
+  #send(message: Buffer): void {
+    this.#options.tap?.wrote(message);
+    this.#socket.write(message);
+  }
+
   readonly #onData = (chunk: Buffer): void => {
+    this.#options.tap?.read(chunk);
     try {
       this.#decoder.push(chunk);
       while (this.#state !== EdgeAuthState.Done) {
@@ -280,13 +289,13 @@ class EdgeAuthentication {
     if (data !== null) return this.#onClientFirst(data);
     // No initial response (length -1): an empty challenge, answered by the client-first-message.
     this.#state = EdgeAuthState.AwaitingClientFirst;
-    this.#socket.write(serializeAuthenticationSASLContinue(Buffer.alloc(0)));
+    this.#send(serializeAuthenticationSASLContinue(Buffer.alloc(0)));
   }
 
   #onClientFirst(data: Buffer): void {
     const serverFirst = this.#scram().handleClientFirst(this.#mechanism, data);
     this.#state = EdgeAuthState.AwaitingClientFinal;
-    this.#socket.write(serializeAuthenticationSASLContinue(Buffer.from(serverFirst, 'latin1')));
+    this.#send(serializeAuthenticationSASLContinue(Buffer.from(serverFirst, 'latin1')));
   }
 
   #onClientFinal(data: Buffer): void {
@@ -294,7 +303,7 @@ class EdgeAuthentication {
     const serverFinal = exchange.handleClientFinal(data);
     const secret = this.#secret as ScramSecret; // the mock exchange never succeeds
     const clientKey = exchange.clientKey;
-    this.#socket.write(serializeAuthenticationSASLFinal(Buffer.from(serverFinal, 'latin1')));
+    this.#send(serializeAuthenticationSASLFinal(Buffer.from(serverFinal, 'latin1')));
     this.#settle();
     this.#socket.pause();
     this.#resolve({

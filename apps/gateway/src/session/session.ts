@@ -42,6 +42,10 @@ import {
   startConnectionSpan,
   startPhaseSpan,
   type GatewayMetrics,
+  type Logger,
+  ProtocolTrace,
+  type ProtocolTraceOptions,
+  TenantTraces,
 } from '../telemetry/index.ts';
 import type { Span } from '@opentelemetry/api';
 import { AddressBuckets } from '../limits/index.ts';
@@ -75,6 +79,8 @@ interface Shared extends SessionsOptions {
    * before that is refused at hand-over, so none slips through while it authenticates.
    */
   readonly terminations: Map<string, number>;
+  /** Tenants whose next connections are traced (POST /tenants/:id/trace). */
+  readonly tenantTraces: TenantTraces;
 }
 
 /** A spliced session, as the admin port lists it and an operator ends it. */
@@ -89,6 +95,8 @@ interface LiveSession {
   readonly splice: Splice;
   /** The backend's key, to cancel what it runs when the session is ended. */
   readonly target: CancelTarget;
+  /** The connection's logger, for a protocol trace of the session. */
+  readonly log: Logger;
 }
 
 /** What `GET /sessions` shows of a session. */
@@ -131,6 +139,7 @@ export class Sessions {
       terminations: new Map(),
       unknownLookups: new AddressBuckets(UNKNOWN_TENANTS_PER_ADDRESS, ['unknown']),
       shutdown: this.#shutdown.signal,
+      tenantTraces: new TenantTraces(),
     };
   }
 
@@ -212,6 +221,24 @@ export class Sessions {
     return ended;
   }
 
+  /**
+   * Traces a live session's messages until `options.until` (its next message of each direction
+   * on). Returns how many sessions had that id (0 or 1).
+   */
+  traceSession(id: string, options: ProtocolTraceOptions): number {
+    for (const session of this.#shared.live.values()) {
+      if (session.id !== id) continue;
+      session.splice.trace(new ProtocolTrace(session.log, options, true));
+      return 1;
+    }
+    return 0;
+  }
+
+  /** Traces the tenant's next `connections` connections from their StartupMessage on, until `options.until`. */
+  traceTenant(tenantId: string, connections: number, options: ProtocolTraceOptions): void {
+    this.#shared.tenantTraces.arm(tenantId, connections, options);
+  }
+
   /** Refuses the sessions being set up and closes every spliced one at once. */
   async close(): Promise<void> {
     this.refuseNew();
@@ -260,6 +287,8 @@ interface Attempt {
   readonly span: Span;
   /** performance.now() when the set-up began. */
   readonly startedAt: number;
+  /** The connection's protocol trace, when its tenant is traced. */
+  readonly trace: ProtocolTrace | undefined;
 }
 
 async function serveClient(shared: Shared, client: SessionClient, connection: Connection): Promise<void> {
@@ -279,10 +308,12 @@ async function serveClient(shared: Shared, client: SessionClient, connection: Co
     [SpanAttribute.DbUser]: client.startup.parameters.get('user') ?? '',
   });
   inSpan(span, () => recordPhaseSpan(Phase.Tls, acceptedMs, Date.now()));
+  const trace = startTrace(shared, client, connection);
   try {
-    await inSpan(span, () => run(shared, client, connection, AbortSignal.any([aborted.signal, shared.shutdown]), span));
+    await inSpan(span, () => run(shared, client, connection, AbortSignal.any([aborted.signal, shared.shutdown]), span, trace));
   } catch (error) {
     const outcome = fail(shared, client, connection, error);
+    trace?.end(`not spliced: ${outcome.outcome}${outcome.sqlState === undefined ? '' : ` ${outcome.sqlState}`}`);
     endWithError(span, error, {
       [SpanAttribute.Outcome]: outcome.outcome,
       ...(outcome.sqlState === undefined ? {} : { [SpanAttribute.DbResponseStatusCode]: outcome.sqlState }),
@@ -298,7 +329,23 @@ async function serveClient(shared: Shared, client: SessionClient, connection: Co
   socket.off('close', onClose);
 }
 
-async function run(shared: Shared, client: SessionClient, connection: Connection, signal: AbortSignal, span: Span): Promise<void> {
+/** A trace of the connection when its tenant is traced, with the StartupMessage the handshake read. */
+function startTrace(shared: Shared, client: SessionClient, connection: Connection): ProtocolTrace | undefined {
+  const options = shared.tenantTraces.take(client.tenantId);
+  if (options === undefined) return undefined;
+  const trace = new ProtocolTrace(connection.log, options, false);
+  trace.startup(client.startup.parameters, client.startup.minorVersion);
+  return trace;
+}
+
+async function run(
+  shared: Shared,
+  client: SessionClient,
+  connection: Connection,
+  signal: AbortSignal,
+  span: Span,
+  trace: ProtocolTrace | undefined,
+): Promise<void> {
   const tenant = await timed(shared, Phase.Resolve, () => resolveTenant(shared, client, signal));
   timed(shared, Phase.Admit, () => {
     shared.admission.check(tenant, client.clientAddress);
@@ -314,6 +361,7 @@ async function run(shared: Shared, client: SessionClient, connection: Connection
     role: tenant.roles.find((r) => r.name === user),
     span,
     startedAt: performance.now(),
+    trace,
   };
   // Within the tenant's small budget, the backend's TCP and TLS run while the client
   // authenticates (nothing is sent to it before); beyond it, they wait for the client's proof.
@@ -383,7 +431,7 @@ interface Credentials {
  */
 async function authenticate(shared: Shared, attempt: Attempt): Promise<Credentials> {
   const { client, tenant, signal } = attempt;
-  const common = { roleName: attempt.user, timeoutMs: shared.timeouts.authMs, signal, metrics: shared.metrics };
+  const common = { roleName: attempt.user, timeoutMs: shared.timeouts.authMs, signal, metrics: shared.metrics, tap: attempt.trace?.client };
   return timed(shared, Phase.Auth, async (): Promise<Credentials> => {
     if (tenant.authMode === 'passthrough') {
       const { password, leftover } = await collectPassword(client, common);
@@ -411,12 +459,14 @@ async function startBackend(
     observe(shared, Phase.BackendConnect, opened.timings.connectMs / 1000);
     observe(shared, Phase.BackendTls, opened.timings.tlsMs / 1000);
     const authSpan = startPhaseSpan(BACKEND_AUTH);
+    attempt.trace?.backendStartup(parameters, 0);
     try {
       return await startBackendSession(opened, {
         parameters,
         auth: credentials.backendAuth,
         timeoutMs: shared.timeouts.backendConnectMs,
         signal: attempt.signal,
+        tap: attempt.trace?.backend,
       });
     } finally {
       authSpan.end();
@@ -465,8 +515,10 @@ async function handOver(
     throw TERMINATED_REFUSAL;
   }
   // The hand-over ends with ReadyForQuery: the splice's tracker learns the status from it.
+  const handover = handoverBytes(client, session, key);
+  attempt.trace?.client.wrote(handover);
   const spliced = splice(client.socket, session.socket, {
-    initialToClient: [handoverBytes(client, session, key), session.leftover],
+    initialToClient: [handover, session.leftover],
     initialToBackend: [credentials.leftover],
     metrics: shared.metrics,
     onClose: (reason, error) => {
@@ -490,7 +542,11 @@ async function handOver(
     startedAt: Date.now(),
     splice: spliced,
     target,
+    log: connection.log,
   });
+  // After the splice's first bytes, which the trace has seen already (the hand-over, and what
+  // the legs read).
+  if (attempt.trace !== undefined) spliced.trace(attempt.trace);
   shared.metrics.connections.inc({ outcome: ConnectionOutcome.Session });
   attempt.span.setAttribute(SpanAttribute.Outcome, ConnectionOutcome.Session);
   attempt.span.end();

@@ -6,7 +6,7 @@
 // ending ends the other; `onClose` runs once, after both sockets have closed.
 import type { Duplex } from 'node:stream';
 import { MessageTracker, TransactionStatus, serializeReadyForQuery, serializeTerminate } from '@tenantgate/wire';
-import { Direction, type GatewayMetrics } from '../telemetry/index.ts';
+import { Direction, type GatewayMetrics, type ProtocolTrace } from '../telemetry/index.ts';
 
 export const SpliceCloseReason = {
   /** The client ended its side (Terminate and FIN, or a bare FIN), or its socket closed. */
@@ -117,6 +117,8 @@ export class Splice {
   #flushTimer: NodeJS.Timeout | undefined;
   #flushArmed = false;
   #graceTimer: NodeJS.Timeout | undefined;
+  /** A protocol trace of this session: untraced sessions hold none, and pay one check per chunk. */
+  #trace: ProtocolTrace | undefined;
 
   constructor(client: Duplex, backend: Duplex, options: SpliceOptions = {}) {
     this.#client = client;
@@ -186,6 +188,22 @@ export class Splice {
     return true;
   }
 
+  /**
+   * Shows the trace every message from now on, each stream from its next message boundary (the
+   * backend's from the tracker; the client's once the session is idle, or from a chunk that
+   * starts with a whole message). The trace is dropped when it ends, and ended when the session does.
+   */
+  trace(trace: ProtocolTrace): void {
+    this.#trace?.end('replaced');
+    if (!this.#forwarding) return trace.end('session closed');
+    if (!trace.active) return;
+    this.#trace = trace;
+    trace.spliced();
+    trace.onEnd = () => {
+      if (this.#trace === trace) this.#trace = undefined;
+    };
+  }
+
   /** Destroys both sockets at once (the drain deadline, the gateway stopping). */
   destroy(error?: Error): void {
     this.#fail(SpliceCloseReason.Destroyed, error);
@@ -233,13 +251,17 @@ export class Splice {
   readonly #onClientData = (chunk: Buffer): void => {
     // Terminating drops what the client sends: the session is over for it.
     if (this.#state !== SpliceState.Open && this.#state !== SpliceState.Draining) return;
+    if (this.#trace !== undefined) this.#trace.fromClient(chunk, this.idle ? 0 : -1);
     this.#toBackend += chunk.length;
     if (!this.#backend.write(chunk)) this.#client.pause();
     this.#count(chunk.length);
   };
 
   readonly #onBackendData = (chunk: Buffer): void => {
-    if (!this.#forwarding || !this.#track(chunk)) return;
+    if (!this.#forwarding) return;
+    const traceFrom = this.#trace !== undefined && this.#tracker.atBoundary ? 0 : -1;
+    if (!this.#track(chunk)) return;
+    if (this.#trace !== undefined) this.#trace.fromBackend(chunk, traceFrom === 0 ? 0 : this.#tracker.lastBoundary);
     // Terminating: the message in flight is finished, and nothing after it goes out.
     const boundary = this.#state === SpliceState.Terminating ? this.#tracker.lastBoundary : -1;
     const out = boundary >= 0 ? chunk.subarray(0, boundary) : chunk;
@@ -341,6 +363,7 @@ export class Splice {
     clearTimeout(this.#flushTimer);
     this.#flushBytes();
     this.#metrics?.activeSessions.dec();
+    this.#trace?.end(`session closed: ${this.#reason ?? SpliceCloseReason.Destroyed}`);
     this.#onClose?.(this.#reason ?? SpliceCloseReason.Destroyed, this.#error);
   }
 

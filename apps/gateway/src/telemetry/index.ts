@@ -12,3 +12,11 @@ export {
 } from './metrics.ts';
 export { CLIENT_LINES_PER_SECOND, logClientEvent } from './log-limit.ts';
 export { endWithError, inSpan, recordPhaseSpan, recordSessionEnd, SpanAttribute, startConnectionSpan, startPhaseSpan } from './tracing.ts';
+export {
+  ProtocolTrace,
+  TenantTraces,
+  TraceDirection,
+  TRACE_MAX_MESSAGES,
+  type ProtocolTraceOptions,
+  type WireTap,
+} from './protocol-trace.ts';
