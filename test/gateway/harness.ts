@@ -78,11 +78,12 @@ export async function startBackend(t: TestContext, pki: TestPki, options: StartP
 }
 
 /** A PostgreSQL whose pg_hba logs the gateway's client certificate in as `app`, with a database `app`. */
-export function startCertBackend(t: TestContext, pki: TestPki): Promise<PostgresServer> {
+export function startCertBackend(t: TestContext, pki: TestPki, settings?: StartPostgresOptions['settings']): Promise<PostgresServer> {
   return startBackend(t, pki, {
     hba: ['hostssl all all 127.0.0.1/32 cert'],
     roles: [{ name: 'app' }],
     databases: [{ name: 'app', owner: 'app' }],
+    ...(settings === undefined ? {} : { settings }),
   });
 }
 

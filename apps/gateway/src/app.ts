@@ -30,7 +30,12 @@ export type GatewaySettings = Pick<
   | 'secretsDir'
 > &
   // PROXY protocol on the Postgres port (`off` when absent), and the per-address limits (none when absent).
-  Partial<Pick<GatewayConfig, 'proxyProtocol' | 'proxyTrustedCidrs' | 'maxPendingPerAddress' | 'connectsPerSecondPerAddress'>>;
+  Partial<Pick<GatewayConfig, 'proxyProtocol' | 'proxyTrustedCidrs' | 'maxPendingPerAddress' | 'connectsPerSecondPerAddress'>> & {
+    /** The client leg's TLS policy; absent: TLS 1.2 at least, Node's ciphers. */
+    readonly tlsPolicy?: GatewayConfig['tlsPolicy'];
+    /** The backend leg's oldest TLS version unless a tenant sets its own; absent: TLS 1.2. */
+    readonly backendTlsMinVersion?: GatewayConfig['backend']['minVersion'];
+  };
 
 export interface GatewayOptions {
   readonly settings: GatewaySettings;
@@ -75,8 +80,12 @@ export interface Gateway {
 
 export async function createGateway(options: GatewayOptions): Promise<Gateway> {
   const { settings, logger, metrics, tenants } = options;
-  const contexts = options.certificates.length > 0 ? new TlsContexts(options.certificates) : undefined;
-  const backendTls = new BackendTls(options.backendDefaults, new ClientCertificateStore(settings.secretsDir));
+  const contexts = options.certificates.length > 0 ? new TlsContexts(options.certificates, settings.tlsPolicy) : undefined;
+  const backendTls = new BackendTls(
+    options.backendDefaults,
+    new ClientCertificateStore(settings.secretsDir),
+    settings.backendTlsMinVersion,
+  );
   const registry = new CancelRegistry({ metrics, ...(options.cancelStore === undefined ? {} : { store: options.cancelStore }) });
   const cancels = new CancelForwarding({ registry, tenants, backendTls, connectTimeoutMs: settings.backendConnectTimeoutMs });
   const sessions = new Sessions({

@@ -223,6 +223,7 @@ export const BackendErrorCode = {
   NoTls: 'TG_ERR_BACKEND_NO_TLS',
   TlsConfig: 'TG_ERR_BACKEND_TLS_CONFIG',
   Tls: 'TG_ERR_BACKEND_TLS',
+  TlsVersion: 'TG_ERR_BACKEND_TLS_VERSION',
   CertificateUntrusted: 'TG_ERR_BACKEND_CERT_UNTRUSTED',
   CertificateHostname: 'TG_ERR_BACKEND_CERT_HOSTNAME',
   CertificateExpired: 'TG_ERR_BACKEND_CERT_EXPIRED',
@@ -333,6 +334,17 @@ export class BackendTlsConfigError extends BackendError {
 export class BackendTlsError extends BackendError {
   constructor(reason: string, options: BackendErrorOptions, code: BackendErrorCode = BackendErrorCode.Tls) {
     super(code, `TLS with the tenant's database failed: ${reason}`, options);
+  }
+}
+
+/** The backend offers no TLS version the tenant's policy allows (backend.tls.minVersion, else the gateway's). */
+export class BackendTlsVersionError extends BackendTlsError {
+  constructor(minVersion: string, options: BackendErrorOptions) {
+    super(
+      `it offers no TLS version from ${minVersion} up, which this database's TLS policy requires`,
+      options,
+      BackendErrorCode.TlsVersion,
+    );
   }
 }
 

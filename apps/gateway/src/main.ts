@@ -116,7 +116,7 @@ async function serve(config: GatewayConfig, logger: Logger, tracing: Tracing | u
   const backendDefaults = await readBackendDefaults(config);
   const gateway = await listening('GATEWAY_LISTEN', config.listen, () =>
     createGateway({
-      settings: config,
+      settings: { ...config, backendTlsMinVersion: config.backend.minVersion },
       certificates,
       backendDefaults,
       tenants,

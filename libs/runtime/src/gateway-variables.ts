@@ -6,6 +6,9 @@ import { LISTEN_EXPECTS, LOG_LEVEL_VARIABLE, type ConfigVariable } from './varia
 
 export const PROXY_PROTOCOL_MODES = ['off', 'optional', 'required'] as const;
 
+/** The TLS versions a leg may require at least: 1.0 and 1.1 are deprecated (RFC 8996). */
+export const TLS_MIN_VERSIONS = ['TLSv1.2', 'TLSv1.3'] as const;
+
 const MAX_TIMEOUT_MS = 3_600_000;
 
 function timeout<N extends string>(name: N, defaultMs: number, description: string): ConfigVariable & { name: N } {
@@ -50,6 +53,18 @@ const GATEWAY_TABLE = [
     expects: 'DNS suffixes, comma-separated, e.g. .db.example.com',
     description:
       'Hostname suffixes, comma-separated; the label before one is the tenant id (acme.db.example.com -> acme). Required with TLS.',
+  },
+  {
+    name: 'GATEWAY_TLS_MIN_VERSION',
+    schema: { type: 'string', default: 'TLSv1.2', enum: TLS_MIN_VERSIONS },
+    expects: `one of ${TLS_MIN_VERSIONS.join(', ')}`,
+    description: 'Oldest TLS version a client may use; TLSv1.3 refuses clients that cannot (libpq before 1.1.1 OpenSSL).',
+  },
+  {
+    name: 'GATEWAY_TLS_CIPHERS',
+    schema: { type: 'string' },
+    expects: 'an OpenSSL cipher list, e.g. ECDHE+AESGCM:ECDHE+CHACHA20',
+    description: "Client-leg ciphers, an OpenSSL cipher list (TLS 1.3 suites by their names too); absent: Node's defaults.",
   },
   {
     name: 'GATEWAY_ALLOW_PLAINTEXT',
@@ -103,6 +118,12 @@ const GATEWAY_TABLE = [
     expects: 'a private key file path or PEM',
     description: 'Private key of GATEWAY_BACKEND_CLIENT_CERT (path or unencrypted PEM).',
     secret: true,
+  },
+  {
+    name: 'GATEWAY_BACKEND_TLS_MIN_VERSION',
+    schema: { type: 'string', default: 'TLSv1.2', enum: TLS_MIN_VERSIONS },
+    expects: `one of ${TLS_MIN_VERSIONS.join(', ')}`,
+    description: "Oldest TLS version a backend may use, unless the tenant's backend.tls.minVersion says otherwise.",
   },
   {
     name: 'GATEWAY_SECRETS_DIR',

@@ -10,7 +10,7 @@ export {
   type VariableSchema,
 } from './variables.ts';
 export { helpText, markdownReference, type HelpNote, type HelpPage } from './help.ts';
-export { GATEWAY_HELP, GATEWAY_VARIABLES, PROXY_PROTOCOL_MODES, type GatewayVariableName } from './gateway-variables.ts';
+export { GATEWAY_HELP, GATEWAY_VARIABLES, PROXY_PROTOCOL_MODES, TLS_MIN_VERSIONS, type GatewayVariableName } from './gateway-variables.ts';
 export { CONTROL_PLANE_HELP, CONTROL_PLANE_VARIABLES, type ControlPlaneVariableName } from './control-plane-variables.ts';
 export { badTokenIndex, bearerToken, KnownTokens, MAX_TOKEN_LENGTH, MIN_TOKEN_LENGTH, TOKENS_EXPECTS } from './tokens.ts';
 export { describeListenFailure, formatListenAddress, parseListenAddress, type ListenAddress } from './listen.ts';

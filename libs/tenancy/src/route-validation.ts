@@ -36,6 +36,7 @@ export const tenantRouteSchema = {
         database: text,
         caCertificate: text,
         clientCertificate: text,
+        tls: { type: 'object', properties: { minVersion: { type: 'string', enum: ['TLSv1.2', 'TLSv1.3'] } } },
       },
     },
     authMode: { type: 'string', enum: Object.values(AuthMode) },

@@ -24,6 +24,11 @@ export const backendSchema = {
     database: postgresName,
     caCertificate: pem,
     clientCertificate: { type: 'string', pattern: CERTIFICATE_REF_PATTERN },
+    tls: {
+      type: 'object',
+      additionalProperties: false,
+      properties: { minVersion: { type: 'string', enum: ['TLSv1.2', 'TLSv1.3'] } },
+    },
   },
 } as const;
 

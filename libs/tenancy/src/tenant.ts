@@ -30,6 +30,8 @@ export interface TenantBackend {
   database?: string;
   caCertificate?: string;
   clientCertificate?: string;
+  /** The backend leg's TLS floor; absent: the gateway's (GATEWAY_BACKEND_TLS_MIN_VERSION). */
+  tls?: { minVersion?: 'TLSv1.2' | 'TLSv1.3' };
 }
 
 /** A role as stored: the password, if one was given, is already a SCRAM secret. */

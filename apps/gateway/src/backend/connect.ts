@@ -35,6 +35,8 @@ export interface OpenBackendOptions {
   readonly serverName?: string;
   /** From BackendTlsContexts: the tenant's CA and the client certificate, built once. */
   readonly secureContext: SecureContext;
+  /** The context's minVersion, to name it when the backend offers nothing from it up. */
+  readonly minTlsVersion?: string;
   /** Resumes the backend's last TLS session when it offers tickets; absent: no resumption. */
   readonly sessionCache?: TlsSessionCache;
   /** DNS and the TCP connect. */
@@ -192,7 +194,7 @@ function handshake(tcp: Socket, options: OpenBackendOptions, serverName: string,
     };
     const onError = (error: Error): void => {
       if (cached !== undefined) sessionCache?.delete(key);
-      reject(tlsFailure(error, where, phase));
+      reject(tlsFailure(error, where, phase, options.minTlsVersion));
     };
     const onClose = (): void =>
       reject(

@@ -11,6 +11,7 @@ import {
   BackendClosedError,
   BackendError,
   BackendTlsError,
+  BackendTlsVersionError,
   BackendUnreachableError,
   type BackendErrorOptions,
   type BackendPhase,
@@ -94,9 +95,17 @@ export function isClientCertificateAlert(error: unknown): boolean {
 }
 
 /** An error of the TLS socket: verification, the server's alerts, or the stream breaking. */
-export function tlsFailure(error: unknown, where: string, phase: BackendPhase): BackendError {
+export function tlsFailure(error: unknown, where: string, phase: BackendPhase, minVersion?: string): BackendError {
   const code = errorCode(error) ?? '';
   const options: BackendErrorOptions = { phase, logDetail: `${where}: ${describeError(error)}`, cause: error };
+  if (PROTOCOL_VERSION_CODES.has(code)) {
+    // OpenSSL only says the versions did not meet; what the backend offered is below the floor.
+    const floor = minVersion ?? 'TLSv1.2';
+    return new BackendTlsVersionError(floor, {
+      ...options,
+      logDetail: `${options.logDetail} (the backend offers no TLS version from ${floor} up)`,
+    });
+  }
   if (UNTRUSTED_CODES.has(code)) return new BackendCertificateUntrustedError(options);
   if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') return new BackendCertificateHostnameError(options);
   if (code === 'CERT_HAS_EXPIRED') return new BackendCertificateExpiredError('certificate has expired', options);
@@ -107,6 +116,13 @@ export function tlsFailure(error: unknown, where: string, phase: BackendPhase): 
   if (code === 'ECONNRESET' || code === 'EPIPE') return new BackendClosedError(options);
   return new BackendTlsError('the connection failed', options);
 }
+
+/** The handshake failed on the protocol version: the two sides share none. */
+const PROTOCOL_VERSION_CODES = new Set([
+  'ERR_SSL_TLSV1_ALERT_PROTOCOL_VERSION',
+  'ERR_SSL_UNSUPPORTED_PROTOCOL',
+  'ERR_SSL_NO_PROTOCOLS_AVAILABLE',
+]);
 
 /** OpenSSL's reason string ("wrong version number"), without its hex error codes. */
 function opensslReason(error: unknown): string {

@@ -5,7 +5,14 @@
 import type { SecureContext } from 'node:tls';
 import type { Tenant } from '@tenantgate/tenancy';
 import type { ClientCertificateStore } from './client-certificates.ts';
-import { BackendTlsContexts, TlsSessionCache, backendTlsIdentity, type BackendTlsDefaults } from './tls.ts';
+import {
+  BACKEND_MIN_TLS_VERSION,
+  BackendTlsContexts,
+  TlsSessionCache,
+  backendTlsIdentity,
+  type BackendTlsDefaults,
+  type BackendTlsMinVersion,
+} from './tls.ts';
 import { GatewaySetupError } from '../errors.ts';
 
 export class BackendTls {
@@ -14,11 +21,25 @@ export class BackendTls {
   readonly sessions = new TlsSessionCache();
   #defaults: Partial<BackendTlsDefaults>;
   readonly #clientCertificates: ClientCertificateStore;
+  readonly #minVersion: BackendTlsMinVersion;
 
-  /** `defaults` may lack either part: then every tenant must name its own. */
-  constructor(defaults: Partial<BackendTlsDefaults>, clientCertificates: ClientCertificateStore) {
+  /**
+   * `defaults` may lack either part: then every tenant must name its own. `minVersion`
+   * (GATEWAY_BACKEND_TLS_MIN_VERSION) is the floor of tenants that set none.
+   */
+  constructor(
+    defaults: Partial<BackendTlsDefaults>,
+    clientCertificates: ClientCertificateStore,
+    minVersion: BackendTlsMinVersion = BACKEND_MIN_TLS_VERSION,
+  ) {
     this.#defaults = defaults;
     this.#clientCertificates = clientCertificates;
+    this.#minVersion = minVersion;
+  }
+
+  /** The oldest TLS version the tenant's backend may use. */
+  minVersionFor(tenant: Tenant): BackendTlsMinVersion {
+    return tenant.backend.tls?.minVersion ?? this.#minVersion;
   }
 
   /** The tenant's CA (or the default) and client certificate (or the default), built once. */
@@ -29,7 +50,8 @@ export class BackendTls {
     if (clientCertificate === undefined || caPem === undefined) {
       throw new GatewaySetupError(`tenant "${tenant.id}" has no backend CA or client certificate, and the gateway has no default`);
     }
-    return this.contexts.get(backendTlsIdentity({ caCertificate: caPem }, { caPem, clientCertificate }, clientCertificate));
+    const identity = backendTlsIdentity({ caCertificate: caPem }, { caPem, clientCertificate }, clientCertificate);
+    return this.contexts.get({ ...identity, minVersion: this.minVersionFor(tenant) });
   }
 
   /**

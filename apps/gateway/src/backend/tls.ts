@@ -9,6 +9,9 @@ import { BackendPhase, BackendTlsConfigError } from '../errors.ts';
 /** TLS 1.0 and 1.1 are deprecated (RFC 8996); PostgreSQL 15's ssl_min_protocol_version is TLSv1.2 too. */
 export const BACKEND_MIN_TLS_VERSION = 'TLSv1.2';
 
+/** The oldest TLS version a backend may use: the tenant's `backend.tls.minVersion`, else the gateway's. */
+export type BackendTlsMinVersion = 'TLSv1.2' | 'TLSv1.3';
+
 /** Who the gateway is to a backend and whom it trusts there, as PEM text (the caller reads files). */
 export interface BackendTlsIdentity {
   /** CA bundle the backend's certificate must chain to; replaces the system roots. */
@@ -16,6 +19,8 @@ export interface BackendTlsIdentity {
   /** The gateway's client certificate, leaf first, then intermediates. */
   readonly certPem: string;
   readonly keyPem: string;
+  /** Absent: BACKEND_MIN_TLS_VERSION. */
+  readonly minVersion?: BackendTlsMinVersion;
 }
 
 /** A client certificate and its key, as PEM text. */
@@ -113,7 +118,7 @@ export class BackendTlsContexts {
         ca: identity.caPem,
         cert: identity.certPem,
         key: identity.keyPem,
-        minVersion: BACKEND_MIN_TLS_VERSION,
+        minVersion: identity.minVersion ?? BACKEND_MIN_TLS_VERSION,
       });
     });
   }
@@ -143,8 +148,8 @@ function checkCaBundle(caPem: string): void {
 /** A digest, so the cache holds no second copy of the private key text. */
 function identityKey(identity: BackendTlsIdentity): string {
   const hash = createHash('sha256');
-  for (const pem of [identity.caPem, identity.certPem, identity.keyPem]) {
-    hash.update(`${pem.length}:`).update(pem);
+  for (const part of [identity.caPem, identity.certPem, identity.keyPem, identity.minVersion ?? BACKEND_MIN_TLS_VERSION]) {
+    hash.update(`${part.length}:`).update(part);
   }
   return hash.digest('base64');
 }

@@ -44,11 +44,12 @@ test('a development environment gets the documented defaults', () => {
     listen: { host: '0.0.0.0', port: 5432 },
     workers: 1,
     tls: undefined,
+    tlsPolicy: { minVersion: 'TLSv1.2', ciphers: undefined },
     allowPlaintext: true,
     sniSuffixes: [],
     tenantSource: { kind: 'file', path: './tenants.json' },
     redisUrl: undefined,
-    backend: { ca: undefined, client: undefined },
+    backend: { ca: undefined, client: undefined, minVersion: 'TLSv1.2' },
     secretsDir: undefined,
     proxyProtocol: 'off',
     adminListen: { host: '127.0.0.1', port: 9187 },
@@ -65,6 +66,20 @@ test('a development environment gets the documented defaults', () => {
     logLevel: 'info',
   };
   assert.deepEqual(loadConfig(development), expected);
+});
+
+test('TLS policy: minimum versions for each leg and a client-leg cipher list, checked at start', () => {
+  const config = loadConfig({
+    ...production,
+    GATEWAY_TLS_MIN_VERSION: 'TLSv1.3',
+    GATEWAY_TLS_CIPHERS: 'ECDHE+AESGCM',
+    GATEWAY_BACKEND_TLS_MIN_VERSION: 'TLSv1.3',
+  });
+  assert.deepEqual(config.tlsPolicy, { minVersion: 'TLSv1.3', ciphers: 'ECDHE+AESGCM' });
+  assert.equal(config.backend.minVersion, 'TLSv1.3');
+  assert.match(oneLine({ ...production, GATEWAY_TLS_MIN_VERSION: 'TLSv1.1' }), /^GATEWAY_TLS_MIN_VERSION: .*TLSv1\.2, TLSv1\.3/);
+  assert.match(oneLine({ ...production, GATEWAY_BACKEND_TLS_MIN_VERSION: 'SSLv3' }), /^GATEWAY_BACKEND_TLS_MIN_VERSION: /);
+  assert.match(oneLine({ ...production, GATEWAY_TLS_CIPHERS: 'NO-SUCH-CIPHER' }), /^GATEWAY_TLS_CIPHERS: expected an OpenSSL cipher list/);
 });
 
 test('a production environment parses into values, not strings', () => {
@@ -110,6 +125,7 @@ test('a production environment parses into values, not strings', () => {
       cert: { kind: 'path', path: '/etc/tenantgate/client.crt' },
       key: { kind: 'path', path: '/etc/tenantgate/client.key' },
     },
+    minVersion: 'TLSv1.2',
   });
   assert.equal(config.secretsDir, '/run/secrets');
   assert.equal(config.proxyProtocol, 'required');
@@ -337,6 +353,7 @@ test('a certificate may come from a file and its key from PEM', () => {
   assert.deepEqual(config.backend, {
     ca: { kind: 'pem', pem: (CERT_PEM + CERT2_PEM).trim() },
     client: { cert: { kind: 'path', path: '/etc/client.crt' }, key: { kind: 'pem', pem: KEY_PEM.trim() } },
+    minVersion: 'TLSv1.2',
   });
 });
 

@@ -17,7 +17,8 @@ import {
   type PemSource,
 } from '@tenantgate/runtime';
 import { parseCidr } from '@tenantgate/tenancy';
-import { CONFIG_VARIABLES, type ConfigVariable, type PROXY_PROTOCOL_MODES, type VariableName } from './variables.ts';
+import { CONFIG_VARIABLES, type ConfigVariable, type PROXY_PROTOCOL_MODES, type TLS_MIN_VERSIONS, type VariableName } from './variables.ts';
+import { createSecureContext } from 'node:tls';
 
 export { CONFIG_VARIABLES, helpText, type ConfigVariable, type VariableName } from './variables.ts';
 export { parseListenAddress, type ListenAddress, type LogLevel, type PemSource } from '@tenantgate/runtime';
@@ -36,6 +37,15 @@ export interface TlsConfig {
   readonly certificates: readonly TlsCertificate[];
 }
 
+/** The client leg's TLS policy (GATEWAY_TLS_MIN_VERSION, GATEWAY_TLS_CIPHERS). */
+export interface TlsPolicy {
+  readonly minVersion: TlsMinVersion;
+  /** An OpenSSL cipher list; absent: Node's defaults. */
+  readonly ciphers: string | undefined;
+}
+
+export type TlsMinVersion = (typeof TLS_MIN_VERSIONS)[number];
+
 export type TenantDirectoryConfig =
   { readonly kind: 'file'; readonly path: string } | { readonly kind: 'control-plane'; readonly url: string; readonly token: string };
 
@@ -43,6 +53,8 @@ export type TenantDirectoryConfig =
 export interface BackendTlsSources {
   readonly ca: PemSource | undefined;
   readonly client: { readonly cert: PemSource; readonly key: PemSource } | undefined;
+  /** GATEWAY_BACKEND_TLS_MIN_VERSION: a tenant's backend.tls.minVersion overrides it. */
+  readonly minVersion: TlsMinVersion;
 }
 
 export interface GatewayConfig {
@@ -50,6 +62,7 @@ export interface GatewayConfig {
   readonly workers: number;
   /** Absent only when allowPlaintext is set and no certificate was given. */
   readonly tls: TlsConfig | undefined;
+  readonly tlsPolicy: TlsPolicy;
   readonly allowPlaintext: boolean;
   /** Lower case, each with one leading dot: `.db.example.com`. */
   readonly sniSuffixes: readonly string[];
@@ -105,6 +118,8 @@ type SchemaValues = KeyedByTable<{
   GATEWAY_TLS_CERT?: string;
   GATEWAY_TLS_KEY?: string;
   GATEWAY_SNI_SUFFIXES?: string;
+  GATEWAY_TLS_MIN_VERSION: TlsMinVersion;
+  GATEWAY_TLS_CIPHERS?: string;
   GATEWAY_ALLOW_PLAINTEXT: boolean;
   GATEWAY_TENANTS_FILE?: string;
   GATEWAY_CONTROL_PLANE_URL?: string;
@@ -113,6 +128,7 @@ type SchemaValues = KeyedByTable<{
   GATEWAY_BACKEND_CA?: string;
   GATEWAY_BACKEND_CLIENT_CERT?: string;
   GATEWAY_BACKEND_CLIENT_KEY?: string;
+  GATEWAY_BACKEND_TLS_MIN_VERSION: TlsMinVersion;
   GATEWAY_SECRETS_DIR?: string;
   GATEWAY_PROXY_PROTOCOL: ProxyProtocolMode;
   GATEWAY_PROXY_TRUSTED_CIDRS?: string;
@@ -152,6 +168,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): GatewayConfig {
   const adminListen = parseAdminListen(values.GATEWAY_ADMIN_LISTEN, issues);
   const adminTokens = parseAdminTokens(values.GATEWAY_ADMIN_TOKENS, issues);
   const proxyTrustedCidrs = parseTrustedCidrs(values.GATEWAY_PROXY_TRUSTED_CIDRS, values.GATEWAY_PROXY_PROTOCOL, issues);
+  const tlsPolicy = { minVersion: values.GATEWAY_TLS_MIN_VERSION, ciphers: parseCiphers(values.GATEWAY_TLS_CIPHERS, issues) };
   if (!tlsWanted && !values.GATEWAY_ALLOW_PLAINTEXT && !issues.has('GATEWAY_ALLOW_PLAINTEXT')) {
     issues.missing('GATEWAY_TLS_CERT', 'server certificates (paths or PEM), required unless GATEWAY_ALLOW_PLAINTEXT=true');
   }
@@ -160,6 +177,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): GatewayConfig {
     listen,
     workers: values.GATEWAY_WORKERS === 'auto' ? availableParallelism() : Number(values.GATEWAY_WORKERS),
     tls,
+    tlsPolicy,
     allowPlaintext: values.GATEWAY_ALLOW_PLAINTEXT,
     sniSuffixes: sniSuffixes ?? [],
     tenantSource,
@@ -415,18 +433,34 @@ function parseUrl(name: VariableName, value: string | undefined, protocols: stri
 function parseBackend(values: SchemaValues, issues: Issues): BackendTlsSources {
   const { GATEWAY_BACKEND_CA: caValue, GATEWAY_BACKEND_CLIENT_CERT: certValue, GATEWAY_BACKEND_CLIENT_KEY: keyValue } = values;
   const ca = caValue === undefined ? undefined : parsePem('GATEWAY_BACKEND_CA', caValue, 'certificate', issues);
-  if (certValue === undefined && keyValue === undefined) return { ca, client: undefined };
+  const minVersion = values.GATEWAY_BACKEND_TLS_MIN_VERSION;
+  if (certValue === undefined && keyValue === undefined) return { ca, client: undefined, minVersion };
   if (certValue === undefined) {
     issues.missing('GATEWAY_BACKEND_CLIENT_CERT', 'a client certificate for GATEWAY_BACKEND_CLIENT_KEY');
-    return { ca, client: undefined };
+    return { ca, client: undefined, minVersion };
   }
   if (keyValue === undefined) {
     issues.missing('GATEWAY_BACKEND_CLIENT_KEY', 'the private key of GATEWAY_BACKEND_CLIENT_CERT');
-    return { ca, client: undefined };
+    return { ca, client: undefined, minVersion };
   }
   const cert = parsePem('GATEWAY_BACKEND_CLIENT_CERT', certValue, 'certificate', issues);
   const key = parsePem('GATEWAY_BACKEND_CLIENT_KEY', keyValue, 'key', issues);
-  return { ca, client: cert && key ? { cert, key } : undefined };
+  return { ca, client: cert && key ? { cert, key } : undefined, minVersion };
+}
+
+/** OpenSSL takes a cipher list it cannot fully use; one that selects no cipher at all fails here, at start. */
+function parseCiphers(value: string | undefined, issues: Issues): string | undefined {
+  if (value === undefined) return undefined;
+  try {
+    createSecureContext({ ciphers: value });
+  } catch (error) {
+    issues.add(
+      'GATEWAY_TLS_CIPHERS',
+      `expected an OpenSSL cipher list that selects at least one cipher, got "${value}" (${(error as Error).message})`,
+    );
+    return undefined;
+  }
+  return value;
 }
 
 /** A single path or PEM (a CA bundle is one PEM value that may hold several certificates). */

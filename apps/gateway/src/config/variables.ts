@@ -4,7 +4,7 @@
 // Map: docs/architecture.md, "Inside the gateway".
 import { GATEWAY_HELP, GATEWAY_VARIABLES, helpText as renderHelp, type GatewayVariableName } from '@tenantgate/runtime';
 
-export { LOG_LEVELS, PROXY_PROTOCOL_MODES, type ConfigVariable } from '@tenantgate/runtime';
+export { LOG_LEVELS, PROXY_PROTOCOL_MODES, TLS_MIN_VERSIONS, type ConfigVariable } from '@tenantgate/runtime';
 
 export type VariableName = GatewayVariableName;
 

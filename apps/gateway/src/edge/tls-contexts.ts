@@ -43,12 +43,23 @@ export interface CertificateTable {
 /** TLS 1.0 and 1.1 are deprecated (RFC 8996); libpq 13+ defaults to ssl_min_protocol_version=TLSv1.2 too. */
 export const MIN_TLS_VERSION = 'TLSv1.2';
 
+/** The client leg's TLS policy (GATEWAY_TLS_MIN_VERSION, GATEWAY_TLS_CIPHERS). */
+export interface EdgeTlsPolicy {
+  readonly minVersion: 'TLSv1.2' | 'TLSv1.3';
+  /** An OpenSSL cipher list; undefined: Node's defaults. */
+  readonly ciphers: string | undefined;
+}
+
+const DEFAULT_POLICY: EdgeTlsPolicy = { minVersion: MIN_TLS_VERSION, ciphers: undefined };
+
 export class TlsContexts {
   #table: CertificateTable;
+  readonly #policy: EdgeTlsPolicy;
 
   /** @throws TlsConfigError when a certificate or key cannot be loaded. */
-  constructor(inputs: readonly CertificateInput[]) {
-    this.#table = buildTable(inputs);
+  constructor(inputs: readonly CertificateInput[], policy: EdgeTlsPolicy = DEFAULT_POLICY) {
+    this.#policy = policy;
+    this.#table = buildTable(inputs, policy);
   }
 
   /** The table for a new connection; read it once per connection. */
@@ -62,13 +73,13 @@ export class TlsContexts {
    * @throws TlsConfigError
    */
   reload(inputs: readonly CertificateInput[]): void {
-    this.#table = buildTable(inputs);
+    this.#table = buildTable(inputs, this.#policy);
   }
 }
 
-function buildTable(inputs: readonly CertificateInput[]): CertificateTable {
+function buildTable(inputs: readonly CertificateInput[], policy: EdgeTlsPolicy): CertificateTable {
   if (inputs.length === 0) throw new TlsConfigError('no server certificate configured');
-  const certificates = inputs.map(loadCertificate);
+  const certificates = inputs.map((input, index) => loadCertificate(input, index, policy));
   const bySuffix = new Map<string, ServerCertificate>();
   for (const certificate of certificates) {
     for (const suffix of bySpecificity(certificate.suffixes)) {
@@ -88,13 +99,14 @@ function buildTable(inputs: readonly CertificateInput[]): CertificateTable {
   };
 }
 
-function loadCertificate(input: CertificateInput, index: number): ServerCertificate {
+function loadCertificate(input: CertificateInput, index: number, policy: EdgeTlsPolicy): ServerCertificate {
   const which = `server certificate ${index + 1} (${input.suffixes.join(', ') || 'no suffix'})`;
   let context: SecureContext;
   let certificate: X509Certificate;
   try {
     certificate = new X509Certificate(input.certPem);
-    context = createSecureContext({ cert: input.certPem, key: input.keyPem, minVersion: MIN_TLS_VERSION });
+    const { minVersion, ciphers } = policy;
+    context = createSecureContext({ cert: input.certPem, key: input.keyPem, minVersion, ...(ciphers === undefined ? {} : { ciphers }) });
   } catch (cause) {
     // OpenSSL's own words ("key values mismatch", "no start line") say what is wrong.
     throw new TlsConfigError(`${which}: ${(cause as Error).message}`, { cause });

@@ -403,6 +403,7 @@ function openTenantBackend(shared: Shared, attempt: Attempt): Promise<OpenedBack
     openBackend({
       ...backendAddress(tenant),
       secureContext,
+      minTlsVersion: shared.backendTls.minVersionFor(tenant),
       sessionCache: shared.backendTls.sessions,
       connectTimeoutMs: shared.timeouts.backendConnectMs,
       signal,
