@@ -7,7 +7,7 @@ import { Redis } from 'ioredis';
 import { decodeInvalidation, INVALIDATION_CHANNEL, routeFloorKey, routeKey, type InvalidationMessage } from '@tenantgate/tenancy';
 import { createScramSecret, parseScramSecret } from '@tenantgate/wire';
 import { createPostgresDatabase, ErrorCode, migrate, MIGRATIONS, SCRAM_ITERATIONS } from '@tenantgate/control-plane';
-import { startRedis, type RedisServer } from '@tenantgate/testing';
+import { createCertificateAuthority, startRedis, type RedisServer } from '@tenantgate/testing';
 import {
   call,
   createStoreHome,
@@ -226,6 +226,19 @@ for (const kind of ['pglite', 'postgres'] as const satisfies readonly StoreKind[
       assert.equal((await create('physical-at-birth', { replication: 'physical' })).body.replication, 'physical');
       await running.database.query("UPDATE tenants SET record = record - 'replication' WHERE id = 'replicating'");
       assert.equal((await api('GET', '/v1/tenants/replicating')).body.replication, 'none');
+    });
+
+    test('certificate mode: clientCaCertificate is required with it, served in the route, and removed by a PATCH with null', async () => {
+      const { certPem } = await createCertificateAuthority({ commonName: 'client CA' });
+      const missing = await api('POST', '/v1/tenants', { json: tenantBody('certless', { authMode: 'certificate' }) });
+      assert.equal(missing.status, 400);
+      assert.equal(missing.body.details.issues[0].path, '/clientCaCertificate');
+      const created = await create('certful', { authMode: 'certificate', clientCaCertificate: certPem });
+      assert.equal(created.body.clientCaCertificate, certPem);
+      assert.equal((await api('GET', '/v1/routes/certful', { token: GATEWAY_TOKEN })).body.clientCaCertificate, certPem);
+      const back = await api('PATCH', '/v1/tenants/certful', { json: { authMode: 'gateway', clientCaCertificate: null } });
+      assert.equal(back.status, 200, JSON.stringify(back.body));
+      assert.equal('clientCaCertificate' in back.body, false);
     });
 
     test('If-Match: a stale version gets 409 and changes nothing; the current one applies', async () => {

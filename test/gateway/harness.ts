@@ -144,7 +144,8 @@ export async function createTestGateway(pki: TestPki, tenants: TenantDirectory, 
     certificates: [{ suffixes: [SUFFIX], certPem: pki.edge.chainPem, keyPem: pki.edge.keyPem }],
     backendDefaults: { caPem: pki.ca.certPem, clientCertificate: { certPem: gatewayClient.chainPem, keyPem: gatewayClient.keyPem } },
     tenants,
-    logger: createLogger({ level: 'silent' }),
+    // TG_TEST_LOG=info shows the gateway's lines while a test is being debugged.
+    logger: createLogger({ level: (process.env.TG_TEST_LOG as 'info' | undefined) ?? 'silent' }),
     metrics: options.metrics ?? createMetrics(),
     ...(options.cancelStore === undefined ? {} : { cancelStore: options.cancelStore }),
   });

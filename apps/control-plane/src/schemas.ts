@@ -52,6 +52,10 @@ const tenantPatch = {
     status: withoutDefault(record.status),
     backend: objectPatch('backend'),
     authMode: withoutDefault(record.authMode),
+    clientCaCertificate: {
+      anyOf: [{ type: 'string' }, { type: 'null' }],
+      description: 'PEM CA certificates that client certificates must chain to; null removes them.',
+    },
     userRewrite: objectPatch('userRewrite'),
     allowedCidrs: withoutDefault(record.allowedCidrs),
     limits: objectPatch('limits'),
@@ -87,9 +91,18 @@ const bookkeeping = {
   updatedAt: { type: 'string', format: 'date-time' },
 };
 
+/** Fields a stored record may lack: every other field of the record is always in a response. */
+const OPTIONAL_FIELDS = new Set(['clientCaCertificate']);
+
 function tenantResponse(id: string, role: Schema, description: string): Schema {
   const properties = { ...record, roles: { type: 'array', items: role }, ...bookkeeping };
-  return { $id: id, type: 'object', description, required: Object.keys(properties), properties };
+  return {
+    $id: id,
+    type: 'object',
+    description,
+    required: Object.keys(properties).filter((name) => !OPTIONAL_FIELDS.has(name)),
+    properties,
+  };
 }
 
 const adminRole = {

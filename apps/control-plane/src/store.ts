@@ -252,16 +252,36 @@ async function insertOutbox(tx: Queryable, id: string, version: number | null, f
 }
 
 function recordOf(tenant: Tenant): RecordFields {
-  const { status, backend, authMode, userRewrite, allowedCidrs, limits, replication } = tenant;
-  return { status, backend, authMode, userRewrite, allowedCidrs, limits, replication };
+  const { status, backend, authMode, clientCaCertificate, userRewrite, allowedCidrs, limits, replication } = tenant;
+  return {
+    status,
+    backend,
+    authMode,
+    ...(clientCaCertificate === undefined ? {} : { clientCaCertificate }),
+    userRewrite,
+    allowedCidrs,
+    limits,
+    replication,
+  };
 }
 
 function storedOf(row: TenantRow): StoredTenant {
-  const { status, backend, authMode, userRewrite, allowedCidrs, limits } = row.record;
+  const { status, backend, authMode, clientCaCertificate, userRewrite, allowedCidrs, limits } = row.record;
   // Records stored before the field existed allow no replication.
   const replication = row.record.replication ?? ReplicationMode.None;
   return {
-    tenant: { id: row.id, status, backend, authMode, userRewrite, roles: row.roles, allowedCidrs, limits, replication },
+    tenant: {
+      id: row.id,
+      status,
+      backend,
+      authMode,
+      ...(clientCaCertificate === undefined ? {} : { clientCaCertificate }),
+      userRewrite,
+      roles: row.roles,
+      allowedCidrs,
+      limits,
+      replication,
+    },
     version: Number(row.version),
     createdAt: isoTime(row.created_at),
     updatedAt: isoTime(row.updated_at),

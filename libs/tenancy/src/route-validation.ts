@@ -40,6 +40,7 @@ export const tenantRouteSchema = {
       },
     },
     authMode: { type: 'string', enum: Object.values(AuthMode) },
+    clientCaCertificate: text,
     userRewrite: { type: 'object', properties: { template: text } },
     roles: { type: 'array', items: storedRoleSchema },
     allowedCidrs: { type: 'array', items: { type: 'string' } },

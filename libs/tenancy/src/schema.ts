@@ -64,7 +64,8 @@ export const tenantSchema = {
     id: { type: 'string', pattern: TENANT_ID_PATTERN },
     status: { type: 'string', enum: ['active', 'suspended', 'maintenance'], default: 'active' },
     backend: backendSchema,
-    authMode: { type: 'string', enum: ['gateway', 'passthrough'], default: 'gateway' },
+    authMode: { type: 'string', enum: ['gateway', 'passthrough', 'certificate', 'certificate+scram'], default: 'gateway' },
+    clientCaCertificate: pem,
     userRewrite: {
       type: 'object',
       additionalProperties: false,

@@ -71,6 +71,8 @@ test('each bad field is named with a message a person can act on', () => {
     [{ ...minimal, backend: { host: 'h', caCertificate: 'junk' } }, '/backend/caCertificate', /PEM/],
     [{ ...minimal, backend: { host: 'h', tls: { minVersion: 'TLSv1.1' } } }, '/backend/tls/minVersion', /TLSv1\.2, TLSv1\.3/],
     [{ ...minimal, replication: 'all' }, '/replication', /none, logical, physical/],
+    [{ ...minimal, authMode: 'certificate' }, '/clientCaCertificate', /required with authMode "certificate"/],
+    [{ ...minimal, clientCaCertificate: 'junk' }, '/clientCaCertificate', /PEM/],
     [{ ...minimal, roles: [{ name: 'app', scramSecret: 'md5abc' }] }, '/roles/0/scramSecret', /pg_authid/],
     [{ ...minimal, roles: [{ name: 'app' }] }, '/roles/0', /exactly one/],
     [{ ...minimal, roles: [{ name: 'app', password: 'x', scramSecret: secret }] }, '/roles/0', /exactly one/],

@@ -12,7 +12,17 @@ export const TenantStatus = {
 } as const;
 export type TenantStatus = (typeof TenantStatus)[keyof typeof TenantStatus];
 
-export const AuthMode = { Gateway: 'gateway', Passthrough: 'passthrough' } as const;
+/**
+ * How a client proves itself at the edge: `gateway` (SCRAM against the role's secret),
+ * `passthrough` (the backend checks the client's password), `certificate` (a client certificate
+ * chaining to the tenant's clientCaCertificate and naming the role), `certificate+scram` (both).
+ */
+export const AuthMode = {
+  Gateway: 'gateway',
+  Passthrough: 'passthrough',
+  Certificate: 'certificate',
+  CertificateScram: 'certificate+scram',
+} as const;
 export type AuthMode = (typeof AuthMode)[keyof typeof AuthMode];
 
 /**
@@ -59,6 +69,8 @@ interface TenantFields<Role> {
   status: TenantStatus;
   backend: TenantBackend;
   authMode: AuthMode;
+  /** CA certificates (PEM) that client certificates must chain to, for the certificate modes. */
+  clientCaCertificate?: string;
   userRewrite: { template?: string };
   roles: Role[];
   allowedCidrs: string[];
@@ -180,7 +192,7 @@ function schemaIssueMessage(e: ErrorObject): string {
 function patternMessage(path: string): string | undefined {
   if (path.endsWith('/id')) return 'must be 1 to 63 characters of a-z, 0-9 and "-"';
   if (path.endsWith('/scramSecret')) return 'must be a SCRAM-SHA-256 secret in pg_authid format';
-  if (path.endsWith('/caCertificate')) return 'must be a PEM certificate';
+  if (path.endsWith('/caCertificate') || path.endsWith('/clientCaCertificate')) return 'must be a PEM certificate';
   if (path.endsWith('/clientCertificate')) return 'must be a file name under the secrets directory';
   return undefined;
 }
@@ -199,7 +211,14 @@ function semanticIssues(tenant: TenantInput): ValidationIssue[] {
     if (role.scramSecret !== undefined) checkIterations(issues, `/roles/${i}/scramSecret`, role.scramSecret);
   });
   checkNameBytes(issues, '/backend/database', tenant.backend.database);
-  if (tenant.backend.caCertificate !== undefined) checkCaCertificate(issues, tenant.backend.caCertificate);
+  if (tenant.backend.caCertificate !== undefined) checkCaCertificate(issues, '/backend/caCertificate', tenant.backend.caCertificate);
+  if (tenant.clientCaCertificate !== undefined) checkCaCertificate(issues, '/clientCaCertificate', tenant.clientCaCertificate);
+  if (usesCertificates(tenant.authMode) && tenant.clientCaCertificate === undefined) {
+    issues.push({
+      path: '/clientCaCertificate',
+      message: `is required with authMode "${tenant.authMode}": client certificates must chain to it`,
+    });
+  }
   if (tenant.authMode === AuthMode.Passthrough && tenant.backend.database === undefined) {
     // Otherwise the client's `database` reaches a shared cluster as sent: any database there.
     issues.push({ path: '/backend/database', message: 'is required with authMode "passthrough", so its users reach only this database' });
@@ -232,8 +251,13 @@ function checkIterations(issues: ValidationIssue[], path: string, secret: string
   }
 }
 
-/** Every PEM block must parse, and one be a CA: the backend's certificate is checked against it. */
-function checkCaCertificate(issues: ValidationIssue[], pem: string): void {
+/** Whether the mode asks the client for a certificate. */
+export function usesCertificates(mode: AuthMode): boolean {
+  return mode === AuthMode.Certificate || mode === AuthMode.CertificateScram;
+}
+
+/** Every PEM block must parse, and one be a CA: the peer's certificate is checked against it. */
+function checkCaCertificate(issues: ValidationIssue[], path: string, pem: string): void {
   const blocks = pem.match(PEM_CERTIFICATE) ?? [];
   let certificates: X509Certificate[];
   try {
@@ -242,8 +266,8 @@ function checkCaCertificate(issues: ValidationIssue[], pem: string): void {
     certificates = [];
   }
   if (certificates.length === 0) {
-    issues.push({ path: '/backend/caCertificate', message: 'must be PEM certificates that parse' });
+    issues.push({ path, message: 'must be PEM certificates that parse' });
   } else if (!certificates.some((certificate) => certificate.ca)) {
-    issues.push({ path: '/backend/caCertificate', message: 'must hold a CA certificate (basicConstraints CA:TRUE)' });
+    issues.push({ path, message: 'must hold a CA certificate (basicConstraints CA:TRUE)' });
   }
 }

@@ -270,6 +270,10 @@ class ClientHandshake {
     this.#shown = shown;
     const tlsSocket = new TLSSocket(this.#raw, {
       isServer: true,
+      // Asked of every client, required of none: a tenant in a certificate mode checks it
+      // against its own CA (session/client-certificate.ts); the others never look at it.
+      requestCert: true,
+      rejectUnauthorized: false,
       secureContext: table.fallback.context,
       SNICallback: sniCallback(shown, table),
       ALPNProtocols: ALPN_PROTOCOLS,

@@ -2,7 +2,7 @@
 // tenant, admit, authenticate at the edge while the backend's TCP and TLS are opened in
 // parallel, rewrite the startup packet, log into the backend with the recovered ClientKey, hand
 // the backend's startup messages over with the gateway's own cancel key, and splice.
-import type { Tenant, TenantRole } from '@tenantgate/tenancy';
+import { AuthMode, usesCertificates, type Tenant, type TenantRole } from '@tenantgate/tenancy';
 import {
   serializeAuthenticationOk,
   serializeBackendKeyData,
@@ -15,6 +15,7 @@ import {
 } from '@tenantgate/wire';
 import type { Admission, AdmissionTicket } from './admission.ts';
 import type { Connection, SessionClient } from './client.ts';
+import { checkClientCertificate } from './client-certificate.ts';
 import { authenticateClient, collectPassword } from './edge-auth.ts';
 import { SPLICE_CLOSE_GRACE_MS, splice, type Splice } from './splice.ts';
 import { checkReplication } from './replication.ts';
@@ -427,14 +428,18 @@ interface Credentials {
 }
 
 /**
- * The gateway checks the client's SCRAM proof (authMode `gateway`), or asks for the password
- * that the backend will check (authMode `passthrough`).
+ * The gateway checks the client's SCRAM proof (authMode `gateway`), asks for the password that
+ * the backend will check (`passthrough`), checks its certificate (`certificate`), or both
+ * (`certificate+scram`). A certificate login gives the backend leg no key: the backend must log
+ * the gateway in by its own client certificate.
  */
 async function authenticate(shared: Shared, attempt: Attempt): Promise<Credentials> {
   const { client, tenant, signal } = attempt;
   const common = { roleName: attempt.user, timeoutMs: shared.timeouts.authMs, signal, metrics: shared.metrics, tap: attempt.trace?.client };
   return timed(shared, Phase.Auth, async (): Promise<Credentials> => {
-    if (tenant.authMode === 'passthrough') {
+    if (usesCertificates(tenant.authMode)) checkClientCertificate(client.socket, tenant, attempt.user);
+    if (tenant.authMode === AuthMode.Certificate) return { backendAuth: { kind: 'none' }, leftover: Buffer.alloc(0) };
+    if (tenant.authMode === AuthMode.Passthrough) {
       const { password, leftover } = await collectPassword(client, common);
       return { backendAuth: { kind: 'password', password }, leftover };
     }
