@@ -2,7 +2,8 @@
 // git-ignored data directory and reused while they are valid: one local CA, the gateway's
 // wildcard certificate for `*.db.localhost`, the gateway's client certificate for backends, and a
 // server certificate for local backends (`localhost`, 127.0.0.1, and `postgres`, the backend of
-// the local fleet in deploy/compose.yaml).
+// the local fleet in deploy/compose.yaml), and the control plane's issuing CA for client
+// certificates (an intermediate of the local CA).
 import { X509Certificate } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -22,6 +23,9 @@ export interface DevCertificates {
   readonly gatewayClientKeyFile: string;
   readonly backendCertFile: string;
   readonly backendKeyFile: string;
+  /** CONTROL_PLANE_CA_CERT and _KEY: signs short-lived client certificates of tenants' roles. */
+  readonly issuingCaCertFile: string;
+  readonly issuingCaKeyFile: string;
 }
 
 /** The host names of the development backends' server certificate. */
@@ -41,20 +45,24 @@ export async function ensureDevCertificates(dataDir: string): Promise<DevCertifi
     gatewayClientKeyFile: join(dir, 'gateway-client.key'),
     backendCertFile: join(dir, 'backend.crt'),
     backendKeyFile: join(dir, 'backend.key'),
+    issuingCaCertFile: join(dir, 'issuing-ca.crt'),
+    issuingCaKeyFile: join(dir, 'issuing-ca.key'),
   };
   if (await stillValid(files)) return files;
   await mkdir(dir, { recursive: true, mode: 0o700 });
   const notAfter = new Date(Date.now() + YEAR_MS);
   const ca = await createCertificateAuthority({ commonName: 'tenantgate development CA', notAfter });
-  const [edge, client, backend] = await Promise.all([
+  const [edge, client, backend, issuing] = await Promise.all([
     ca.issueServerCertificate({ dnsNames: [`*.${DEV_DOMAIN}`], notAfter }),
     ca.issueClientCertificate({ commonName: GATEWAY_CLIENT_CN, notAfter }),
     ca.issueServerCertificate({ dnsNames: BACKEND_NAMES, ipAddresses: ['127.0.0.1'], notAfter }),
+    ca.issueIntermediate({ commonName: 'tenantgate development issuing CA', notAfter }),
   ]);
   await writeFile(files.caFile, ca.certPem);
   await writePair(files.edgeCertFile, files.edgeKeyFile, edge);
   await writePair(files.gatewayClientCertFile, files.gatewayClientKeyFile, client);
   await writePair(files.backendCertFile, files.backendKeyFile, backend);
+  await writePair(files.issuingCaCertFile, files.issuingCaKeyFile, issuing);
   return files;
 }
 
@@ -66,14 +74,16 @@ async function writePair(certFile: string, keyFile: string, issued: IssuedCertif
 
 async function stillValid(files: DevCertificates): Promise<boolean> {
   try {
-    for (const file of [files.caFile, files.edgeCertFile, files.gatewayClientCertFile, files.backendCertFile]) {
+    for (const file of [files.caFile, files.edgeCertFile, files.gatewayClientCertFile, files.backendCertFile, files.issuingCaCertFile]) {
       const cert = new X509Certificate(await readFile(file));
       if (Date.parse(cert.validTo) - Date.now() < RENEW_BEFORE_MS) return false;
     }
     // Made before the backend certificate named every host it names now.
     const backend = new X509Certificate(await readFile(files.backendCertFile));
     if (!BACKEND_NAMES.every((name) => backend.checkHost(name) !== undefined)) return false;
-    await Promise.all([files.edgeKeyFile, files.gatewayClientKeyFile, files.backendKeyFile].map((file) => readFile(file)));
+    await Promise.all(
+      [files.edgeKeyFile, files.gatewayClientKeyFile, files.backendKeyFile, files.issuingCaKeyFile].map((file) => readFile(file)),
+    );
     return true;
   } catch {
     return false;

@@ -92,6 +92,8 @@ export async function startDevStack(): Promise<DevStack> {
         CONTROL_PLANE_GATEWAY_TOKENS: tokens.gateway,
         // The demo's backends run on this machine.
         CONTROL_PLANE_ALLOW_LOCAL_BACKENDS: 'true',
+        CONTROL_PLANE_CA_CERT: certs.issuingCaCertFile,
+        CONTROL_PLANE_CA_KEY: certs.issuingCaKeyFile,
       }),
     );
     children.push(

@@ -12,6 +12,8 @@ import authPlugin from './plugins/auth.ts';
 import docsPlugin from './plugins/docs.ts';
 import errorsPlugin from './plugins/errors.ts';
 import invalidationPlugin from './plugins/invalidation.ts';
+import certificateRoutes from './routes/certificates.ts';
+import type { CertificateIssuer } from './certificate-issuer.ts';
 import metricsPlugin from './plugins/metrics.ts';
 import terminationsPlugin from './plugins/terminations.ts';
 import schemasPlugin from './plugins/schemas.ts';
@@ -28,6 +30,7 @@ export { createRedisClient, type RedisClientOptions } from './redis.ts';
 export { dropCachedRoute } from './invalidation.ts';
 export { ErrorCode } from './errors.ts';
 export { createMetrics as createControlPlaneMetrics, MetricName } from './metrics.ts';
+export { CertificateIssuer } from './certificate-issuer.ts';
 export { SCRAM_ITERATIONS } from './passwords.ts';
 
 /** Request bodies larger than this get 413. */
@@ -45,6 +48,8 @@ export interface BuildAppOptions {
   readonly gatewayTokens?: readonly string[];
   /** Tenants whose backend is on a loopback or link-local address are refused unless this is true. */
   readonly allowLocalBackends?: boolean;
+  /** The CA that signs client certificates (CONTROL_PLANE_CA_CERT / _KEY); absent: none are issued. */
+  readonly issuer?: CertificateIssuer;
   /** pino options (or false, the default, for none); ignored when loggerInstance is given. */
   readonly logger?: boolean | FastifyLoggerOptions;
   readonly loggerInstance?: FastifyBaseLogger;
@@ -103,8 +108,12 @@ export function buildApp(options: BuildAppOptions): FastifyInstance {
   void app.register(invalidationPlugin, { redis: options.redis, ...options.invalidation });
   void app.register(terminationsPlugin, { redis: options.redis });
   void app.register(healthRoutes);
-  void app.register(tenantRoutes, { allowLocalBackends: options.allowLocalBackends ?? false });
-  void app.register(routeRoutes);
+  void app.register(tenantRoutes, {
+    allowLocalBackends: options.allowLocalBackends ?? false,
+    issuesCertificates: options.issuer !== undefined,
+  });
+  void app.register(routeRoutes, { issuerCaPem: options.issuer?.caCertificatePem });
+  void app.register(certificateRoutes, { issuer: options.issuer });
   return app;
 }
 

@@ -23,7 +23,21 @@ test('defaults: PGlite in .data/control-plane on 127.0.0.1:8080, no Redis, level
     adminTokens: [ADMIN],
     gatewayTokens: [],
     allowLocalBackends: false,
+    issuingCa: undefined,
     logLevel: 'info',
+  });
+});
+
+test('the issuing CA: certificate and key together, each a path or PEM', async () => {
+  const both = await loadConfig({
+    CONTROL_PLANE_ADMIN_TOKENS: ADMIN,
+    CONTROL_PLANE_CA_CERT: '/etc/ca.crt',
+    CONTROL_PLANE_CA_KEY: '/etc/ca.key',
+  });
+  assert.deepEqual(both.issuingCa, { cert: { kind: 'path', path: '/etc/ca.crt' }, key: { kind: 'path', path: '/etc/ca.key' } });
+  await assert.rejects(loadConfig({ CONTROL_PLANE_ADMIN_TOKENS: ADMIN, CONTROL_PLANE_CA_CERT: '/etc/ca.crt' }), (error: Error) => {
+    assert.match(error.message, /CONTROL_PLANE_CA_KEY: expected it with CONTROL_PLANE_CA_CERT; not set/);
+    return true;
   });
 });
 

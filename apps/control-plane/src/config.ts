@@ -12,12 +12,14 @@ import {
   LISTEN_EXPECTS,
   badTokenIndex,
   parseListenAddress,
+  pemSource,
   helpText as renderHelp,
   variablesSchema,
   type ConfigVariable,
   type ControlPlaneVariableName,
   type ListenAddress,
   type LogLevel,
+  type PemSource,
 } from '@tenantgate/runtime';
 
 export { LOG_LEVELS, MIN_TOKEN_LENGTH, type ConfigVariable, type ListenAddress, type LogLevel } from '@tenantgate/runtime';
@@ -35,6 +37,8 @@ export interface ControlPlaneConfig {
   readonly adminTokens: readonly string[];
   readonly gatewayTokens: readonly string[];
   readonly allowLocalBackends: boolean;
+  /** CONTROL_PLANE_CA_CERT and _KEY: the CA that issues client certificates; absent: none is issued. */
+  readonly issuingCa: { readonly cert: PemSource; readonly key: PemSource } | undefined;
   readonly logLevel: LogLevel;
 }
 
@@ -65,6 +69,8 @@ interface RawValues {
   CONTROL_PLANE_ADMIN_TOKENS: string[];
   CONTROL_PLANE_GATEWAY_TOKENS?: string[];
   CONTROL_PLANE_ALLOW_LOCAL_BACKENDS: boolean;
+  CONTROL_PLANE_CA_CERT?: string;
+  CONTROL_PLANE_CA_KEY?: string;
   LOG_LEVEL: LogLevel;
 }
 
@@ -90,8 +96,10 @@ export async function loadConfig(env: Environment): Promise<ControlPlaneConfig> 
     if (typeof tokens === 'string' || !tokens.some((token) => adminTokens?.includes(token))) return tokens;
     return 'expected tokens that are not also admin tokens';
   });
+  const issuingCa = parseIssuingCa(raw, issues);
   if (issues.length > 0) throw new ConfigError(sortedIssues(issues));
   return {
+    issuingCa,
     listen: listen as ListenAddress,
     store: store as StoreConfig,
     redisUrl: raw.REDIS_URL,
@@ -100,6 +108,25 @@ export async function loadConfig(env: Environment): Promise<ControlPlaneConfig> 
     allowLocalBackends: raw.CONTROL_PLANE_ALLOW_LOCAL_BACKENDS,
     logLevel: raw.LOG_LEVEL,
   };
+}
+
+/** Both or neither: a certificate without its key (or the reverse) is a half-made setup. */
+function parseIssuingCa(raw: RawValues, issues: ConfigIssue[]): ControlPlaneConfig['issuingCa'] {
+  const { CONTROL_PLANE_CA_CERT: certValue, CONTROL_PLANE_CA_KEY: keyValue } = raw;
+  if (certValue === undefined && keyValue === undefined) return undefined;
+  if (certValue === undefined || keyValue === undefined) {
+    const missing = certValue === undefined ? 'CONTROL_PLANE_CA_CERT' : 'CONTROL_PLANE_CA_KEY';
+    issues.push({
+      variable: missing,
+      message: `expected it with ${missing === 'CONTROL_PLANE_CA_CERT' ? 'CONTROL_PLANE_CA_KEY' : 'CONTROL_PLANE_CA_CERT'}; not set`,
+    });
+    return undefined;
+  }
+  const cert = pemSource(certValue, 'certificate');
+  const key = pemSource(keyValue, 'key');
+  if (cert === undefined) issues.push({ variable: 'CONTROL_PLANE_CA_CERT', message: 'expected a CA certificate file path or PEM' });
+  if (key === undefined) issues.push({ variable: 'CONTROL_PLANE_CA_KEY', message: 'expected a private key file path or PEM' });
+  return cert === undefined || key === undefined ? undefined : { cert, key };
 }
 
 /** Only what `npm run migrate` needs: where the store is. @throws ConfigError */

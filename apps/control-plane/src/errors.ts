@@ -21,10 +21,17 @@ export const ErrorCode = {
   NotReady: 'TG_ERR_NOT_READY',
   /** The gateways cannot be reached (they listen on Redis): sessions cannot be ended from here. */
   GatewaysUnreachable: 'TG_ERR_GATEWAYS_UNREACHABLE',
+  /** POST .../certificates on a control plane without CONTROL_PLANE_CA_CERT and _KEY. */
+  IssuingNotConfigured: 'TG_ERR_ISSUING_NOT_CONFIGURED',
   Internal: 'TG_ERR_INTERNAL',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
+export const IssuingNotConfiguredError = createError(
+  ErrorCode.IssuingNotConfigured,
+  'this control plane issues no client certificates: set CONTROL_PLANE_CA_CERT and CONTROL_PLANE_CA_KEY',
+  501,
+);
 export const ValidationError = createError(ErrorCode.Validation, 'invalid %s: %s', 400);
 export const MalformedBodyError = createError(ErrorCode.MalformedBody, 'the request body is not valid JSON', 400);
 export const BadRequestError = createError(ErrorCode.BadRequest, 'bad request: %s', 400);

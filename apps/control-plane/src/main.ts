@@ -2,10 +2,19 @@
 // embedded PGlite) and Redis opened, the app built and listening. SIGTERM/SIGINT close it
 // gracefully: start-up (a PGlite initdb, migrations) is let finish, in-flight requests finish,
 // then Redis and the store close, and the process exits 0.
-import { createLogger, describeListenFailure, describeSystemError, startTracing, type Logger, type Tracing } from '@tenantgate/runtime';
+import {
+  createLogger,
+  describeListenFailure,
+  describeSystemError,
+  readPemSource,
+  startTracing,
+  type Logger,
+  type Tracing,
+} from '@tenantgate/runtime';
 import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 import { buildApp } from './app.ts';
+import { CertificateIssuer } from './certificate-issuer.ts';
 import { ConfigError, helpText, loadConfig, type ControlPlaneConfig } from './config.ts';
 import type { Database } from './db/database.ts';
 import { createPostgresDatabase } from './db/postgres.ts';
@@ -80,7 +89,29 @@ async function configOrReport(): Promise<ControlPlaneConfig | undefined> {
   }
 }
 
+/** The issuing CA, read and checked whole: a key that is not the certificate's stops start-up. */
+async function loadIssuer(sources: NonNullable<ControlPlaneConfig['issuingCa']>): Promise<CertificateIssuer> {
+  let certPem: string;
+  let keyPem: string;
+  try {
+    certPem = await readPemSource(sources.cert);
+  } catch (error) {
+    throw new StartupError('CONTROL_PLANE_CA_CERT', (error as Error).message, { cause: error });
+  }
+  try {
+    keyPem = await readPemSource(sources.key);
+  } catch (error) {
+    throw new StartupError('CONTROL_PLANE_CA_KEY', (error as Error).message, { cause: error });
+  }
+  try {
+    return await CertificateIssuer.load(certPem, keyPem);
+  } catch (error) {
+    throw new StartupError('CONTROL_PLANE_CA_CERT', (error as Error).message, { cause: error });
+  }
+}
+
 async function start(config: ControlPlaneConfig, logger: Logger, resources: Resources): Promise<void> {
+  const issuer = config.issuingCa === undefined ? undefined : await loadIssuer(config.issuingCa);
   resources.database = await openDatabase(config, logger);
   resources.redis = config.redisUrl === undefined ? undefined : createRedisClient(config.redisUrl);
   resources.app = buildApp({
@@ -89,6 +120,7 @@ async function start(config: ControlPlaneConfig, logger: Logger, resources: Reso
     adminTokens: config.adminTokens,
     gatewayTokens: config.gatewayTokens,
     allowLocalBackends: config.allowLocalBackends,
+    ...(issuer === undefined ? {} : { issuer }),
     loggerInstance: logger,
   });
   try {

@@ -9,6 +9,7 @@ export const MetricName = {
   InvalidationsPending: 'tenantgate_invalidations_pending',
   InvalidationsPublished: 'tenantgate_invalidations_published_total',
   InvalidationFailures: 'tenantgate_invalidation_failures_total',
+  CertificatesIssued: 'tenantgate_certificates_issued_total',
 } as const;
 export type MetricName = (typeof MetricName)[keyof typeof MetricName];
 
@@ -20,6 +21,7 @@ export interface ControlPlaneMetrics {
   readonly httpRequestDuration: Histogram<'method' | 'route' | 'status'>;
   readonly invalidationsPublished: Counter;
   readonly invalidationFailures: Counter;
+  readonly certificatesIssued: Counter;
 }
 
 export interface MetricsSources {
@@ -64,7 +66,12 @@ export function createMetrics(sources: MetricsSources): ControlPlaneMetrics {
     help: 'Failed attempts to publish invalidations (retried from the outbox).',
     registers: [registry],
   });
-  return { registry, httpRequestDuration, invalidationsPublished, invalidationFailures };
+  const certificatesIssued = new Counter({
+    name: MetricName.CertificatesIssued,
+    help: "Client certificates issued for tenants' roles.",
+    registers: [registry],
+  });
+  return { registry, httpRequestDuration, invalidationsPublished, invalidationFailures, certificatesIssued };
 }
 
 /** A store that cannot be read gives NaN (unknown) instead of failing the whole scrape. */

@@ -59,6 +59,7 @@ const tenantPatch = {
     userRewrite: objectPatch('userRewrite'),
     allowedCidrs: withoutDefault(record.allowedCidrs),
     limits: objectPatch('limits'),
+    clientCertificates: objectPatch('clientCertificates'),
     replication: withoutDefault(record.replication),
     terminateSessions: {
       type: 'boolean',
@@ -92,10 +93,10 @@ const bookkeeping = {
 };
 
 /** Fields a stored record may lack: every other field of the record is always in a response. */
-const OPTIONAL_FIELDS = new Set(['clientCaCertificate']);
+const OPTIONAL_FIELDS = new Set(['clientCaCertificate', 'clientCertificates']);
 
-function tenantResponse(id: string, role: Schema, description: string): Schema {
-  const properties = { ...record, roles: { type: 'array', items: role }, ...bookkeeping };
+function tenantResponse(id: string, role: Schema, description: string, extra: Schema = {}): Schema {
+  const properties = { ...record, roles: { type: 'array', items: role }, ...bookkeeping, ...extra };
   return {
     $id: id,
     type: 'object',
@@ -122,6 +123,15 @@ const tenantRoute = tenantResponse(
   SchemaId.TenantRoute,
   routeRole,
   'The routing view for gateways: everything needed to route and authenticate, role secrets included.',
+  {
+    clientCertificates: {
+      type: 'object',
+      properties: {
+        ...record.clientCertificates.properties,
+        issuerCaCertificate: { type: 'string', description: "The control plane's issuing CA (PEM), when it issues certificates." },
+      },
+    },
+  },
 );
 
 const tenantList = {
@@ -192,3 +202,43 @@ export const ifMatchHeaders = {
 export function errorResponses(...codes: number[]): Record<number, Schema> {
   return Object.fromEntries(codes.map((code) => [code, ref(SchemaId.Error)]));
 }
+
+/** POST /v1/tenants/:id/roles/:role/certificates */
+export const certificateRequest = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['csr'],
+  properties: {
+    csr: {
+      type: 'string',
+      minLength: 1,
+      maxLength: 16_384,
+      description: 'A PKCS #10 certificate signing request, PEM; the private key stays with the client.',
+    },
+    ttlSeconds: {
+      type: 'integer',
+      minimum: 60,
+      maximum: 86_400,
+      default: 3600,
+      description: "Lifetime; at most the tenant's clientCertificates.maxTtlSeconds (default 3600).",
+    },
+  },
+} as const;
+
+export const issuedCertificate = {
+  type: 'object',
+  required: ['certificate', 'serialNumber', 'notAfter'],
+  properties: {
+    certificate: { type: 'string', description: 'PEM; CN is the role, a URI subjectAltName names the tenant.' },
+    serialNumber: { type: 'string', description: 'Hex, as OpenSSL prints it.' },
+    notAfter: { type: 'string', format: 'date-time' },
+  },
+} as const;
+
+export const revokedCertificates = {
+  type: 'object',
+  required: ['notBefore'],
+  properties: {
+    notBefore: { type: 'string', format: 'date-time', description: 'Certificates valid from before this instant are refused.' },
+  },
+} as const;

@@ -252,12 +252,13 @@ async function insertOutbox(tx: Queryable, id: string, version: number | null, f
 }
 
 function recordOf(tenant: Tenant): RecordFields {
-  const { status, backend, authMode, clientCaCertificate, userRewrite, allowedCidrs, limits, replication } = tenant;
+  const { status, backend, authMode, clientCaCertificate, clientCertificates, userRewrite, allowedCidrs, limits, replication } = tenant;
   return {
     status,
     backend,
     authMode,
     ...(clientCaCertificate === undefined ? {} : { clientCaCertificate }),
+    ...(clientCertificates === undefined ? {} : { clientCertificates }),
     userRewrite,
     allowedCidrs,
     limits,
@@ -266,7 +267,7 @@ function recordOf(tenant: Tenant): RecordFields {
 }
 
 function storedOf(row: TenantRow): StoredTenant {
-  const { status, backend, authMode, clientCaCertificate, userRewrite, allowedCidrs, limits } = row.record;
+  const { status, backend, authMode, clientCaCertificate, clientCertificates, userRewrite, allowedCidrs, limits } = row.record;
   // Records stored before the field existed allow no replication.
   const replication = row.record.replication ?? ReplicationMode.None;
   return {
@@ -276,6 +277,7 @@ function storedOf(row: TenantRow): StoredTenant {
       backend,
       authMode,
       ...(clientCaCertificate === undefined ? {} : { clientCaCertificate }),
+      ...(clientCertificates === undefined ? {} : { clientCertificates }),
       userRewrite,
       roles: row.roles,
       allowedCidrs,

@@ -15,6 +15,9 @@ export function adminView({ tenant, version, createdAt, updatedAt }: StoredTenan
   return { ...tenant, roles, version, createdAt, updatedAt };
 }
 
-export function routeView({ tenant, version, createdAt, updatedAt }: StoredTenant): TenantRoute {
-  return { ...tenant, version, createdAt, updatedAt };
+/** `issuerCaPem`: the control plane's issuing CA, which gateways then trust for the tenant's certificate modes. */
+export function routeView({ tenant, version, createdAt, updatedAt }: StoredTenant, issuerCaPem?: string): TenantRoute {
+  if (issuerCaPem === undefined) return { ...tenant, version, createdAt, updatedAt };
+  const clientCertificates = { ...tenant.clientCertificates, issuerCaCertificate: issuerCaPem };
+  return { ...tenant, clientCertificates, version, createdAt, updatedAt };
 }

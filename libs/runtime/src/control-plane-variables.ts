@@ -48,6 +48,20 @@ const CONTROL_PLANE_TABLE = [
     secret: true,
   },
   {
+    name: 'CONTROL_PLANE_CA_CERT',
+    schema: { type: 'string' },
+    expects: 'a CA certificate file path or PEM',
+    description:
+      "Issuing CA (path or PEM) for short-lived client certificates of tenants' roles (POST /v1/tenants/:id/roles/:role/certificates); absent: no issuing.",
+  },
+  {
+    name: 'CONTROL_PLANE_CA_KEY',
+    schema: { type: 'string' },
+    expects: 'a private key file path or PEM',
+    description: 'Private key of CONTROL_PLANE_CA_CERT (path or unencrypted PEM).',
+    secret: true,
+  },
+  {
     name: 'CONTROL_PLANE_ALLOW_LOCAL_BACKENDS',
     schema: { type: 'boolean', default: false },
     expects: 'true or false',

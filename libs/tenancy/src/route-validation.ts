@@ -41,6 +41,7 @@ export const tenantRouteSchema = {
     },
     authMode: { type: 'string', enum: Object.values(AuthMode) },
     clientCaCertificate: text,
+    clientCertificates: { type: 'object', properties: { notBefore: text, issuerCaCertificate: text } },
     userRewrite: { type: 'object', properties: { template: text } },
     roles: { type: 'array', items: storedRoleSchema },
     allowedCidrs: { type: 'array', items: { type: 'string' } },

@@ -66,6 +66,15 @@ export const tenantSchema = {
     backend: backendSchema,
     authMode: { type: 'string', enum: ['gateway', 'passthrough', 'certificate', 'certificate+scram'], default: 'gateway' },
     clientCaCertificate: pem,
+    clientCertificates: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        maxTtlSeconds: { type: 'integer', minimum: 60, maximum: 86_400 },
+        // An ISO 8601 instant (set by a revoke); checked by validateTenantInput.
+        notBefore: { type: 'string', minLength: 20, maxLength: 35 },
+      },
+    },
     userRewrite: {
       type: 'object',
       additionalProperties: false,

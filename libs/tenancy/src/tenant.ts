@@ -64,6 +64,21 @@ export interface TenantLimits {
   connectsPerSecond: number;
 }
 
+/** Client certificates the control plane issues for the tenant's roles. */
+export interface ClientCertificateSettings {
+  /** Longest lifetime a certificate may be issued for (default 3600). */
+  maxTtlSeconds?: number;
+  /** Certificates valid from before this instant (ISO 8601) are refused: set by a revoke. */
+  notBefore?: string;
+  /** In the routing view only: the control plane's issuing CA, which gateways trust for the tenant. */
+  issuerCaCertificate?: string;
+}
+
+/** The subjectAltName URI that binds a control-plane-issued certificate to its tenant. */
+export function tenantCertificateUri(tenantId: string): string {
+  return `urn:tenantgate:tenant:${tenantId}`;
+}
+
 interface TenantFields<Role> {
   id: string;
   status: TenantStatus;
@@ -71,6 +86,7 @@ interface TenantFields<Role> {
   authMode: AuthMode;
   /** CA certificates (PEM) that client certificates must chain to, for the certificate modes. */
   clientCaCertificate?: string;
+  clientCertificates?: ClientCertificateSettings;
   userRewrite: { template?: string };
   roles: Role[];
   allowedCidrs: string[];
@@ -123,11 +139,11 @@ const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE---
  * Validates a tenant record and returns a copy with defaults applied.
  * @throws TenantValidationError naming every failing field.
  */
-export function validateTenantInput(value: unknown): TenantInput {
+export function validateTenantInput(value: unknown, options: ValidationOptions = {}): TenantInput {
   const copy: unknown = structuredClone(value);
   if (!validateTenantShape(copy)) throw new TenantValidationError(schemaIssues(validateTenantShape.errors));
   const tenant = copy as TenantInput;
-  const issues = semanticIssues(tenant);
+  const issues = semanticIssues(tenant, options);
   if (issues.length > 0) throw new TenantValidationError(issues);
   return tenant;
 }
@@ -197,7 +213,12 @@ function patternMessage(path: string): string | undefined {
   return undefined;
 }
 
-function semanticIssues(tenant: TenantInput): ValidationIssue[] {
+export interface ValidationOptions {
+  /** The control plane issues client certificates: the certificate modes need no clientCaCertificate. */
+  readonly issuesCertificates?: boolean;
+}
+
+function semanticIssues(tenant: TenantInput, options: ValidationOptions = {}): ValidationIssue[] {
   const issues: ValidationIssue[] = [];
   tenant.allowedCidrs.forEach((cidr, i) => {
     if (parseCidr(cidr) === undefined) issues.push({ path: `/allowedCidrs/${i}`, message: `"${cidr}" is not a CIDR block` });
@@ -213,7 +234,11 @@ function semanticIssues(tenant: TenantInput): ValidationIssue[] {
   checkNameBytes(issues, '/backend/database', tenant.backend.database);
   if (tenant.backend.caCertificate !== undefined) checkCaCertificate(issues, '/backend/caCertificate', tenant.backend.caCertificate);
   if (tenant.clientCaCertificate !== undefined) checkCaCertificate(issues, '/clientCaCertificate', tenant.clientCaCertificate);
-  if (usesCertificates(tenant.authMode) && tenant.clientCaCertificate === undefined) {
+  const notBefore = tenant.clientCertificates?.notBefore;
+  if (notBefore !== undefined && Number.isNaN(Date.parse(notBefore))) {
+    issues.push({ path: '/clientCertificates/notBefore', message: 'must be an ISO 8601 instant, e.g. 2026-01-01T00:00:00.000Z' });
+  }
+  if (usesCertificates(tenant.authMode) && tenant.clientCaCertificate === undefined && options.issuesCertificates !== true) {
     issues.push({
       path: '/clientCaCertificate',
       message: `is required with authMode "${tenant.authMode}": client certificates must chain to it`,

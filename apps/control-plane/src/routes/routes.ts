@@ -6,7 +6,12 @@ import { tenantNotFound } from '../errors.ts';
 import { errorResponses, ref, SchemaId, tenantIdParams } from '../schemas.ts';
 import { routeView } from '../views.ts';
 
-const routes: FastifyPluginAsync = async (app) => {
+export interface RouteRoutesOptions {
+  /** The issuing CA's certificate, carried in every route for the gateways to trust. */
+  readonly issuerCaPem?: string | undefined;
+}
+
+const routes: FastifyPluginAsync<RouteRoutesOptions> = async (app, options) => {
   app.get<{ Params: { id: string } }>(
     '/v1/routes/:id',
     {
@@ -22,7 +27,7 @@ const routes: FastifyPluginAsync = async (app) => {
       const stored = await app.store.get(request.params.id, { secrets: true });
       if (stored === undefined) throw tenantNotFound(request.params.id);
       void reply.header('etag', etagOf(stored.version));
-      return routeView(stored);
+      return routeView(stored, options.issuerCaPem);
     },
   );
 };

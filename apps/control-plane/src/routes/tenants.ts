@@ -2,7 +2,15 @@
 // roles. Admin tokens only. Every write is one store transaction; after it commits, the
 // invalidation publisher is kicked. Replies carry `ETag: "<version>"`; writes honour If-Match.
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest, FastifySchemaCompiler } from 'fastify';
-import { isLocalHost, materializeTenant, validateTenantInput, type Tenant, type TenantInput, type TenantRole } from '@tenantgate/tenancy';
+import {
+  isLocalHost,
+  materializeTenant,
+  validateTenantInput,
+  type Tenant,
+  type TenantInput,
+  type TenantRole,
+  type ValidationOptions,
+} from '@tenantgate/tenancy';
 import { decodeCursor, encodeCursor } from '../cursor.ts';
 import { etagOf, parseIfMatch } from '../etag.ts';
 import { GatewaysUnreachableError, tenantNotFound, validationError } from '../errors.ts';
@@ -29,21 +37,26 @@ interface RoleBody {
  * schema cannot express: CIDRs, duplicate roles, template placeholders), so one function decides
  * what a tenant is for the API and the gateway's tenants file alike.
  */
-const tenantRecordValidator: FastifySchemaCompiler<unknown> = () => (data: unknown) => {
-  try {
-    return { value: validateTenantInput(data) };
-  } catch (error) {
-    return { error: error as Error };
-  }
-};
+function tenantRecordValidator(validation: ValidationOptions): FastifySchemaCompiler<unknown> {
+  return () => (data: unknown) => {
+    try {
+      return { value: validateTenantInput(data, validation) };
+    } catch (error) {
+      return { error: error as Error };
+    }
+  };
+}
 
 export interface TenantRoutesOptions {
   /** Backends on loopback or link-local addresses (CONTROL_PLANE_ALLOW_LOCAL_BACKENDS). */
   readonly allowLocalBackends?: boolean;
+  /** The control plane issues client certificates: the certificate modes need no clientCaCertificate. */
+  readonly issuesCertificates?: boolean;
 }
 
 const tenants: FastifyPluginAsync<TenantRoutesOptions> = async (app, options) => {
   const tags = ['tenants'];
+  const validation: ValidationOptions = { issuesCertificates: options.issuesCertificates === true };
   const checkBackend = (tenant: Pick<TenantInput, 'backend'>): void => {
     if (options.allowLocalBackends === true || !isLocalHost(tenant.backend.host)) return;
     const message =
@@ -54,7 +67,7 @@ const tenants: FastifyPluginAsync<TenantRoutesOptions> = async (app, options) =>
   app.post<{ Body: TenantInput }>(
     '/v1/tenants',
     {
-      validatorCompiler: tenantRecordValidator,
+      validatorCompiler: tenantRecordValidator(validation),
       schema: {
         tags,
         summary: 'Create a tenant',
@@ -129,7 +142,7 @@ const tenants: FastifyPluginAsync<TenantRoutesOptions> = async (app, options) =>
       // Refused before the write: a change that was asked to end sessions must not half happen.
       if (terminateSessions === true && !app.terminations.configured) throw new GatewaysUnreachableError('no REDIS_URL is configured');
       const change = (current: Tenant): Tenant => {
-        const next = patched(current, patch);
+        const next = patched(current, patch, validation);
         checkBackend(next);
         return next;
       };
@@ -257,10 +270,10 @@ function writeCondition(request: FastifyRequest): WriteCondition {
 }
 
 /** The tenant after a merge patch of its record, validated whole; roles are not patched. */
-function patched(current: Tenant, patch: Record<string, unknown>): Tenant {
+function patched(current: Tenant, patch: Record<string, unknown>, validation: ValidationOptions): Tenant {
   const { roles, id, ...record } = current;
   const merged = mergePatch(record, patch) as Record<string, unknown>;
-  const { roles: _none, ...next } = validateTenantInput({ ...merged, id, roles: [] });
+  const { roles: _none, ...next } = validateTenantInput({ ...merged, id, roles: [] }, validation);
   return { ...next, roles };
 }
 

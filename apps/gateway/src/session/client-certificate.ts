@@ -7,14 +7,20 @@
 import { X509Certificate } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
-import type { Tenant } from '@tenantgate/tenancy';
+import { tenantCertificateUri, type Tenant } from '@tenantgate/tenancy';
 import { SqlState } from '@tenantgate/wire';
 import { Refusal } from '../errors.ts';
 
 const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g;
 
+/** A CA the tenant trusts; `bound`: the control plane's issuing CA, whose certificates must name the tenant. */
+interface TrustAnchor {
+  readonly certificate: X509Certificate;
+  readonly bound: boolean;
+}
+
 /** A tenant route is frozen and shared: its CA certificates are parsed once per route object. */
-const parsedCas = new WeakMap<Tenant, readonly X509Certificate[]>();
+const parsedCas = new WeakMap<Tenant, readonly TrustAnchor[]>();
 
 /**
  * Checks the client's certificate for `role` of `tenant`.
@@ -29,8 +35,17 @@ export function checkClientCertificate(socket: Socket, tenant: Tenant, role: str
       hint: "Connect with sslcert and sslkey: a certificate of this database's client certificate authority that names your role.",
     });
   }
-  const issuer = tenantCas(tenant).find((ca) => ca.ca && leaf.checkIssued(ca) && leaf.verify(ca.publicKey));
-  if (issuer === undefined) refuse(role, "The client certificate is not signed by this database's client certificate authority.");
+  const anchor = tenantCas(tenant).find(({ certificate: ca }) => ca.ca && leaf.checkIssued(ca) && leaf.verify(ca.publicKey));
+  if (anchor === undefined) refuse(role, "The client certificate is not signed by this database's client certificate authority.");
+  // One issuing CA serves every tenant: what it signs names the tenant it was issued for.
+  if (anchor.bound && !altNames(leaf).includes(`URI:${tenantCertificateUri(tenant.id)}`)) {
+    refuse(role, 'The client certificate was issued for another database.');
+  }
+  const revokedBefore = tenant.clientCertificates?.notBefore;
+  if (revokedBefore !== undefined && leaf.validFromDate.getTime() < Date.parse(revokedBefore)) {
+    refuse(role, "The client certificate was issued before this database's client certificates were revoked.");
+  }
+  const issuer = anchor.certificate;
   for (const certificate of [leaf, issuer]) {
     if (certificate.validToDate.getTime() < now.getTime()) {
       refuse(
@@ -47,26 +62,36 @@ function refuse(role: string, detail: string): never {
   throw new Refusal(SqlState.InvalidAuthorization, `certificate authentication failed for user "${role}"`, { detail });
 }
 
-function tenantCas(tenant: Tenant): readonly X509Certificate[] {
-  let cas = parsedCas.get(tenant);
-  if (cas === undefined) {
-    // The record was validated (every block parses, one is a CA); a block that does not parse trusts nothing.
-    cas = (tenant.clientCaCertificate?.match(PEM_CERTIFICATE) ?? []).flatMap((pem) => {
-      try {
-        return [new X509Certificate(pem)];
-      } catch {
-        return [];
-      }
-    });
-    parsedCas.set(tenant, cas);
+function tenantCas(tenant: Tenant): readonly TrustAnchor[] {
+  let anchors = parsedCas.get(tenant);
+  if (anchors === undefined) {
+    anchors = [
+      ...parsePem(tenant.clientCaCertificate).map((certificate) => ({ certificate, bound: false })),
+      ...parsePem(tenant.clientCertificates?.issuerCaCertificate).map((certificate) => ({ certificate, bound: true })),
+    ];
+    parsedCas.set(tenant, anchors);
   }
-  return cas;
+  return anchors;
+}
+
+/** The record was validated (every block parses); a block that does not parse trusts nothing. */
+function parsePem(pem: string | undefined): X509Certificate[] {
+  return (pem?.match(PEM_CERTIFICATE) ?? []).flatMap((block) => {
+    try {
+      return [new X509Certificate(block)];
+    } catch {
+      return [];
+    }
+  });
+}
+
+function altNames(certificate: X509Certificate): string[] {
+  return certificate.subjectAltName?.split(', ') ?? [];
 }
 
 /** The subject's CN, or a subjectAltName DNS name, email or URI, equal to the role name. */
 function namesRole(certificate: X509Certificate, role: string): boolean {
   const commonNames = certificate.subject.split('\n').filter((part) => part.startsWith('CN='));
   if (commonNames.some((part) => part.slice(3) === role)) return true;
-  const altNames = certificate.subjectAltName?.split(', ') ?? [];
-  return altNames.some((entry) => /^(DNS|email|URI):/.test(entry) && entry.slice(entry.indexOf(':') + 1) === role);
+  return altNames(certificate).some((entry) => /^(DNS|email|URI):/.test(entry) && entry.slice(entry.indexOf(':') + 1) === role);
 }
