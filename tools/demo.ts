@@ -1,7 +1,9 @@
 // `npm run demo`: the local stack of `npm start`, plus two PostgreSQL backends with TLS (made with
-// initdb in a temporary directory) and a tenant provisioned on each through the REST API:
-// `acme`, whose backend lets the gateway in by its client certificate, and `globex`, whose backend
-// checks SCRAM, answered with the key recovered from the client's own proof.
+// initdb in a temporary directory) and tenants provisioned on them through the REST API:
+// `acme`, whose backend lets the gateway in by its client certificate, `globex`, whose backend
+// checks SCRAM, answered with the key recovered from the client's own proof, and `initech`, a
+// database of its own on acme's backend whose clients log in with a short-lived certificate from
+// the control plane (`npm run tenantgate -- connect initech app`) instead of a password.
 import { readFile } from 'node:fs/promises';
 import { startPostgres, type PostgresServer } from '@tenantgate/testing';
 import { DEV_DOMAIN, GATEWAY_CLIENT_CN } from './dev-certs.ts';
@@ -32,10 +34,20 @@ try {
   backends.push(certBackend, scramBackend);
   await certBackend.sql(`create table hello as select 'acme''s own database' as greeting; grant select on hello to ${GATEWAY_CLIENT_CN}`);
   await scramBackend.sql("create table hello as select 'globex''s own database' as greeting; grant select on hello to app");
+  await certBackend.sql(`create database initech owner ${GATEWAY_CLIENT_CN}`);
+  await certBackend.sql("create table hello as select 'initech''s own database' as greeting", [], { database: 'initech' });
+  await certBackend.sql(`alter table hello owner to ${GATEWAY_CLIENT_CN}`, [], { database: 'initech' });
   const [{ rolpassword }] = await scramBackend.sql<{ rolpassword: string }>("select rolpassword from pg_authid where rolname = 'app'");
   await provision(stack, {
     id: 'acme',
     backend: { host: '127.0.0.1', port: certBackend.port, database: 'postgres' },
+    roles: [{ name: 'app', password: PASSWORD, backendUser: GATEWAY_CLIENT_CN }],
+  });
+  await provision(stack, {
+    id: 'initech',
+    authMode: 'certificate',
+    backend: { host: '127.0.0.1', port: certBackend.port, database: 'initech' },
+    // The certificate is the login; the role is listed for its backend user only.
     roles: [{ name: 'app', password: PASSWORD, backendUser: GATEWAY_CLIENT_CN }],
   });
   await provision(stack, {
@@ -56,10 +68,11 @@ const psql = (tenant: string) =>
 console.log(`
 tenantgate demo is running (Ctrl-C stops it)
   control plane  ${stack.controlPlaneUrl}   API docs: ${stack.controlPlaneUrl}/docs
-  gateway        ${stack.gatewayHost}:${stack.gatewayPort}   tenants: acme, globex (password ${PASSWORD} for role app)
+  gateway        ${stack.gatewayHost}:${stack.gatewayPort}   tenants: acme, globex (password ${PASSWORD} for role app), initech (a client certificate)
 
   ${psql('acme')}
   ${psql('globex')}
+  npm run tenantgate -- connect initech app
 
   curl -sS ${stack.controlPlaneUrl}/v1/tenants -H "authorization: Bearer ${stack.adminToken}"
 `);

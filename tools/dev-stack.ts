@@ -28,6 +28,16 @@ export interface DevStack {
   stop(): Promise<void>;
 }
 
+/** `<data>/stack.json`: the addresses of the running stack. */
+export const STACK_FILE = 'stack.json';
+
+export interface StackFile {
+  readonly controlPlaneUrl: string;
+  /** host:port of the gateway's Postgres port. */
+  readonly gateway: string;
+  readonly domain: string;
+}
+
 interface Tokens {
   readonly admin: string;
   readonly gateway: string;
@@ -116,6 +126,9 @@ export async function startDevStack(): Promise<DevStack> {
     throw error;
   }
   const [gatewayHost = '127.0.0.1', gatewayPort = '6432'] = splitListen(gatewayListen);
+  // Where this stack listens, for `npm run tenantgate` (tools/tenantgate.ts) to find it.
+  const stackFile: StackFile = { controlPlaneUrl, gateway: `${gatewayHost}:${gatewayPort}`, domain: DEV_DOMAIN };
+  await writeFile(join(DATA_DIR, STACK_FILE), JSON.stringify(stackFile, null, 2));
   return {
     certs,
     adminToken: tokens.admin,

@@ -58,7 +58,7 @@ async function stop(child: ChildProcess): Promise<number | null> {
   return code as number | null;
 }
 
-test('npm run demo: both printed psql commands reach their own tenant, curl lists the tenants, Ctrl-C stops it', async (t) => {
+test('npm run demo: the printed psql commands and the certificate login reach their own tenant, curl lists the tenants, Ctrl-C stops it', async (t) => {
   requirePsql();
   const demo = await startTool('demo.ts', join(dir, 'demo'));
   t.after(() => demo.child.kill('SIGKILL'));
@@ -75,11 +75,21 @@ test('npm run demo: both printed psql commands reach their own tenant, curl list
   const globex = await shell(psql[1]!);
   assert.equal(globex.code, 0, globex.stderr);
   assert.match(globex.stdout, /globex's own database/);
+  // initech: a certificate from the control plane, no password.
+  const connect = lines.find((line) => line.startsWith('npm run tenantgate -- connect '));
+  assert.equal(connect, 'npm run tenantgate -- connect initech app');
+  const issued = await shell(`TENANTGATE_DATA_DIR=${join(dir, 'demo')} npm run --silent ${connect!.slice('npm run '.length)}`);
+  assert.equal(issued.code, 0, issued.stderr);
+  const initechPsql = /^psql "[^"]+"$/m.exec(issued.stdout)?.[0];
+  assert.ok(initechPsql !== undefined, issued.stdout);
+  const initech = await shell(`${initechPsql} -c 'select * from hello'`);
+  assert.equal(initech.code, 0, initech.stderr);
+  assert.match(initech.stdout, /initech's own database/);
   const curl = lines.find((line) => line.startsWith('curl '));
   const listed = await shell(curl!);
   assert.deepEqual(
     (JSON.parse(listed.stdout) as { items: { id: string }[] }).items.map((tenant) => tenant.id),
-    ['acme', 'globex'],
+    ['acme', 'globex', 'initech'],
   );
   assert.equal(await stop(demo.child), 0);
 });
