@@ -239,6 +239,18 @@ for (const kind of ['pglite', 'postgres'] as const satisfies readonly StoreKind[
       const back = await api('PATCH', '/v1/tenants/certful', { json: { authMode: 'gateway', clientCaCertificate: null } });
       assert.equal(back.status, 200, JSON.stringify(back.body));
       assert.equal('clientCaCertificate' in back.body, false);
+
+      // A role's own mode: refused while the tenant has no client CA, kept and served once it has.
+      const refused = await api('PUT', '/v1/tenants/certful/roles/app', { json: { password: 'pw', authMode: 'certificate' } });
+      assert.equal(refused.status, 400);
+      assert.deepEqual(refused.body.details.issues, [
+        { path: '/authMode', message: '"certificate" needs the tenant\'s clientCaCertificate' },
+      ]);
+      assert.equal((await api('PATCH', '/v1/tenants/certful', { json: { clientCaCertificate: certPem } })).status, 200);
+      const role = await api('PUT', '/v1/tenants/certful/roles/app', { json: { password: 'pw', authMode: 'certificate' } });
+      assert.equal(role.status, 201, JSON.stringify(role.body));
+      assert.deepEqual(role.body.roles, [{ name: 'app', authMode: 'certificate' }]);
+      assert.equal((await api('GET', '/v1/routes/certful', { token: GATEWAY_TOKEN })).body.roles[0].authMode, 'certificate');
     });
 
     test('If-Match: a stale version gets 409 and changes nothing; the current one applies', async () => {

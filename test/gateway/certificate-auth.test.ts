@@ -55,6 +55,16 @@ async function certificateFixture(t: TestContext): Promise<Fixture> {
         roles: [{ name: 'app', password: PASSWORD }],
       },
       { id: 'scram', backend: on, roles: [{ name: 'app', password: PASSWORD }] },
+      // One role of a SCRAM tenant needs a certificate; the other logs in with its password.
+      {
+        id: 'mixed',
+        clientCaCertificate: clientCa.certPem,
+        backend: on,
+        roles: [
+          { name: 'app', password: PASSWORD, authMode: 'certificate' },
+          { name: 'reader', password: PASSWORD, backendUser: 'app' },
+        ],
+      },
     ],
   });
   const caFile = join(dir, 'ca.pem');
@@ -133,6 +143,16 @@ test('certificate+scram needs both the certificate and the password', async (t) 
   assert.match(wrongPassword.stderr, /password authentication failed for user "app"/);
   const noCertificate = await psqlWith(fixture, 'both', undefined, { password: PASSWORD });
   assert.match(noCertificate.stderr, /connection requires a valid client certificate/);
+});
+
+test('one role may require a certificate in a tenant whose other roles use passwords', async (t) => {
+  const fixture = await certificateFixture(t);
+  const withCertificate = await psqlWith(fixture, 'mixed', fixture.certificates.app);
+  assert.equal(withCertificate.code, 0, withCertificate.stderr);
+  const passwordOnly = await psqlWith(fixture, 'mixed', undefined, { password: PASSWORD });
+  assert.match(passwordOnly.stderr, /connection requires a valid client certificate/);
+  const reader = await psqlWith(fixture, 'mixed', undefined, { user: 'reader', password: PASSWORD });
+  assert.equal(reader.code, 0, reader.stderr);
 });
 
 test('a tenant in SCRAM mode is unaffected by the listener asking for certificates', async (t) => {

@@ -78,6 +78,7 @@ const roleInput = {
     password: roleSchema.properties.password,
     scramSecret: roleSchema.properties.scramSecret,
     backendUser: postgresName,
+    authMode: roleSchema.properties.authMode,
   },
   oneOf: roleSchema.oneOf,
 };
@@ -109,13 +110,18 @@ function tenantResponse(id: string, role: Schema, description: string, extra: Sc
 const adminRole = {
   type: 'object',
   required: ['name'],
-  properties: { name: postgresName, backendUser: postgresName },
+  properties: { name: postgresName, backendUser: postgresName, authMode: roleSchema.properties.authMode },
 };
 
 const routeRole = {
   type: 'object',
   required: ['name', 'scramSecret'],
-  properties: { name: postgresName, scramSecret: roleSchema.properties.scramSecret, backendUser: postgresName },
+  properties: {
+    name: postgresName,
+    scramSecret: roleSchema.properties.scramSecret,
+    backendUser: postgresName,
+    authMode: roleSchema.properties.authMode,
+  },
 };
 
 const tenantView = tenantResponse(SchemaId.TenantView, adminRole, 'A tenant as administrators read it: role secrets are never shown.');

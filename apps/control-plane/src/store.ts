@@ -53,8 +53,8 @@ interface TenantRow {
   roles: TenantRole[];
 }
 
-const ROLE_WITH_SECRET = `json_build_object('name', r.name, 'scramSecret', r.scram_secret, 'backendUser', r.backend_user)`;
-const ROLE_WITHOUT_SECRET = `json_build_object('name', r.name, 'backendUser', r.backend_user)`;
+const ROLE_WITH_SECRET = `json_build_object('name', r.name, 'scramSecret', r.scram_secret, 'backendUser', r.backend_user, 'authMode', r.auth_mode)`;
+const ROLE_WITHOUT_SECRET = `json_build_object('name', r.name, 'backendUser', r.backend_user, 'authMode', r.auth_mode)`;
 
 function selectTenants(withSecrets: boolean): string {
   const role = withSecrets ? ROLE_WITH_SECRET : ROLE_WITHOUT_SECRET;
@@ -239,11 +239,12 @@ async function lockTenant(tx: Queryable, id: string, condition: WriteCondition):
 }
 
 async function insertRole(tx: Queryable, tenantId: string, role: TenantRole): Promise<void> {
-  await tx.query('INSERT INTO tenant_roles (tenant_id, name, scram_secret, backend_user) VALUES ($1, $2, $3, $4)', [
+  await tx.query('INSERT INTO tenant_roles (tenant_id, name, scram_secret, backend_user, auth_mode) VALUES ($1, $2, $3, $4, $5)', [
     tenantId,
     role.name,
     role.scramSecret,
     role.backendUser ?? null,
+    role.authMode ?? null,
   ]);
 }
 

@@ -6,12 +6,17 @@ import type { StoredTenant } from './store.ts';
 export interface AdminRoleView {
   name: string;
   backendUser?: string;
+  authMode?: string;
 }
 
 export type TenantView = Omit<TenantRoute, 'roles'> & { roles: AdminRoleView[] };
 
 export function adminView({ tenant, version, createdAt, updatedAt }: StoredTenant): TenantView {
-  const roles = tenant.roles.map(({ name, backendUser }) => (backendUser === undefined ? { name } : { name, backendUser }));
+  const roles = tenant.roles.map(({ name, backendUser, authMode }) => ({
+    name,
+    ...(backendUser === undefined ? {} : { backendUser }),
+    ...(authMode === undefined ? {} : { authMode }),
+  }));
   return { ...tenant, roles, version, createdAt, updatedAt };
 }
 

@@ -17,6 +17,7 @@ const storedRoleSchema = {
     name: text,
     scramSecret: { type: 'string', pattern: SCRAM_SECRET_PATTERN },
     backendUser: text,
+    authMode: { type: 'string', enum: ['gateway', 'certificate', 'certificate+scram'] },
   },
 } as const;
 

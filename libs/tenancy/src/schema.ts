@@ -41,6 +41,7 @@ export const roleSchema = {
     scramSecret: { type: 'string', pattern: SCRAM_SECRET_PATTERN },
     password: { type: 'string', minLength: 1, maxLength: 1024 },
     backendUser: postgresName,
+    authMode: { type: 'string', enum: ['gateway', 'certificate', 'certificate+scram'] },
   },
   oneOf: [{ required: ['scramSecret'] }, { required: ['password'] }],
 } as const;

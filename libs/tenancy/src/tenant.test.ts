@@ -73,6 +73,16 @@ test('each bad field is named with a message a person can act on', () => {
     [{ ...minimal, replication: 'all' }, '/replication', /none, logical, physical/],
     [{ ...minimal, authMode: 'certificate' }, '/clientCaCertificate', /required with authMode "certificate"/],
     [{ ...minimal, clientCaCertificate: 'junk' }, '/clientCaCertificate', /PEM/],
+    [
+      { ...minimal, roles: [{ name: 'app', password: 'x', authMode: 'certificate' }] },
+      '/roles/0/authMode',
+      /needs the tenant's clientCaCertificate/,
+    ],
+    [
+      { ...minimal, roles: [{ name: 'app', password: 'x', authMode: 'passthrough' }] },
+      '/roles/0/authMode',
+      /gateway, certificate, certificate\+scram/,
+    ],
     [{ ...minimal, roles: [{ name: 'app', scramSecret: 'md5abc' }] }, '/roles/0/scramSecret', /pg_authid/],
     [{ ...minimal, roles: [{ name: 'app' }] }, '/roles/0', /exactly one/],
     [{ ...minimal, roles: [{ name: 'app', password: 'x', scramSecret: secret }] }, '/roles/0', /exactly one/],

@@ -49,7 +49,12 @@ export interface TenantRole {
   name: string;
   scramSecret: string;
   backendUser?: string;
+  /** The role's own way in, instead of the tenant's authMode (not for passthrough tenants). */
+  authMode?: RoleAuthMode;
 }
+
+/** What a role may set as its own authMode: the modes the edge checks itself. */
+export type RoleAuthMode = Exclude<AuthMode, 'passthrough'>;
 
 /** A role as a client of the API or a static file writes it. */
 export interface TenantRoleInput {
@@ -57,6 +62,12 @@ export interface TenantRoleInput {
   scramSecret?: string;
   password?: string;
   backendUser?: string;
+  authMode?: RoleAuthMode;
+}
+
+/** How a client logging in as `role` proves itself: the role's own mode, else the tenant's. */
+export function authModeOf(tenant: Pick<Tenant, 'authMode'>, role: Pick<TenantRole, 'authMode'> | undefined): AuthMode {
+  return tenant.authMode === AuthMode.Passthrough ? tenant.authMode : (role?.authMode ?? tenant.authMode);
 }
 
 export interface TenantLimits {
@@ -234,6 +245,14 @@ function semanticIssues(tenant: TenantInput, options: ValidationOptions = {}): V
   checkNameBytes(issues, '/backend/database', tenant.backend.database);
   if (tenant.backend.caCertificate !== undefined) checkCaCertificate(issues, '/backend/caCertificate', tenant.backend.caCertificate);
   if (tenant.clientCaCertificate !== undefined) checkCaCertificate(issues, '/clientCaCertificate', tenant.clientCaCertificate);
+  tenant.roles.forEach((role, i) => {
+    if (role.authMode === undefined) return;
+    if (tenant.authMode === AuthMode.Passthrough) {
+      issues.push({ path: `/roles/${i}/authMode`, message: 'cannot be set in a passthrough tenant: the backend checks every login' });
+    } else if (usesCertificates(role.authMode) && tenant.clientCaCertificate === undefined && options.issuesCertificates !== true) {
+      issues.push({ path: `/roles/${i}/authMode`, message: `"${role.authMode}" needs the tenant's clientCaCertificate` });
+    }
+  });
   const notBefore = tenant.clientCertificates?.notBefore;
   if (notBefore !== undefined && Number.isNaN(Date.parse(notBefore))) {
     issues.push({ path: '/clientCertificates/notBefore', message: 'must be an ISO 8601 instant, e.g. 2026-01-01T00:00:00.000Z' });

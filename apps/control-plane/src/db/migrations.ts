@@ -47,6 +47,11 @@ export const MIGRATIONS: readonly Migration[] = [
        )`,
     ],
   },
+  {
+    version: 2,
+    name: "a role's own authMode",
+    statements: [`ALTER TABLE tenant_roles ADD COLUMN auth_mode text`],
+  },
 ];
 
 export interface MigrationResult {

@@ -8,6 +8,8 @@ import {
   validateTenantInput,
   type Tenant,
   type TenantInput,
+  TenantValidationError,
+  type RoleAuthMode,
   type TenantRole,
   type ValidationOptions,
 } from '@tenantgate/tenancy';
@@ -30,6 +32,7 @@ interface RoleBody {
   password?: string;
   scramSecret?: string;
   backendUser?: string;
+  authMode?: RoleAuthMode;
 }
 
 /**
@@ -226,11 +229,28 @@ const tenants: FastifyPluginAsync<TenantRoutesOptions> = async (app, options) =>
     },
     async (request, reply) => {
       const role = await roleOf(request.params.role, request.body);
+      if (role.authMode !== undefined) await checkRoleMode(request.params.id, role.authMode);
       const { stored, created } = await app.store.putRole(request.params.id, role, writeCondition(request));
       await app.invalidations.publish();
       return sendTenant(reply.code(created ? 201 : 200), stored);
     },
   );
+
+  /** A role's own mode must fit its tenant, as validateTenantInput checks for roles given whole. */
+  const checkRoleMode = async (id: string, authMode: RoleAuthMode): Promise<void> => {
+    const stored = await app.store.get(id, { secrets: false });
+    if (stored === undefined) throw tenantNotFound(id);
+    const { roles: _roles, ...record } = stored.tenant;
+    try {
+      validateTenantInput({ ...record, roles: [{ name: 'role', password: 'x', authMode }] }, validation);
+    } catch (error) {
+      if (!(error instanceof TenantValidationError)) throw error;
+      throw validationError(
+        'body',
+        error.issues.map((issue) => ({ ...issue, path: issue.path.replace('/roles/0', '') })),
+      );
+    }
+  };
 
   app.delete<{ Params: RoleParams }>(
     '/v1/tenants/:id/roles/:role',
@@ -279,7 +299,12 @@ function patched(current: Tenant, patch: Record<string, unknown>, validation: Va
 
 async function roleOf(name: string, body: RoleBody): Promise<TenantRole> {
   const scramSecret = body.scramSecret ?? (await hashPassword(body.password as string));
-  return body.backendUser === undefined ? { name, scramSecret } : { name, scramSecret, backendUser: body.backendUser };
+  return {
+    name,
+    scramSecret,
+    ...(body.backendUser === undefined ? {} : { backendUser: body.backendUser }),
+    ...(body.authMode === undefined ? {} : { authMode: body.authMode }),
+  };
 }
 
 export default tenants;

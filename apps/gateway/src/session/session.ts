@@ -2,7 +2,7 @@
 // tenant, admit, authenticate at the edge while the backend's TCP and TLS are opened in
 // parallel, rewrite the startup packet, log into the backend with the recovered ClientKey, hand
 // the backend's startup messages over with the gateway's own cancel key, and splice.
-import { AuthMode, usesCertificates, type Tenant, type TenantRole } from '@tenantgate/tenancy';
+import { AuthMode, authModeOf, usesCertificates, type Tenant, type TenantRole } from '@tenantgate/tenancy';
 import {
   serializeAuthenticationOk,
   serializeBackendKeyData,
@@ -437,9 +437,10 @@ async function authenticate(shared: Shared, attempt: Attempt): Promise<Credentia
   const { client, tenant, signal } = attempt;
   const common = { roleName: attempt.user, timeoutMs: shared.timeouts.authMs, signal, metrics: shared.metrics, tap: attempt.trace?.client };
   return timed(shared, Phase.Auth, async (): Promise<Credentials> => {
-    if (usesCertificates(tenant.authMode)) checkClientCertificate(client.socket, tenant, attempt.user);
-    if (tenant.authMode === AuthMode.Certificate) return { backendAuth: { kind: 'none' }, leftover: Buffer.alloc(0) };
-    if (tenant.authMode === AuthMode.Passthrough) {
+    const mode = authModeOf(tenant, attempt.role);
+    if (usesCertificates(mode)) checkClientCertificate(client.socket, tenant, attempt.user);
+    if (mode === AuthMode.Certificate) return { backendAuth: { kind: 'none' }, leftover: Buffer.alloc(0) };
+    if (mode === AuthMode.Passthrough) {
       const { password, leftover } = await collectPassword(client, common);
       return { backendAuth: { kind: 'password', password }, leftover };
     }
