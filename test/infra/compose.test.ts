@@ -5,8 +5,8 @@
 // settings as processes on this machine: a PostgreSQL set up by the fleet's pg_hba.conf and
 // init.sql with the development certificates, a Redis, the control plane and two gateways with
 // the fleet's environment (service names and container paths mapped to local ones), a tenant
-// created through the API and reached through both gateways, and terminate-sessions acknowledged
-// by both.
+// created through the API and reached through both gateways, terminate-sessions acknowledged
+// by both, and a certificate-mode tenant reached with a certificate the control plane signed.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -16,7 +16,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
 import { CONTROL_PLANE_VARIABLES, GATEWAY_VARIABLES } from '@tenantgate/runtime';
-import { getFreePort, runPsql, startPostgres, startRedis } from '@tenantgate/testing';
+import { getFreePort, requirePsql, runPsql, startPostgres, startRedis } from '@tenantgate/testing';
 import { call, eventually } from '../control-plane/harness.ts';
 import { CONTROL_PLANE_MAIN, startAppProcess, startGatewayProcess } from '../gateway/app-processes.ts';
 
@@ -138,7 +138,7 @@ test("deploy/compose.yaml: each app's variables are its own, its ports its image
   assert.ok(services.postgres!.volumes!.includes('./compose/pg_hba.conf:/etc/tenantgate/pg_hba.conf:ro'));
 });
 
-test('deploy/compose.yaml rehearsed as processes: a tenant created through the API answers through both gateways, and both acknowledge terminate-sessions', async (t) => {
+test('deploy/compose.yaml rehearsed as processes: a tenant created through the API answers through both gateways, both acknowledge terminate-sessions, and a certificate from the control plane logs in', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'tg-compose-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   // The development certificates the fleet mounts, made as `npm start` makes them.
@@ -238,4 +238,34 @@ test('deploy/compose.yaml rehearsed as processes: a tenant created through the A
     return reply.status === 200 && (reply.body as { acknowledged: number }).acknowledged === 2 ? reply : undefined;
   });
   assert.deepEqual(ended.body, { tenant: 'acme', gateways: 2, acknowledged: 2, sessionsEnded: 0 });
+
+  // The fleet's control plane signs client certificates: a certificate-mode tenant on the same
+  // backend, reached through `npm run tenantgate -- connect` with no password.
+  const initech = await call(base, 'POST', '/v1/tenants', {
+    token: adminToken,
+    json: {
+      id: 'initech',
+      authMode: 'certificate',
+      backend: { host: '127.0.0.1', port: postgres.port, database: 'postgres', serverName: 'postgres' },
+      roles: [{ name: 'app', password: 'app-password', backendUser: 'tenantgate' }],
+    },
+  });
+  assert.equal(initech.status, 201, JSON.stringify(initech.body));
+  const connectArgs = ['connect', 'initech', 'app', '--control-plane', base, '--gateway', `127.0.0.1:${gateways[0]!.address.port}`];
+  connectArgs.push('--domain', 'db.localhost', '--ca', join(certs, 'ca.crt'));
+  const printed = execFileSync(
+    process.execPath,
+    ['--conditions=@tenantgate/source', join(ROOT, 'tools', 'tenantgate.ts'), ...connectArgs],
+    {
+      env: { ...process.env, TENANTGATE_DATA_DIR: dir, TENANTGATE_ADMIN_TOKEN: adminToken },
+      encoding: 'utf8',
+    },
+  );
+  const conninfo = /^psql "(.+)"$/m.exec(printed)?.[1];
+  assert.ok(conninfo !== undefined, printed);
+  const greeting = execFileSync(requirePsql(), ['-X', '-w', conninfo, '-Atc', 'select greeting from hello'], {
+    env: { PATH: process.env.PATH ?? '', HOME: dir },
+    encoding: 'utf8',
+  });
+  assert.equal(greeting.trim(), "acme's own database");
 });
