@@ -17,6 +17,8 @@ import { KeyObject, webcrypto } from 'node:crypto';
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { parseArgs } from 'node:util';
+import { parseListenAddress, type ListenAddress } from '@tenantgate/runtime';
+import { conninfo } from '@tenantgate/testing';
 import { DEV_DOMAIN } from './dev-certs.ts';
 import { DATA_DIR, STACK_FILE, type StackFile } from './dev-stack.ts';
 
@@ -27,7 +29,7 @@ interface ConnectOptions {
   readonly tenant: string;
   readonly role: string;
   readonly controlPlane: string;
-  readonly gateway: string;
+  readonly gateway: ListenAddress;
   readonly domain: string;
   readonly ca: string;
   readonly ttlSeconds: number;
@@ -88,13 +90,15 @@ function parseOptions(argv: readonly string[], stack: Partial<StackFile>): Conne
   }
   const [command, tenant, role, ...rest] = parsed.positionals;
   if (command !== 'connect' || tenant === undefined || role === undefined || rest.length > 0) return 'expected: connect <tenant> <role>';
+  const gateway = parseListenAddress(parsed.values.gateway);
+  if (gateway === undefined) return `--gateway: expected host:port, got "${parsed.values.gateway}"`;
   const ttlSeconds = Number(parsed.values.ttl);
   if (!Number.isInteger(ttlSeconds) || ttlSeconds < 60) return '--ttl: expected whole seconds, at least 60';
   return {
     tenant,
     role,
     controlPlane: parsed.values['control-plane'],
-    gateway: parsed.values.gateway,
+    gateway,
     domain: parsed.values.domain.replace(/^\./, ''),
     ca: parsed.values.ca,
     ttlSeconds,
@@ -136,11 +140,10 @@ async function connect(options: ConnectOptions): Promise<Login | string> {
   const certFile = `${base}.crt`;
   await writePrivate(keyFile, KeyObject.from(keys.privateKey).export({ type: 'pkcs8', format: 'pem' }).toString());
   await writePrivate(certFile, body.certificate);
-  const [host, port] = splitHostPort(options.gateway);
   const settings = {
     host: `${options.tenant}.${options.domain}`,
-    hostaddr: host,
-    port,
+    hostaddr: options.gateway.host,
+    port: String(options.gateway.port),
     user: options.role,
     dbname: 'postgres',
     sslmode: 'verify-full',
@@ -148,10 +151,7 @@ async function connect(options: ConnectOptions): Promise<Login | string> {
     sslcert: shown(certFile),
     sslkey: shown(keyFile),
   };
-  const conninfo = Object.entries(settings)
-    .map(([name, value]) => `${name}=${/[\s'\\]/.test(value) ? `'${value.replaceAll('\\', '\\\\').replaceAll("'", "\\'")}'` : value}`)
-    .join(' ');
-  return { certFile, keyFile, notAfter: body.notAfter ?? '', conninfo };
+  return { certFile, keyFile, notAfter: body.notAfter ?? '', conninfo: conninfo(settings) };
 }
 
 async function storedAdminToken(): Promise<string | undefined> {
@@ -166,11 +166,6 @@ async function storedAdminToken(): Promise<string | undefined> {
 async function writePrivate(file: string, content: string): Promise<void> {
   await writeFile(file, content, { mode: 0o600 });
   await chmod(file, 0o600);
-}
-
-function splitHostPort(address: string): [string, string] {
-  const at = address.lastIndexOf(':');
-  return at === -1 ? [address, '6432'] : [address.slice(0, at).replace(/^\[|\]$/g, ''), address.slice(at + 1)];
 }
 
 /** A path as the person at this terminal can type it: relative when under the working directory. */

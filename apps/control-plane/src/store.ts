@@ -252,39 +252,17 @@ async function insertOutbox(tx: Queryable, id: string, version: number | null, f
   await tx.query('INSERT INTO invalidation_outbox (tenant_id, version, floor) VALUES ($1, $2, $3)', [id, version, floor]);
 }
 
+/** The record column holds the tenant without its id and roles (their own column and table). */
 function recordOf(tenant: Tenant): RecordFields {
-  const { status, backend, authMode, clientCaCertificate, clientCertificates, userRewrite, allowedCidrs, limits, replication } = tenant;
-  return {
-    status,
-    backend,
-    authMode,
-    ...(clientCaCertificate === undefined ? {} : { clientCaCertificate }),
-    ...(clientCertificates === undefined ? {} : { clientCertificates }),
-    userRewrite,
-    allowedCidrs,
-    limits,
-    replication,
-  };
+  const { id: _id, roles: _roles, ...record } = tenant;
+  return record;
 }
 
 function storedOf(row: TenantRow): StoredTenant {
-  const { status, backend, authMode, clientCaCertificate, clientCertificates, userRewrite, allowedCidrs, limits } = row.record;
   // Records stored before the field existed allow no replication.
-  const replication = row.record.replication ?? ReplicationMode.None;
+  const { replication = ReplicationMode.None, ...record } = row.record;
   return {
-    tenant: {
-      id: row.id,
-      status,
-      backend,
-      authMode,
-      ...(clientCaCertificate === undefined ? {} : { clientCaCertificate }),
-      ...(clientCertificates === undefined ? {} : { clientCertificates }),
-      userRewrite,
-      roles: row.roles,
-      allowedCidrs,
-      limits,
-      replication,
-    },
+    tenant: { id: row.id, ...record, replication, roles: row.roles },
     version: Number(row.version),
     createdAt: isoTime(row.created_at),
     updatedAt: isoTime(row.updated_at),

@@ -224,6 +224,22 @@ function patternMessage(path: string): string | undefined {
   return undefined;
 }
 
+/**
+ * Why a role may not set `authMode` in this tenant, or undefined when it may: a passthrough tenant
+ * leaves every login to its backend, and a certificate mode needs a CA to check certificates by.
+ */
+export function roleAuthModeProblem(
+  tenant: Pick<TenantInput, 'authMode' | 'clientCaCertificate'>,
+  authMode: RoleAuthMode,
+  options: ValidationOptions = {},
+): string | undefined {
+  if (tenant.authMode === AuthMode.Passthrough) return 'cannot be set in a passthrough tenant: the backend checks every login';
+  if (usesCertificates(authMode) && tenant.clientCaCertificate === undefined && options.issuesCertificates !== true) {
+    return `"${authMode}" needs the tenant's clientCaCertificate`;
+  }
+  return undefined;
+}
+
 export interface ValidationOptions {
   /** The control plane issues client certificates: the certificate modes need no clientCaCertificate. */
   readonly issuesCertificates?: boolean;
@@ -246,12 +262,8 @@ function semanticIssues(tenant: TenantInput, options: ValidationOptions = {}): V
   if (tenant.backend.caCertificate !== undefined) checkCaCertificate(issues, '/backend/caCertificate', tenant.backend.caCertificate);
   if (tenant.clientCaCertificate !== undefined) checkCaCertificate(issues, '/clientCaCertificate', tenant.clientCaCertificate);
   tenant.roles.forEach((role, i) => {
-    if (role.authMode === undefined) return;
-    if (tenant.authMode === AuthMode.Passthrough) {
-      issues.push({ path: `/roles/${i}/authMode`, message: 'cannot be set in a passthrough tenant: the backend checks every login' });
-    } else if (usesCertificates(role.authMode) && tenant.clientCaCertificate === undefined && options.issuesCertificates !== true) {
-      issues.push({ path: `/roles/${i}/authMode`, message: `"${role.authMode}" needs the tenant's clientCaCertificate` });
-    }
+    const problem = role.authMode === undefined ? undefined : roleAuthModeProblem(tenant, role.authMode, options);
+    if (problem !== undefined) issues.push({ path: `/roles/${i}/authMode`, message: problem });
   });
   const notBefore = tenant.clientCertificates?.notBefore;
   if (notBefore !== undefined && Number.isNaN(Date.parse(notBefore))) {

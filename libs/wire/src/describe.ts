@@ -99,7 +99,7 @@ export function describeFrontendMessage(
     case FrontendMessageType.Bind: {
       const portal = at.cstring();
       const statement = at.cstring();
-      at.skip(2 * at.int16());
+      at.advance(2 * at.int16()); // the parameters' format codes
       return { type: 'Bind', portal, statement, parameters: at.int16() };
     }
     case FrontendMessageType.Execute:
@@ -226,7 +226,7 @@ class Cursor {
     return value;
   }
 
-  skip(bytes: number): void {
+  advance(bytes: number): void {
     this.#pos = Math.min(this.#body.length, this.#pos + Math.max(0, bytes));
   }
 }

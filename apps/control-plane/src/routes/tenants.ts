@@ -5,10 +5,10 @@ import type { FastifyPluginAsync, FastifyReply, FastifyRequest, FastifySchemaCom
 import {
   isLocalHost,
   materializeTenant,
+  roleAuthModeProblem,
   validateTenantInput,
   type Tenant,
   type TenantInput,
-  TenantValidationError,
   type RoleAuthMode,
   type TenantRole,
   type ValidationOptions,
@@ -240,16 +240,8 @@ const tenants: FastifyPluginAsync<TenantRoutesOptions> = async (app, options) =>
   const checkRoleMode = async (id: string, authMode: RoleAuthMode): Promise<void> => {
     const stored = await app.store.get(id, { secrets: false });
     if (stored === undefined) throw tenantNotFound(id);
-    const { roles: _roles, ...record } = stored.tenant;
-    try {
-      validateTenantInput({ ...record, roles: [{ name: 'role', password: 'x', authMode }] }, validation);
-    } catch (error) {
-      if (!(error instanceof TenantValidationError)) throw error;
-      throw validationError(
-        'body',
-        error.issues.map((issue) => ({ ...issue, path: issue.path.replace('/roles/0', '') })),
-      );
-    }
+    const problem = roleAuthModeProblem(stored.tenant, authMode, validation);
+    if (problem !== undefined) throw validationError('body', [{ path: '/authMode', message: problem }]);
   };
 
   app.delete<{ Params: RoleParams }>(
