@@ -109,7 +109,7 @@ test('npm run migrate applies the migrations once; running it again changes noth
   const env = { CONTROL_PLANE_DATA_DIR: dataDir, LOG_LEVEL: 'info' };
   const first = await output(start(MIGRATE, env));
   assert.equal(first.code, 0, first.stderr);
-  assert.deepEqual(JSON.parse(first.stdout.trim().split('\n').at(-1) as string).applied, [1, 2]);
+  assert.deepEqual(JSON.parse(first.stdout.trim().split('\n').at(-1) as string).applied, [1, 2, 3]);
   const second = await output(start(MIGRATE, env));
   assert.equal(second.code, 0, second.stderr);
   assert.deepEqual(JSON.parse(second.stdout.trim().split('\n').at(-1) as string).applied, []);

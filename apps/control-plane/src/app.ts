@@ -13,6 +13,8 @@ import docsPlugin from './plugins/docs.ts';
 import errorsPlugin from './plugins/errors.ts';
 import invalidationPlugin from './plugins/invalidation.ts';
 import certificateRoutes from './routes/certificates.ts';
+import clusterRoutes from './routes/clusters.ts';
+import provisioningPlugin from './plugins/provisioning.ts';
 import type { CertificateIssuer } from './certificate-issuer.ts';
 import metricsPlugin from './plugins/metrics.ts';
 import terminationsPlugin from './plugins/terminations.ts';
@@ -48,6 +50,10 @@ export interface BuildAppOptions {
   readonly gatewayTokens?: readonly string[];
   /** Tenants whose backend is on a loopback or link-local address are refused unless this is true. */
   readonly allowLocalBackends?: boolean;
+  /** CONTROL_PLANE_SECRETS_DIR: clusters' admin credentials; absent: no clusters, nothing provisioned. */
+  readonly secretsDir?: string;
+  /** How often the provisioner looks for jobs left by others and due retries (default 2000 ms). */
+  readonly provisioningPollMs?: number;
   /** The CA that signs client certificates (CONTROL_PLANE_CA_CERT / _KEY); absent: none are issued. */
   readonly issuer?: CertificateIssuer;
   /** pino options (or false, the default, for none); ignored when loggerInstance is given. */
@@ -107,11 +113,13 @@ export function buildApp(options: BuildAppOptions): FastifyInstance {
   void app.register(metricsPlugin);
   void app.register(invalidationPlugin, { redis: options.redis, ...options.invalidation });
   void app.register(terminationsPlugin, { redis: options.redis });
+  void app.register(provisioningPlugin, { secretsDir: options.secretsDir, pollIntervalMs: options.provisioningPollMs });
   void app.register(healthRoutes);
   void app.register(tenantRoutes, {
     allowLocalBackends: options.allowLocalBackends ?? false,
     issuesCertificates: options.issuer !== undefined,
   });
+  void app.register(clusterRoutes, { allowLocalBackends: options.allowLocalBackends ?? false });
   void app.register(routeRoutes, { issuerCaPem: options.issuer?.caCertificatePem });
   void app.register(certificateRoutes, { issuer: options.issuer });
   return app;

@@ -1,5 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { CONFIG_VARIABLES, ConfigError, helpText, loadConfig, loadStoreConfig, parseListen } from './config.ts';
 
 const ADMIN = 'admin-token-0123456789';
@@ -23,9 +26,25 @@ test('defaults: PGlite in .data/control-plane on 127.0.0.1:8080, no Redis, level
     adminTokens: [ADMIN],
     gatewayTokens: [],
     allowLocalBackends: false,
+    secretsDir: undefined,
     issuingCa: undefined,
     logLevel: 'info',
   });
+});
+
+test('the secrets directory must be a directory', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tg-secrets-'));
+  try {
+    assert.equal((await loadConfig({ CONTROL_PLANE_ADMIN_TOKENS: ADMIN, CONTROL_PLANE_SECRETS_DIR: dir })).secretsDir, dir);
+    const file = join(dir, 'admin.password');
+    writeFileSync(file, 'pw');
+    await assert.rejects(loadConfig({ CONTROL_PLANE_ADMIN_TOKENS: ADMIN, CONTROL_PLANE_SECRETS_DIR: file }), (error: Error) => {
+      assert.match(error.message, /CONTROL_PLANE_SECRETS_DIR: expected a directory; ".*admin.password" is not one/);
+      return true;
+    });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('the issuing CA: certificate and key together, each a path or PEM', async () => {

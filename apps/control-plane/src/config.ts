@@ -4,6 +4,7 @@
 // variable cannot be checked without being documented. The checks a schema cannot say
 // (addresses, URLs, tokens) follow the schema.
 // This module never reads process.env: main.ts hands the environment in.
+import { statSync } from 'node:fs';
 import Fastify from 'fastify';
 import fastifyEnv from '@fastify/env';
 import {
@@ -37,6 +38,8 @@ export interface ControlPlaneConfig {
   readonly adminTokens: readonly string[];
   readonly gatewayTokens: readonly string[];
   readonly allowLocalBackends: boolean;
+  /** CONTROL_PLANE_SECRETS_DIR: clusters' admin credentials; absent: no clusters. */
+  readonly secretsDir: string | undefined;
   /** CONTROL_PLANE_CA_CERT and _KEY: the CA that issues client certificates; absent: none is issued. */
   readonly issuingCa: { readonly cert: PemSource; readonly key: PemSource } | undefined;
   readonly logLevel: LogLevel;
@@ -69,6 +72,7 @@ interface RawValues {
   CONTROL_PLANE_ADMIN_TOKENS: string[];
   CONTROL_PLANE_GATEWAY_TOKENS?: string[];
   CONTROL_PLANE_ALLOW_LOCAL_BACKENDS: boolean;
+  CONTROL_PLANE_SECRETS_DIR?: string;
   CONTROL_PLANE_CA_CERT?: string;
   CONTROL_PLANE_CA_KEY?: string;
   LOG_LEVEL: LogLevel;
@@ -97,6 +101,7 @@ export async function loadConfig(env: Environment): Promise<ControlPlaneConfig> 
     return 'expected tokens that are not also admin tokens';
   });
   const issuingCa = parseIssuingCa(raw, issues);
+  const secretsDir = check('CONTROL_PLANE_SECRETS_DIR', () => directoryOf(raw.CONTROL_PLANE_SECRETS_DIR));
   if (issues.length > 0) throw new ConfigError(sortedIssues(issues));
   return {
     issuingCa,
@@ -106,8 +111,20 @@ export async function loadConfig(env: Environment): Promise<ControlPlaneConfig> 
     adminTokens: adminTokens as string[],
     gatewayTokens: gatewayTokens as string[],
     allowLocalBackends: raw.CONTROL_PLANE_ALLOW_LOCAL_BACKENDS,
+    secretsDir: secretsDir?.path,
     logLevel: raw.LOG_LEVEL,
   };
+}
+
+/** A directory that exists (credentials are read from it when a cluster is used, not now). */
+function directoryOf(path: string | undefined): { path: string | undefined } | string {
+  if (path === undefined) return { path };
+  try {
+    if (statSync(path).isDirectory()) return { path };
+  } catch {
+    // Reported below, as for a path that is a file.
+  }
+  return `expected a directory; "${path}" is not one`;
 }
 
 /** Both or neither: a certificate without its key (or the reverse) is a half-made setup. */

@@ -23,6 +23,20 @@ export const ErrorCode = {
   GatewaysUnreachable: 'TG_ERR_GATEWAYS_UNREACHABLE',
   /** POST .../certificates on a control plane without CONTROL_PLANE_CA_CERT and _KEY. */
   IssuingNotConfigured: 'TG_ERR_ISSUING_NOT_CONFIGURED',
+  /** /v1/clusters on a control plane without CONTROL_PLANE_SECRETS_DIR. */
+  ClustersNotConfigured: 'TG_ERR_CLUSTERS_NOT_CONFIGURED',
+  ClusterNotFound: 'TG_ERR_CLUSTER_NOT_FOUND',
+  ClusterExists: 'TG_ERR_CLUSTER_EXISTS',
+  /** A cluster that tenants live on (or that has provisioning work left) cannot be deleted. */
+  ClusterInUse: 'TG_ERR_CLUSTER_IN_USE',
+  /** A provisioned tenant that is not active yet (or failed): its roles cannot be set. */
+  TenantNotProvisioned: 'TG_ERR_TENANT_NOT_PROVISIONED',
+  /** The cluster cannot be reached: TCP, TLS (its certificate) or a timeout. */
+  BackendUnreachable: 'TG_ERR_BACKEND_UNREACHABLE',
+  /** The cluster refused the admin credential (or the credential files are missing). */
+  BackendAuthFailed: 'TG_ERR_BACKEND_AUTH_FAILED',
+  /** The cluster refused a statement (details.sqlstate) or holds a name that is not ours. */
+  BackendRefused: 'TG_ERR_BACKEND_REFUSED',
   Internal: 'TG_ERR_INTERNAL',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
@@ -61,6 +75,18 @@ export const GatewaysUnreachableError = createError(
   "the gateways cannot be reached to end sessions: %s; end them on each gateway's admin port (DELETE /sessions/:id)",
   503,
 );
+export const ClustersNotConfiguredError = createError(
+  ErrorCode.ClustersNotConfigured,
+  "this control plane provisions on no clusters: set CONTROL_PLANE_SECRETS_DIR to the directory of the clusters' admin credentials",
+  501,
+);
+export const ClusterNotFoundError = createError(ErrorCode.ClusterNotFound, 'cluster "%s" not found', 404);
+export const ClusterExistsError = createError(ErrorCode.ClusterExists, 'cluster "%s" already exists', 409);
+export const ClusterInUseError = createError(ErrorCode.ClusterInUse, 'cluster "%s" is in use: %s', 409);
+export const TenantNotProvisionedError = createError(ErrorCode.TenantNotProvisioned, 'tenant "%s" is %s on its cluster: %s', 409);
+export const BackendUnreachableError = createError(ErrorCode.BackendUnreachable, 'cannot reach cluster "%s": %s', 502);
+export const BackendAuthFailedError = createError(ErrorCode.BackendAuthFailed, 'cluster "%s" refused the admin credential: %s', 502);
+export const BackendRefusedError = createError(ErrorCode.BackendRefused, 'cluster "%s" refused: %s', 502);
 export const InternalError = createError(ErrorCode.Internal, 'internal error', 500);
 
 /** Not an API error: start-up stopped, and main.ts prints the message as one line. */

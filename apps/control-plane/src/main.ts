@@ -120,6 +120,7 @@ async function start(config: ControlPlaneConfig, logger: Logger, resources: Reso
     adminTokens: config.adminTokens,
     gatewayTokens: config.gatewayTokens,
     allowLocalBackends: config.allowLocalBackends,
+    ...(config.secretsDir === undefined ? {} : { secretsDir: config.secretsDir }),
     ...(issuer === undefined ? {} : { issuer }),
     loggerInstance: logger,
   });

@@ -1,7 +1,7 @@
 // The JSON schemas of the REST API: request bodies, parameters and responses. They validate
 // requests and, through @fastify/swagger, are the OpenAPI document at /docs/json, so the docs
 // cannot drift from what is enforced. The tenant record itself is libs/tenancy's schema.
-import { roleSchema, TENANT_ID_PATTERN, tenantSchema } from '@tenantgate/tenancy';
+import { backendSchema, CERTIFICATE_REF_PATTERN, roleSchema, TENANT_ID_PATTERN, tenantSchema } from '@tenantgate/tenancy';
 
 type Schema = Record<string, unknown>;
 
@@ -94,7 +94,24 @@ const bookkeeping = {
 };
 
 /** Fields a stored record may lack: every other field of the record is always in a response. */
-const OPTIONAL_FIELDS = new Set(['clientCaCertificate', 'clientCertificates']);
+const OPTIONAL_FIELDS = new Set(['clientCaCertificate', 'clientCertificates', 'provisioning']);
+
+const jobError = {
+  type: 'object',
+  required: ['code', 'message'],
+  properties: { code: { type: 'string' }, message: { type: 'string' }, details: { type: 'object', additionalProperties: true } },
+};
+
+const provisioning = {
+  type: 'object',
+  required: ['cluster', 'state'],
+  description: 'Only for a tenant on a cluster (backend.cluster): where its database is being made, or why that failed.',
+  properties: {
+    cluster: { type: 'string' },
+    state: { type: 'string', enum: ['provisioning', 'active', 'failed'] },
+    reason: { ...jobError, description: 'Why it failed (state failed), or the last failure of an attempt still in progress.' },
+  },
+};
 
 function tenantResponse(id: string, role: Schema, description: string, extra: Schema = {}): Schema {
   const properties = { ...record, roles: { type: 'array', items: role }, ...bookkeeping, ...extra };
@@ -124,7 +141,9 @@ const routeRole = {
   },
 };
 
-const tenantView = tenantResponse(SchemaId.TenantView, adminRole, 'A tenant as administrators read it: role secrets are never shown.');
+const tenantView = tenantResponse(SchemaId.TenantView, adminRole, 'A tenant as administrators read it: role secrets are never shown.', {
+  provisioning,
+});
 const tenantRoute = tenantResponse(
   SchemaId.TenantRoute,
   routeRole,
@@ -208,6 +227,80 @@ export const ifMatchHeaders = {
 export function errorResponses(...codes: number[]): Record<number, Schema> {
   return Object.fromEntries(codes.map((code) => [code, ref(SchemaId.Error)]));
 }
+
+const { host, port, serverName, caCertificate } = backendSchema.properties;
+
+/** POST /v1/clusters */
+export const clusterInput = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['id', 'host', 'caCertificate', 'adminUser', 'adminCredential'],
+  properties: {
+    id: { type: 'string', pattern: TENANT_ID_PATTERN },
+    host,
+    port,
+    serverName: { ...serverName, description: 'The name its server certificate must carry (verify-full); default host.' },
+    caCertificate: { ...caCertificate, description: 'PEM CA of its server certificate; tenants on it get it as backend.caCertificate.' },
+    adminUser: { ...postgresName, description: 'A role with CREATEROLE and CREATEDB (or a superuser).' },
+    adminCredential: {
+      type: 'string',
+      pattern: CERTIFICATE_REF_PATTERN,
+      description: 'Files in CONTROL_PLANE_SECRETS_DIR: <name>.crt and <name>.key (a client certificate) or <name>.password.',
+    },
+    clientCertificate: {
+      type: 'string',
+      pattern: CERTIFICATE_REF_PATTERN,
+      description: "The gateways' client certificate for this cluster (a GATEWAY_SECRETS_DIR name); default the gateways' own.",
+    },
+  },
+} as const;
+
+export const clusterView = {
+  type: 'object',
+  required: [
+    'id',
+    'host',
+    'port',
+    'caCertificate',
+    'adminUser',
+    'adminCredential',
+    'serverVersion',
+    'freeConnections',
+    'checkedAt',
+    'createdAt',
+  ],
+  properties: {
+    ...clusterInput.properties,
+    serverVersion: { type: 'string', description: 'server_version at the last successful check.' },
+    freeConnections: { type: 'integer', description: 'max_connections minus reserved slots minus client sessions, at that check.' },
+    checkedAt: { type: 'string', format: 'date-time' },
+    createdAt: { type: 'string', format: 'date-time' },
+    reachable: { type: 'boolean', description: 'GET /v1/clusters/:id only: whether the check made now succeeded.' },
+    error: { ...jobError, description: 'Why the check made now failed.' },
+  },
+} as const;
+
+export const clusterList = {
+  type: 'object',
+  required: ['items', 'nextCursor'],
+  properties: {
+    items: { type: 'array', items: clusterView },
+    nextCursor: { type: ['string', 'null'], description: 'Pass as ?cursor= for the next page; null on the last page.' },
+  },
+} as const;
+
+/** DELETE /v1/tenants/:id */
+export const deleteTenantQuery = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    dropDatabase: {
+      type: 'string',
+      enum: ['true', 'false'],
+      description: 'A tenant on a cluster: true drops its database and roles there once its sessions are ended; default false keeps them.',
+    },
+  },
+} as const;
 
 /** POST /v1/tenants/:id/roles/:role/certificates */
 export const certificateRequest = {

@@ -5,10 +5,29 @@ import { ReplicationMode, type Tenant, type TenantRole } from '@tenantgate/tenan
 import type { Database, Queryable } from './db/database.ts';
 import { ADVISORY_LOCK_CLASS } from './db/migrations.ts';
 import { notFound, tenantNotFound, TenantExistsError, VersionConflictError, withDetails } from './errors.ts';
+import { deleteJob, hasJob, insertJob, JobAction, type Job, type JobError, type JobSpec } from './clusters/jobs.ts';
+
+export const ProvisioningState = {
+  /** The database and roles are being made (or a failed attempt undone); no route yet. */
+  Provisioning: 'provisioning',
+  Active: 'active',
+  /** Nothing is left on the cluster; `reason` says why. POST the tenant again to retry. */
+  Failed: 'failed',
+} as const;
+export type ProvisioningState = (typeof ProvisioningState)[keyof typeof ProvisioningState];
+
+/** A tenant the control plane provisions on one of its clusters. */
+export interface Provisioning {
+  cluster: string;
+  state: ProvisioningState;
+  reason?: JobError;
+}
 
 /** A tenant as stored: the record (roles with their SCRAM secrets) and its bookkeeping. */
 export interface StoredTenant {
   tenant: Tenant;
+  /** Absent for a tenant whose backend was given by address. */
+  provisioning?: Provisioning;
   version: number;
   createdAt: string;
   updatedAt: string;
@@ -51,6 +70,7 @@ interface TenantRow {
   created_at: Date | string;
   updated_at: Date | string;
   roles: TenantRole[];
+  provisioning: Provisioning | null;
 }
 
 const ROLE_WITH_SECRET = `json_build_object('name', r.name, 'scramSecret', r.scram_secret, 'backendUser', r.backend_user, 'authMode', r.auth_mode)`;
@@ -58,7 +78,7 @@ const ROLE_WITHOUT_SECRET = `json_build_object('name', r.name, 'backendUser', r.
 
 function selectTenants(withSecrets: boolean): string {
   const role = withSecrets ? ROLE_WITH_SECRET : ROLE_WITHOUT_SECRET;
-  return `SELECT t.id, t.record, t.version, t.created_at, t.updated_at,
+  return `SELECT t.id, t.record, t.version, t.created_at, t.updated_at, t.provisioning,
     COALESCE((SELECT json_agg(json_strip_nulls(${role}) ORDER BY r.name)
               FROM tenant_roles r WHERE r.tenant_id = t.id), '[]'::json) AS roles
     FROM tenants t`;
@@ -77,17 +97,47 @@ export class TenantStore {
     return this.#db;
   }
 
-  /** @throws TenantExistsError */
-  async create(tenant: Tenant): Promise<StoredTenant> {
+  /**
+   * Creates the tenant. With `cluster`, it is provisioned there: its state is `provisioning` and
+   * a create job is left for the provisioner, in the same transaction; a tenant whose earlier
+   * provisioning failed is replaced (the retry).
+   * @throws TenantExistsError
+   */
+  async create(tenant: Tenant, cluster?: string): Promise<StoredTenant> {
     return this.#db.transaction(async (tx) => {
       const inserted = await tx.query(
         `INSERT INTO tenants (id, record, version) VALUES ($1, $2, nextval('tenant_version_seq'))
          ON CONFLICT (id) DO NOTHING RETURNING version`,
         [tenant.id, JSON.stringify(recordOf(tenant))],
       );
-      if (inserted.length === 0) throw new TenantExistsError(tenant.id);
+      const replaced = inserted.length === 0;
+      if (replaced) await replaceFailed(tx, tenant, cluster);
       for (const role of tenant.roles) await insertRole(tx, tenant.id, role);
-      return this.#finish(tx, tenant.id);
+      if (cluster !== undefined) {
+        // A deleted tenant of this id whose database is still being dropped.
+        if (await hasJob(tx, tenant.id)) throw new TenantExistsError(tenant.id);
+        const provisioning: Provisioning = { cluster, state: ProvisioningState.Provisioning };
+        await tx.query('UPDATE tenants SET provisioning = $2 WHERE id = $1', [tenant.id, JSON.stringify(provisioning)]);
+        await insertJob(tx, tenant.id, JobAction.Create, cluster, {});
+      }
+      return this.#finish(tx, tenant.id, replaced);
+    });
+  }
+
+  /**
+   * Ends a job: removes it and sets the tenant's provisioning state (a new version, so gateways
+   * drop what they cached), in one transaction. False when the job's lease was lost.
+   */
+  async finishJob(job: Job, provisioning?: Provisioning): Promise<boolean> {
+    return this.#db.transaction(async (tx) => {
+      if (!(await deleteJob(tx, job))) return false;
+      if (provisioning === undefined) return true;
+      const rows = await tx.query('UPDATE tenants SET provisioning = $2 WHERE id = $1 RETURNING id', [
+        job.tenantId,
+        JSON.stringify(provisioning),
+      ]);
+      if (rows.length > 0) await this.#finish(tx, job.tenantId, true);
+      return true;
     });
   }
 
@@ -124,10 +174,19 @@ export class TenantStore {
     });
   }
 
-  /** Sets (adds or replaces) one role; `created` says which. */
-  async putRole(id: string, role: TenantRole, condition: WriteCondition = {}): Promise<{ stored: StoredTenant; created: boolean }> {
+  /**
+   * Sets (adds or replaces) one role; `created` says which. `apply` runs with the tenant locked
+   * before the write (setting the role on a provisioned tenant's cluster); throwing changes nothing.
+   */
+  async putRole(
+    id: string,
+    role: TenantRole,
+    condition: WriteCondition = {},
+    apply?: (current: StoredTenant) => Promise<void>,
+  ): Promise<{ stored: StoredTenant; created: boolean }> {
     return this.#db.transaction(async (tx) => {
-      await lockTenant(tx, id, condition);
+      const current = await lockTenant(tx, id, condition);
+      await apply?.(current);
       const removed = await tx.query('DELETE FROM tenant_roles WHERE tenant_id = $1 AND name = $2 RETURNING name', [id, role.name]);
       await insertRole(tx, id, role);
       return { stored: await this.#finish(tx, id, true), created: removed.length === 0 };
@@ -135,20 +194,35 @@ export class TenantStore {
   }
 
   /** @throws NotFoundError when the tenant or the role does not exist */
-  async deleteRole(id: string, name: string, condition: WriteCondition = {}): Promise<StoredTenant> {
+  async deleteRole(
+    id: string,
+    name: string,
+    condition: WriteCondition = {},
+    apply?: (current: StoredTenant) => Promise<void>,
+  ): Promise<StoredTenant> {
     return this.#db.transaction(async (tx) => {
-      await lockTenant(tx, id, condition);
-      const removed = await tx.query('DELETE FROM tenant_roles WHERE tenant_id = $1 AND name = $2 RETURNING name', [id, name]);
-      if (removed.length === 0) throw notFound(`tenant "${id}" has no role "${name}"`);
+      const current = await lockTenant(tx, id, condition);
+      if (!current.tenant.roles.some((role) => role.name === name)) throw notFound(`tenant "${id}" has no role "${name}"`);
+      await apply?.(current);
+      await tx.query('DELETE FROM tenant_roles WHERE tenant_id = $1 AND name = $2', [id, name]);
       return this.#finish(tx, id, true);
     });
   }
 
-  /** Deletes the tenant and its roles; returns the floor version recorded for caches. */
-  async delete(id: string, condition: WriteCondition = {}): Promise<{ floor: number }> {
+  /**
+   * Deletes the tenant and its roles; returns the floor version recorded for caches. `plan` sees
+   * the tenant under the lock and may refuse (throw) or return a drop job for its cluster.
+   */
+  async delete(
+    id: string,
+    condition: WriteCondition = {},
+    plan?: (current: StoredTenant) => { cluster: string; spec: JobSpec } | undefined,
+  ): Promise<{ floor: number }> {
     return this.#db.transaction(async (tx) => {
-      await lockTenant(tx, id, condition);
+      const current = await lockTenant(tx, id, condition);
+      const drop = plan?.(current);
       await tx.query('DELETE FROM tenants WHERE id = $1', [id]);
+      if (drop !== undefined) await insertJob(tx, id, JobAction.Drop, drop.cluster, drop.spec);
       // A version from the same sequence: higher than any the tenant ever had, lower than any
       // a re-created tenant of the same id will get.
       const [{ floor }] = await tx.query<{ floor: string }>(`SELECT nextval('tenant_version_seq') AS floor`);
@@ -238,6 +312,14 @@ async function lockTenant(tx: Queryable, id: string, condition: WriteCondition):
   return current;
 }
 
+/** A tenant whose provisioning failed may be created again; any other existing tenant may not. */
+async function replaceFailed(tx: Queryable, tenant: Tenant, cluster: string | undefined): Promise<void> {
+  const current = await lockTenant(tx, tenant.id, {});
+  if (cluster === undefined || current.provisioning?.state !== ProvisioningState.Failed) throw new TenantExistsError(tenant.id);
+  await tx.query('UPDATE tenants SET record = $2 WHERE id = $1', [tenant.id, JSON.stringify(recordOf(tenant))]);
+  await tx.query('DELETE FROM tenant_roles WHERE tenant_id = $1', [tenant.id]);
+}
+
 async function insertRole(tx: Queryable, tenantId: string, role: TenantRole): Promise<void> {
   await tx.query('INSERT INTO tenant_roles (tenant_id, name, scram_secret, backend_user, auth_mode) VALUES ($1, $2, $3, $4, $5)', [
     tenantId,
@@ -263,6 +345,7 @@ function storedOf(row: TenantRow): StoredTenant {
   const { replication = ReplicationMode.None, ...record } = row.record;
   return {
     tenant: { id: row.id, ...record, replication, roles: row.roles },
+    ...(row.provisioning === null ? {} : { provisioning: row.provisioning }),
     version: Number(row.version),
     createdAt: isoTime(row.created_at),
     updatedAt: isoTime(row.updated_at),

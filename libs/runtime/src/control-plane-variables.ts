@@ -62,6 +62,13 @@ const CONTROL_PLANE_TABLE = [
     secret: true,
   },
   {
+    name: 'CONTROL_PLANE_SECRETS_DIR',
+    schema: { type: 'string' },
+    expects: 'a directory path',
+    description:
+      "Directory of clusters' admin credentials: <name>.crt and <name>.key (a client certificate) or <name>.password, named by a cluster's adminCredential. Unset: no clusters (POST /v1/clusters answers 501).",
+  },
+  {
     name: 'CONTROL_PLANE_ALLOW_LOCAL_BACKENDS',
     schema: { type: 'boolean', default: false },
     expects: 'true or false',

@@ -13,11 +13,19 @@ export const CERTIFICATE_REF_PATTERN = '^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$';
 const pem = { type: 'string', minLength: 1, maxLength: 65536, pattern: '-----BEGIN CERTIFICATE-----' } as const;
 const postgresName = { type: 'string', minLength: 1, maxLength: 63, pattern: '^[^\\u0000]+$' } as const;
 
+/**
+ * Where the tenant's PostgreSQL is: an address, or `cluster` (the id of a cluster registered with
+ * the control plane, which then provisions the database and fills in the address).
+ */
 export const backendSchema = {
   type: 'object',
   additionalProperties: false,
-  required: ['host'],
+  anyOf: [
+    { type: 'object', required: ['host'] },
+    { type: 'object', required: ['cluster'] },
+  ],
   properties: {
+    cluster: { type: 'string', pattern: TENANT_ID_PATTERN },
     host: { type: 'string', minLength: 1, maxLength: 253, pattern: '^[A-Za-z0-9.:_-]+$' },
     port: { type: 'integer', minimum: 1, maximum: 65535, default: 5432 },
     serverName: { type: 'string', minLength: 1, maxLength: 253, pattern: '^[A-Za-z0-9.:_-]+$' },

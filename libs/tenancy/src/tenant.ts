@@ -34,6 +34,8 @@ export const ReplicationMode = { None: 'none', Logical: 'logical', Physical: 'ph
 export type ReplicationMode = (typeof ReplicationMode)[keyof typeof ReplicationMode];
 
 export interface TenantBackend {
+  /** The control plane's cluster the tenant was provisioned on; the address below is the cluster's. */
+  cluster?: string;
   host: string;
   port: number;
   serverName?: string;
@@ -170,6 +172,12 @@ export function validateTenantsFile(value: unknown): TenantInput[] {
     if (seen.has(tenant.id)) issues.push({ path: `/tenants/${i}/id`, message: `duplicate tenant id "${tenant.id}"` });
     seen.add(tenant.id);
     for (const issue of semanticIssues(tenant)) issues.push({ ...issue, path: `/tenants/${i}${issue.path}` });
+    // Only the control plane provisions on clusters: a file names the backend itself.
+    if (tenant.backend.cluster !== undefined) {
+      issues.push({ path: `/tenants/${i}/backend/cluster`, message: 'is provisioned by the control plane; a tenants file gives host' });
+    } else if (tenant.backend.host === undefined) {
+      issues.push({ path: `/tenants/${i}/backend/host`, message: 'is required' });
+    }
   });
   if (issues.length > 0) throw new TenantValidationError(issues);
   return tenants;
@@ -190,7 +198,10 @@ export async function materializeTenant(input: TenantInput, hashPassword: (passw
 }
 
 function schemaIssues(errors: ErrorObject[] | null | undefined): ValidationIssue[] {
-  return (errors ?? []).map((e) => ({ path: schemaIssuePath(e), message: schemaIssueMessage(e) }));
+  // The branches of a failed anyOf each say what they missed; the anyOf issue says it better, alone.
+  return (errors ?? [])
+    .filter((e) => !e.schemaPath.includes('/anyOf/'))
+    .map((e) => ({ path: schemaIssuePath(e), message: schemaIssueMessage(e) }));
 }
 
 function schemaIssuePath(e: ErrorObject): string {
@@ -207,6 +218,9 @@ function schemaIssueMessage(e: ErrorObject): string {
       return 'is not a known field';
     case 'oneOf':
       return 'give exactly one of "password" and "scramSecret"';
+    // The one anyOf of the record: where the backend is.
+    case 'anyOf':
+      return 'give "host" (an address) or "cluster" (a cluster registered with the control plane)';
     case 'pattern':
       return patternMessage(e.instancePath) ?? `${e.message ?? 'is invalid'}`;
     case 'enum':

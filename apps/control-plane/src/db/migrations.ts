@@ -52,6 +52,34 @@ export const MIGRATIONS: readonly Migration[] = [
     name: "a role's own authMode",
     statements: [`ALTER TABLE tenant_roles ADD COLUMN auth_mode text`],
   },
+  {
+    version: 3,
+    name: 'clusters, provisioned tenants and the provisioning jobs',
+    statements: [
+      `CREATE TABLE clusters (
+         id text COLLATE "C" PRIMARY KEY,
+         record jsonb NOT NULL,
+         created_at timestamptz NOT NULL DEFAULT now()
+       )`,
+      // { state, reason?, cluster } of a tenant the control plane provisions; null for the others.
+      `ALTER TABLE tenants ADD COLUMN provisioning jsonb`,
+      // Work on a cluster, written in the same transaction as the tenant change that needs it and
+      // done after commit (provisioning.ts), so a control plane that stops half-way leaves a row
+      // that the next one resumes. A lease keeps two control planes off one job.
+      `CREATE TABLE provisioning_jobs (
+         tenant_id text COLLATE "C" PRIMARY KEY,
+         action text NOT NULL CHECK (action IN ('create', 'rollback', 'drop')),
+         cluster_id text COLLATE "C" NOT NULL REFERENCES clusters (id),
+         spec jsonb NOT NULL,
+         created jsonb NOT NULL DEFAULT '[]',
+         attempts integer NOT NULL DEFAULT 0,
+         not_before timestamptz NOT NULL DEFAULT now(),
+         lease_until timestamptz,
+         lease_token text,
+         last_error jsonb
+       )`,
+    ],
+  },
 ];
 
 export interface MigrationResult {

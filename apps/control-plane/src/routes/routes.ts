@@ -4,6 +4,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import { etagOf } from '../etag.ts';
 import { tenantNotFound } from '../errors.ts';
 import { errorResponses, ref, SchemaId, tenantIdParams } from '../schemas.ts';
+import { ProvisioningState } from '../store.ts';
 import { routeView } from '../views.ts';
 
 export interface RouteRoutesOptions {
@@ -25,7 +26,11 @@ const routes: FastifyPluginAsync<RouteRoutesOptions> = async (app, options) => {
     },
     async (request, reply) => {
       const stored = await app.store.get(request.params.id, { secrets: true });
-      if (stored === undefined) throw tenantNotFound(request.params.id);
+      // A tenant whose database is not (yet) made has no route: gateways treat it as unknown until
+      // the version that makes it active invalidates what they cached.
+      if (stored === undefined || (stored.provisioning !== undefined && stored.provisioning.state !== ProvisioningState.Active)) {
+        throw tenantNotFound(request.params.id);
+      }
       void reply.header('etag', etagOf(stored.version));
       return routeView(stored, options.issuerCaPem);
     },

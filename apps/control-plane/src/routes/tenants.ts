@@ -16,9 +16,20 @@ import {
 import { decodeCursor, encodeCursor } from '../cursor.ts';
 import { etagOf, parseIfMatch } from '../etag.ts';
 import { GatewaysUnreachableError, tenantNotFound, validationError } from '../errors.ts';
+import { clusterOf, createOnCluster, deleteTenant, dropClusterRole, provisionedRole, setClusterRole } from './provisioned-tenants.ts';
 import { mergePatch } from '../merge-patch.ts';
 import { hashPassword } from '../passwords.ts';
-import { DEFAULT_PAGE_SIZE, errorResponses, ifMatchHeaders, listQuery, ref, roleParams, SchemaId, tenantIdParams } from '../schemas.ts';
+import {
+  DEFAULT_PAGE_SIZE,
+  deleteTenantQuery,
+  errorResponses,
+  ifMatchHeaders,
+  listQuery,
+  ref,
+  roleParams,
+  SchemaId,
+  tenantIdParams,
+} from '../schemas.ts';
 import type { StoredTenant, WriteCondition } from '../store.ts';
 import { adminView } from '../views.ts';
 
@@ -75,10 +86,15 @@ const tenants: FastifyPluginAsync<TenantRoutesOptions> = async (app, options) =>
         tags,
         summary: 'Create a tenant',
         body: ref(SchemaId.TenantInput),
-        response: { 201: ref(SchemaId.TenantView), ...errorResponses(400, 401, 403, 409, 413, 415) },
+        response: {
+          201: ref(SchemaId.TenantView),
+          202: { ...ref(SchemaId.TenantView), description: 'On a cluster: still being provisioned (GET shows when it is done)' },
+          ...errorResponses(400, 401, 403, 409, 413, 415, 500, 501, 502),
+        },
       },
     },
     async (request, reply) => {
+      if (request.body.backend.cluster !== undefined) return createOnCluster(app, request.body, reply);
       checkBackend(request.body);
       const tenant = await materializeTenant(request.body, hashPassword);
       const stored = await app.store.create(tenant);
@@ -145,6 +161,7 @@ const tenants: FastifyPluginAsync<TenantRoutesOptions> = async (app, options) =>
       // Refused before the write: a change that was asked to end sessions must not half happen.
       if (terminateSessions === true && !app.terminations.configured) throw new GatewaysUnreachableError('no REDIS_URL is configured');
       const change = (current: Tenant): Tenant => {
+        if ('backend' in patch) checkBackendPatch(current, patch.backend);
         const next = patched(current, patch, validation);
         checkBackend(next);
         return next;
@@ -164,21 +181,32 @@ const tenants: FastifyPluginAsync<TenantRoutesOptions> = async (app, options) =>
     },
   );
 
-  app.delete<{ Params: IdParams }>(
+  app.delete<{ Params: IdParams; Querystring: { dropDatabase?: 'true' | 'false' } }>(
     '/v1/tenants/:id',
     {
       schema: {
         tags,
-        summary: 'Delete a tenant and its roles',
+        summary: 'Delete a tenant and its roles; a tenant on a cluster keeps its database unless ?dropDatabase=true',
         params: tenantIdParams,
+        querystring: deleteTenantQuery,
         headers: ifMatchHeaders,
-        response: { 204: { type: 'null', description: 'Deleted' }, ...errorResponses(400, 401, 403, 404, 409) },
+        response: {
+          202: {
+            type: 'object',
+            description: 'Deleted; its database is still being dropped (retried until done)',
+            properties: {
+              id: { type: 'string' },
+              database: { type: 'string', enum: ['dropping'] },
+              reason: { type: 'object', additionalProperties: true },
+            },
+          },
+          204: { type: 'null', description: 'Deleted' },
+          ...errorResponses(400, 401, 403, 404, 409, 501),
+        },
       },
     },
     async (request, reply) => {
-      await app.store.delete(request.params.id, writeCondition(request));
-      await app.invalidations.publish();
-      return reply.code(204).send();
+      return deleteTenant(app, request.params.id, request.query.dropDatabase === 'true', writeCondition(request), reply);
     },
   );
 
@@ -228,19 +256,24 @@ const tenants: FastifyPluginAsync<TenantRoutesOptions> = async (app, options) =>
       },
     },
     async (request, reply) => {
-      const role = await roleOf(request.params.role, request.body);
-      if (role.authMode !== undefined) await checkRoleMode(request.params.id, role.authMode);
-      const { stored, created } = await app.store.putRole(request.params.id, role, writeCondition(request));
+      const { id } = request.params;
+      const current = await app.store.get(id, { secrets: false });
+      if (current === undefined) throw tenantNotFound(id);
+      const role = provisionedRole(current, await roleOf(request.params.role, request.body));
+      if (role.authMode !== undefined) checkRoleMode(current.tenant, role.authMode);
+      // A tenant on a cluster: the role is set there first, with the tenant locked; if the cluster
+      // refuses, nothing is stored.
+      const cluster = await clusterOf(app, current);
+      const apply = cluster === undefined ? undefined : (locked: StoredTenant) => setClusterRole(app, cluster, locked, role);
+      const { stored, created } = await app.store.putRole(id, role, writeCondition(request), apply);
       await app.invalidations.publish();
       return sendTenant(reply.code(created ? 201 : 200), stored);
     },
   );
 
   /** A role's own mode must fit its tenant, as validateTenantInput checks for roles given whole. */
-  const checkRoleMode = async (id: string, authMode: RoleAuthMode): Promise<void> => {
-    const stored = await app.store.get(id, { secrets: false });
-    if (stored === undefined) throw tenantNotFound(id);
-    const problem = roleAuthModeProblem(stored.tenant, authMode, validation);
+  const checkRoleMode = (tenant: Tenant, authMode: RoleAuthMode): void => {
+    const problem = roleAuthModeProblem(tenant, authMode, validation);
     if (problem !== undefined) throw validationError('body', [{ path: '/authMode', message: problem }]);
   };
 
@@ -256,7 +289,11 @@ const tenants: FastifyPluginAsync<TenantRoutesOptions> = async (app, options) =>
       },
     },
     async (request, reply) => {
-      const stored = await app.store.deleteRole(request.params.id, request.params.role, writeCondition(request));
+      const { id, role } = request.params;
+      const current = await app.store.get(id, { secrets: false });
+      const cluster = current === undefined ? undefined : await clusterOf(app, current);
+      const apply = cluster === undefined ? undefined : (locked: StoredTenant) => dropClusterRole(app, cluster, locked, role);
+      const stored = await app.store.deleteRole(id, role, writeCondition(request), apply);
       await app.invalidations.publish();
       return sendTenant(reply, stored);
     },
@@ -278,6 +315,18 @@ function writeCondition(request: FastifyRequest): WriteCondition {
       return { ifMatch: condition.versions };
     case 'invalid':
       throw validationError('headers', [{ path: '/if-match', message: 'must be * or ETags of versions, e.g. "12"' }]);
+  }
+}
+
+/** A provisioned tenant's backend is its cluster's; a tenant is put on a cluster only when created. */
+function checkBackendPatch(current: Tenant, patch: unknown): void {
+  if (current.backend.cluster !== undefined) {
+    throw validationError('body', [
+      { path: '/backend', message: `is set by cluster "${current.backend.cluster}" for a tenant provisioned on it` },
+    ]);
+  }
+  if (typeof patch === 'object' && patch !== null && 'cluster' in patch) {
+    throw validationError('body', [{ path: '/backend/cluster', message: 'is given when the tenant is created (POST), not by a change' }]);
   }
 }
 
