@@ -1,15 +1,18 @@
-// `npm run demo`: the local stack of `npm start`, plus two PostgreSQL backends with TLS (made with
-// initdb in a temporary directory) and tenants provisioned on them through the REST API:
-// `acme`, whose backend lets the gateway in by its client certificate, `globex`, whose backend
-// checks SCRAM, answered with the key recovered from the client's own proof, and `initech`, a
-// database of its own on acme's backend whose clients log in with a short-lived certificate from
-// the control plane (`npm run tenantgate -- connect initech app`) instead of a password.
+// `npm run demo`: the local stack of `npm start`, plus two PostgreSQL servers with TLS (made with
+// initdb in a temporary directory) registered with the control plane as clusters, `east` and
+// `west`, and tenants made through the REST API: `acme` on east and `globex` on west, each
+// provisioned by the control plane (its own database and roles, the password's SCRAM secret set
+// on the cluster and at the edge in one call), and `initech`, a database on east whose clients
+// log in with a short-lived certificate from the control plane (`npm run tenantgate -- connect
+// initech app`) instead of a password, reached by address with the gateway's client certificate.
 import { readFile } from 'node:fs/promises';
 import { startPostgres, type PostgresServer } from '@tenantgate/testing';
-import { DEV_DOMAIN, GATEWAY_CLIENT_CN } from './dev-certs.ts';
+import { CLUSTER_ADMIN_CREDENTIAL, CLUSTER_ADMIN_USER, DEV_DOMAIN, GATEWAY_CLIENT_CN } from './dev-certs.ts';
 import { controlPlaneRequest, startDevStackOrExit, stopOnSignal, type DevStack } from './dev-stack.ts';
 
 const PASSWORD = 'demo-password';
+const TENANTS = ['acme', 'globex', 'initech'];
+const CLUSTERS = ['east', 'west'];
 
 const stack = await startDevStackOrExit();
 const backends: PostgresServer[] = [];
@@ -23,39 +26,43 @@ try {
     serverKey: await readFile(stack.certs.backendKeyFile, 'utf8'),
     clientCa: await readFile(stack.certs.caFile, 'utf8'),
   };
-  const [certBackend, scramBackend] = await Promise.all([
-    startPostgres({ ...tls, hba: [`hostssl all ${GATEWAY_CLIENT_CN} 127.0.0.1/32 cert`], roles: [{ name: GATEWAY_CLIENT_CN }] }),
-    startPostgres({
-      ...tls,
-      hba: ['hostssl all all 127.0.0.1/32 scram-sha-256 clientcert=verify-ca'],
-      roles: [{ name: 'app', password: PASSWORD }],
-    }),
+  const hba = [
+    // The control plane's admin, by its client certificate (.data/secrets/cluster-admin.*).
+    `hostssl all ${CLUSTER_ADMIN_USER} 127.0.0.1/32 cert`,
+    // initech's sessions: the gateway by its client certificate.
+    `hostssl all ${GATEWAY_CLIENT_CN} 127.0.0.1/32 cert`,
+    // Provisioned roles: SCRAM, which the gateway answers with the key from the client's proof.
+    'hostssl all all 127.0.0.1/32 scram-sha-256 clientcert=verify-ca',
+  ];
+  const [east, west] = await Promise.all([
+    startPostgres({ ...tls, hba, roles: [{ name: GATEWAY_CLIENT_CN }] }),
+    startPostgres({ ...tls, hba }),
   ]);
-  backends.push(certBackend, scramBackend);
-  await certBackend.sql(`create table hello as select 'acme''s own database' as greeting; grant select on hello to ${GATEWAY_CLIENT_CN}`);
-  await scramBackend.sql("create table hello as select 'globex''s own database' as greeting; grant select on hello to app");
-  await certBackend.sql(`create database initech owner ${GATEWAY_CLIENT_CN}`);
-  await certBackend.sql("create table hello as select 'initech''s own database' as greeting", [], { database: 'initech' });
-  await certBackend.sql(`alter table hello owner to ${GATEWAY_CLIENT_CN}`, [], { database: 'initech' });
-  const [{ rolpassword }] = await scramBackend.sql<{ rolpassword: string }>("select rolpassword from pg_authid where rolname = 'app'");
-  await provision(stack, {
-    id: 'acme',
-    backend: { host: '127.0.0.1', port: certBackend.port, database: 'postgres' },
-    roles: [{ name: 'app', password: PASSWORD, backendUser: GATEWAY_CLIENT_CN }],
-  });
-  await provision(stack, {
+  backends.push(east, west);
+  await forgetEarlierRun(stack);
+  await request(stack, 'POST', '/v1/clusters', clusterBody('east', east, tls.clientCa), 201);
+  await request(stack, 'POST', '/v1/clusters', clusterBody('west', west, tls.clientCa), 201);
+  for (const [id, cluster, server] of [
+    ['acme', 'east', east],
+    ['globex', 'west', west],
+  ] as const) {
+    await request(stack, 'POST', '/v1/tenants', { id, backend: { cluster }, roles: [{ name: 'app', password: PASSWORD }] }, 201);
+    // The tenant's owner role owns the table; its roles (acme_app) are members.
+    await server.sql(`create table hello as select '${id}''s own database' as greeting; alter table hello owner to ${id}`, [], {
+      database: id,
+    });
+  }
+  await east.sql(`create database initech owner ${GATEWAY_CLIENT_CN}`);
+  await east.sql("create table hello as select 'initech''s own database' as greeting", [], { database: 'initech' });
+  await east.sql(`alter table hello owner to ${GATEWAY_CLIENT_CN}`, [], { database: 'initech' });
+  const initech = {
     id: 'initech',
     authMode: 'certificate',
-    backend: { host: '127.0.0.1', port: certBackend.port, database: 'initech' },
+    backend: { host: '127.0.0.1', port: east.port, database: 'initech' },
     // The certificate is the login; the role is listed for its backend user only.
     roles: [{ name: 'app', password: PASSWORD, backendUser: GATEWAY_CLIENT_CN }],
-  });
-  await provision(stack, {
-    id: 'globex',
-    backend: { host: '127.0.0.1', port: scramBackend.port, database: 'postgres' },
-    // The backend's own secret, so the gateway can log in with the key from the client's proof.
-    roles: [{ name: 'app', scramSecret: rolpassword }],
-  });
+  };
+  await request(stack, 'POST', '/v1/tenants', initech, 201);
 } catch (error) {
   await stack.stop();
   await Promise.all(backends.map((b) => b.stop()));
@@ -69,20 +76,35 @@ console.log(`
 tenantgate demo is running (Ctrl-C stops it)
   control plane  ${stack.controlPlaneUrl}   API docs: ${stack.controlPlaneUrl}/docs
   gateway        ${stack.gatewayHost}:${stack.gatewayPort}   tenants: acme, globex (password ${PASSWORD} for role app), initech (a client certificate)
+  clusters       east: acme, initech   west: globex
 
   ${psql('acme')}
   ${psql('globex')}
   npm run tenantgate -- connect initech app
 
   curl -sS ${stack.controlPlaneUrl}/v1/tenants -H "authorization: Bearer ${stack.adminToken}"
+  curl -sS ${stack.controlPlaneUrl}/v1/clusters -H "authorization: Bearer ${stack.adminToken}"
 `);
 
-/** Creates the tenant, replacing one left by an earlier run (its backend ports are gone). */
-async function provision(stack: DevStack, tenant: { id: string } & Record<string, unknown>): Promise<void> {
-  let created = await controlPlaneRequest(stack, 'POST', '/v1/tenants', tenant);
-  if (created.status === 409) {
-    await controlPlaneRequest(stack, 'DELETE', `/v1/tenants/${tenant.id}`);
-    created = await controlPlaneRequest(stack, 'POST', '/v1/tenants', tenant);
-  }
-  if (created.status !== 201) throw new Error(`creating tenant ${tenant.id} failed: ${created.status} ${created.text}`);
+function clusterBody(id: string, server: PostgresServer, caCertificate: string): Record<string, unknown> {
+  return {
+    id,
+    host: '127.0.0.1',
+    port: server.port,
+    serverName: 'localhost',
+    caCertificate,
+    adminUser: CLUSTER_ADMIN_USER,
+    adminCredential: CLUSTER_ADMIN_CREDENTIAL,
+  };
+}
+
+/** The tenants and clusters of an earlier run name servers that are gone: forget them. */
+async function forgetEarlierRun(stack: DevStack): Promise<void> {
+  for (const id of TENANTS) await request(stack, 'DELETE', `/v1/tenants/${id}`, undefined, 204, 404);
+  for (const id of CLUSTERS) await request(stack, 'DELETE', `/v1/clusters/${id}`, undefined, 204, 404);
+}
+
+async function request(stack: DevStack, method: string, path: string, body: unknown, ...expected: number[]): Promise<void> {
+  const { status, text } = await controlPlaneRequest(stack, method, path, body);
+  if (!expected.includes(status)) throw new Error(`${method} ${path} failed: ${status} ${text}`);
 }

@@ -104,6 +104,7 @@ export async function startDevStack(): Promise<DevStack> {
         CONTROL_PLANE_ALLOW_LOCAL_BACKENDS: 'true',
         CONTROL_PLANE_CA_CERT: certs.issuingCaCertFile,
         CONTROL_PLANE_CA_KEY: certs.issuingCaKeyFile,
+        CONTROL_PLANE_SECRETS_DIR: certs.secretsDir,
       }),
     );
     children.push(

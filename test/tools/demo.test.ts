@@ -85,12 +85,24 @@ test('npm run demo: the printed psql commands and the certificate login reach th
   const initech = await shell(`${initechPsql} -c 'select * from hello'`);
   assert.equal(initech.code, 0, initech.stderr);
   assert.match(initech.stdout, /initech's own database/);
-  const curl = lines.find((line) => line.startsWith('curl '));
-  const listed = await shell(curl!);
+  const [tenantsCurl, clustersCurl] = lines.filter((line) => line.startsWith('curl '));
+  const listed = JSON.parse((await shell(tenantsCurl!)).stdout) as {
+    items: { id: string; provisioning?: { cluster: string; state: string } }[];
+  };
   assert.deepEqual(
-    (JSON.parse(listed.stdout) as { items: { id: string }[] }).items.map((tenant) => tenant.id),
-    ['acme', 'globex', 'initech'],
+    listed.items.map((tenant) => [tenant.id, tenant.provisioning?.cluster, tenant.provisioning?.state]),
+    [
+      ['acme', 'east', 'active'],
+      ['globex', 'west', 'active'],
+      ['initech', undefined, undefined],
+    ],
   );
+  const clusters = JSON.parse((await shell(clustersCurl!)).stdout) as { items: { id: string; serverVersion: string }[] };
+  assert.deepEqual(
+    clusters.items.map((cluster) => cluster.id),
+    ['east', 'west'],
+  );
+  assert.match(clusters.items[0]!.serverVersion, /^\d+/);
   assert.equal(await stop(demo.child), 0);
 });
 
