@@ -309,6 +309,9 @@ describe('databases provisioned on a registered cluster', () => {
     // Rolled back: the owner role it had made is gone; there is no route.
     assert.deepEqual(await roleNames(cluster, 'initech%'), []);
     assert.equal((await connectError(viaGateway('initech', 'initech-pw'))).code, '08004');
+    const metrics = (await call(controlPlane.url, 'GET', '/metrics')).body as string;
+    assert.match(metrics, /^tenantgate_provisioning_failures_total\{action="create"\} 1$/m);
+    assert.match(metrics, /^tenantgate_provisioning_jobs\{action="rollback"\} 0$/m);
 
     await cluster.sql('ALTER ROLE provisioner CREATEDB');
     const retried = await api('POST', '/v1/tenants', tenantOn('limited', 'initech', 'initech-pw'));

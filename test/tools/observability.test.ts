@@ -21,6 +21,7 @@ async function exported(): Promise<Map<string, string>> {
   const controlPlane = await createControlPlaneMetrics({
     countTenants: async () => 0,
     pendingInvalidations: async () => 0,
+    pendingJobs: async () => ({}),
   }).registry.getMetricsAsJSON();
   return new Map([...gateway, ...controlPlane].map((metric) => [metric.name, String(metric.type)]));
 }

@@ -10,6 +10,8 @@ export const MetricName = {
   InvalidationsPublished: 'tenantgate_invalidations_published_total',
   InvalidationFailures: 'tenantgate_invalidation_failures_total',
   CertificatesIssued: 'tenantgate_certificates_issued_total',
+  ProvisioningJobs: 'tenantgate_provisioning_jobs',
+  ProvisioningFailures: 'tenantgate_provisioning_failures_total',
 } as const;
 export type MetricName = (typeof MetricName)[keyof typeof MetricName];
 
@@ -22,6 +24,7 @@ export interface ControlPlaneMetrics {
   readonly invalidationsPublished: Counter;
   readonly invalidationFailures: Counter;
   readonly certificatesIssued: Counter;
+  readonly provisioningFailures: Counter<'action'>;
 }
 
 export interface MetricsSources {
@@ -29,7 +32,12 @@ export interface MetricsSources {
   countTenants(): Promise<number>;
   /** Outbox rows not yet in Redis, read at scrape time. */
   pendingInvalidations(): Promise<number>;
+  /** Provisioning jobs not done, by action, read at scrape time. */
+  pendingJobs(): Promise<Readonly<Record<string, number>>>;
 }
+
+/** The actions of provisioning jobs (clusters/jobs.ts): the label's closed set. */
+const JOB_ACTIONS = ['create', 'rollback', 'drop'] as const;
 
 export function createMetrics(sources: MetricsSources): ControlPlaneMetrics {
   const registry = new Registry();
@@ -71,7 +79,23 @@ export function createMetrics(sources: MetricsSources): ControlPlaneMetrics {
     help: "Client certificates issued for tenants' roles.",
     registers: [registry],
   });
-  return { registry, httpRequestDuration, invalidationsPublished, invalidationFailures, certificatesIssued };
+  new Gauge({
+    name: MetricName.ProvisioningJobs,
+    help: 'Provisioning jobs on clusters not done yet, by action; a job that stays is retrying (see the log).',
+    labelNames: ['action'] as const,
+    registers: [registry],
+    async collect() {
+      const pending = await sources.pendingJobs().catch(() => undefined);
+      for (const action of JOB_ACTIONS) this.set({ action }, pending === undefined ? Number.NaN : (pending[action] ?? 0));
+    },
+  });
+  const provisioningFailures = new Counter({
+    name: MetricName.ProvisioningFailures,
+    help: 'Failed attempts of provisioning jobs, by action (a create is retried or rolled back, the others retried).',
+    labelNames: ['action'] as const,
+    registers: [registry],
+  });
+  return { registry, httpRequestDuration, invalidationsPublished, invalidationFailures, certificatesIssued, provisioningFailures };
 }
 
 /** A store that cannot be read gives NaN (unknown) instead of failing the whole scrape. */

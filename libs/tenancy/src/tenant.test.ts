@@ -137,6 +137,18 @@ test('a tenants file rejects duplicate ids and names the entry', () => {
   assert.equal(validateTenantsFile({ tenants: [minimal] })[0]?.limits.maxConnections, 100);
 });
 
+test('a backend is an address or a cluster; only the control plane provisions on a cluster', () => {
+  assert.deepEqual(
+    issuesOf(() => validateTenantInput({ id: 'acme', backend: { port: 5432 } })),
+    [{ path: '/backend', message: 'give "host" (an address) or "cluster" (a cluster registered with the control plane)' }],
+  );
+  assert.equal(validateTenantInput({ id: 'acme', backend: { cluster: 'east' } }).backend.cluster, 'east');
+  assert.deepEqual(
+    issuesOf(() => validateTenantsFile({ tenants: [{ id: 'acme', backend: { cluster: 'east' } }] })),
+    [{ path: '/tenants/0/backend/cluster', message: 'is provisioned by the control plane; a tenants file gives host' }],
+  );
+});
+
 test('materializeTenant keeps no password, only the secret made from it', async () => {
   const input = validateTenantInput({
     ...minimal,

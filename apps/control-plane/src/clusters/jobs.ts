@@ -138,10 +138,8 @@ export async function deleteJob(tx: Queryable, job: Job): Promise<boolean> {
   return rows.length > 0;
 }
 
-/** When the earliest job is due, in ms from now (0: now), or undefined when there are none. */
-export async function nextJobDueMs(db: Queryable): Promise<number | undefined> {
-  const [row] = await db.query<{ due: number | null }>(
-    `SELECT (EXTRACT(EPOCH FROM (min(GREATEST(not_before, COALESCE(lease_until, not_before))) - now())) * 1000)::float8 AS due FROM provisioning_jobs`,
-  );
-  return row?.due === null || row === undefined ? undefined : Math.max(0, Number(row.due));
+/** Jobs not done, by action. */
+export async function pendingJobs(db: Queryable): Promise<Record<string, number>> {
+  const rows = await db.query<{ action: string; n: number }>('SELECT action, count(*)::int AS n FROM provisioning_jobs GROUP BY action');
+  return Object.fromEntries(rows.map((row) => [row.action, Number(row.n)]));
 }

@@ -50,6 +50,8 @@ export interface ProvisionerOptions {
   readonly logger: FastifyBaseLogger;
   /** A tenant's state changed (a new version): publish the invalidation. */
   readonly onChange: () => void;
+  /** An attempt of a job failed. */
+  readonly onFailure?: (action: JobAction) => void;
   /** Default 2000 ms. */
   readonly pollIntervalMs?: number;
   /** Attempts of a create that meets a transient failure (cluster down, full); default 3. */
@@ -221,6 +223,7 @@ export class Provisioner {
   /** A create that cannot succeed becomes its rollback; anything else is tried again later. */
   async #failed(job: Job, error: unknown, reason: JobError): Promise<void> {
     const { database, logger, createAttempts = 3 } = this.#options;
+    this.#options.onFailure?.(job.action);
     if (job.action === JobAction.Create && !(isTransient(error) && job.attempts < createAttempts)) {
       await toRollback(database, job, reason);
       this.kick();

@@ -1,6 +1,7 @@
 // Request latency by route template, and GET /metrics in the Prometheus text format.
 import fp from 'fastify-plugin';
 import type { FastifyPluginAsync } from 'fastify';
+import { pendingJobs } from '../clusters/jobs.ts';
 import { createMetrics, UNMATCHED_ROUTE, type ControlPlaneMetrics } from '../metrics.ts';
 
 declare module 'fastify' {
@@ -13,6 +14,7 @@ const metrics: FastifyPluginAsync = async (app) => {
   const m = createMetrics({
     countTenants: () => app.store.count(),
     pendingInvalidations: () => app.store.pendingInvalidations(),
+    pendingJobs: () => pendingJobs(app.store.database),
   });
   app.decorate('metrics', m);
   app.addHook('onResponse', async (request, reply) => {

@@ -45,6 +45,7 @@ const provisioning: FastifyPluginAsync<ProvisioningPluginOptions> = async (app, 
     secretsDir,
     logger: app.log.child({ component: 'provisioning' }),
     onChange: () => void app.invalidations.publish(),
+    onFailure: (action) => app.metrics.provisioningFailures.inc({ action }),
     pollIntervalMs: options.pollIntervalMs,
   });
   app.decorate('provisioning', () => ({ secretsDir, provisioner }));
@@ -52,4 +53,4 @@ const provisioning: FastifyPluginAsync<ProvisioningPluginOptions> = async (app, 
   app.addHook('onClose', async () => provisioner.close());
 };
 
-export default fp(provisioning, { name: 'provisioning', fastify: '5.x', dependencies: ['store', 'invalidation'] });
+export default fp(provisioning, { name: 'provisioning', fastify: '5.x', dependencies: ['store', 'invalidation', 'metrics'] });
