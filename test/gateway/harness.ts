@@ -13,6 +13,7 @@ import { connect as connectTls, type ConnectionOptions, type TLSSocket } from 'n
 import pg from 'pg';
 import postgres from 'postgres';
 import {
+  ControlPlaneDirectory,
   createGateway,
   createLogger,
   createMetrics,
@@ -112,6 +113,23 @@ export async function startGateway(t: TestContext, options: GatewayFixtureOption
   const gateway = await createTestGateway(options.pki, await TenantsFileDirectory.open(tenantsFile), { settings: options.settings });
   t.after(() => gateway.close());
   return gateway;
+}
+
+/**
+ * The tenant directory of a fleet gateway: the control plane at `url` with its gateway token,
+ * Redis as the shared cache, silent logs; ready (subscribed to invalidations). The caller closes
+ * it, or the gateway it is given to does.
+ */
+export async function controlPlaneDirectory(url: string, token: string, redisUrl: string): Promise<ControlPlaneDirectory> {
+  const tenants = new ControlPlaneDirectory({
+    controlPlaneUrl: url,
+    controlPlaneToken: token,
+    redisUrl,
+    metrics: createMetrics(),
+    logger: createLogger({ level: 'silent' }),
+  });
+  await tenants.ready(AbortSignal.timeout(10_000));
+  return tenants;
 }
 
 export interface TestGatewayOptions {

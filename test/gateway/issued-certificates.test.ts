@@ -9,10 +9,9 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { CertificateIssuer } from '@tenantgate/control-plane';
-import { ControlPlaneDirectory, createLogger, createMetrics } from '@tenantgate/gateway';
 import { createCertificateAuthority, createTestPki, runPsql, startRedis } from '@tenantgate/testing';
 import { call, eventually, GATEWAY_TOKEN, startTestControlPlane } from '../control-plane/harness.ts';
-import { createTestGateway, psqlSettings, scratchDir, startCertBackend } from './harness.ts';
+import { controlPlaneDirectory, createTestGateway, psqlSettings, scratchDir, startCertBackend } from './harness.ts';
 
 const run = promisify(execFile);
 
@@ -42,15 +41,8 @@ test('a certificate issued by the control plane logs its role into its tenant on
   const route = await call(controlPlane.url, 'GET', '/v1/routes/acme', { token: GATEWAY_TOKEN });
   assert.equal(route.body.clientCertificates.issuerCaCertificate, issuingCa.certPem);
 
-  const tenants = new ControlPlaneDirectory({
-    controlPlaneUrl: controlPlane.url,
-    controlPlaneToken: GATEWAY_TOKEN,
-    redisUrl: redis.url,
-    metrics: createMetrics(),
-    logger: createLogger({ level: 'silent' }),
-  });
+  const tenants = await controlPlaneDirectory(controlPlane.url, GATEWAY_TOKEN, redis.url);
   t.after(() => tenants.close());
-  await tenants.ready(AbortSignal.timeout(10_000));
   const gateway = await createTestGateway(pki, tenants);
   t.after(() => gateway.close());
   const caFile = join(dir, 'ca.pem');

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import pg from 'pg';
-import { ControlPlaneDirectory, createLogger, createMetrics, type Gateway } from '@tenantgate/gateway';
+import type { Gateway } from '@tenantgate/gateway';
 import {
   createTempDir,
   createTestPki,
@@ -22,7 +22,7 @@ import {
 } from '@tenantgate/testing';
 import { call, createStoreHome, eventually, GATEWAY_TOKEN, startApp, type RunningApp, type StoreHome } from '../control-plane/harness.ts';
 import { CONTROL_PLANE_MAIN, startAppProcess } from './app-processes.ts';
-import { connectError, createTestGateway, tenantHost } from './harness.ts';
+import { connectError, controlPlaneDirectory, createTestGateway, tenantHost } from './harness.ts';
 
 const ADMIN_HBA = 'hostssl all postgres 127.0.0.1/32 cert';
 const USER_HBA = 'hostssl all all 127.0.0.1/32 scram-sha-256';
@@ -125,16 +125,7 @@ describe('databases provisioned on a registered cluster', () => {
       secretsDir,
       provisioningPollMs: 200,
     });
-    const logger = createLogger({ level: 'silent' });
-    const tenants = new ControlPlaneDirectory({
-      controlPlaneUrl: controlPlane.url,
-      controlPlaneToken: GATEWAY_TOKEN,
-      redisUrl: redis.url,
-      metrics: createMetrics(),
-      logger,
-    });
-    await tenants.ready(AbortSignal.timeout(10_000));
-    gateway = await createTestGateway(pki, tenants);
+    gateway = await createTestGateway(pki, await controlPlaneDirectory(controlPlane.url, GATEWAY_TOKEN, redis.url));
   });
 
   after(async () => {

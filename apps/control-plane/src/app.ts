@@ -14,7 +14,7 @@ import errorsPlugin from './plugins/errors.ts';
 import invalidationPlugin from './plugins/invalidation.ts';
 import certificateRoutes from './routes/certificates.ts';
 import clusterRoutes from './routes/clusters.ts';
-import provisioningPlugin from './plugins/provisioning.ts';
+import provisioningPlugin, { type ComputeSettings } from './plugins/provisioning.ts';
 import type { CertificateIssuer } from './certificate-issuer.ts';
 import metricsPlugin from './plugins/metrics.ts';
 import terminationsPlugin from './plugins/terminations.ts';
@@ -34,6 +34,8 @@ export { ErrorCode } from './errors.ts';
 export { createMetrics as createControlPlaneMetrics, MetricName } from './metrics.ts';
 export { CertificateIssuer } from './certificate-issuer.ts';
 export { SCRAM_ITERATIONS } from './passwords.ts';
+export { verifyComputeSignature, SIGNATURE_HEADER as COMPUTE_SIGNATURE_HEADER } from './compute/webhook.ts';
+export type { ComputeSettings } from './plugins/provisioning.ts';
 
 /** Request bodies larger than this get 413. */
 export const DEFAULT_BODY_LIMIT = 1024 * 1024;
@@ -54,6 +56,10 @@ export interface BuildAppOptions {
   readonly secretsDir?: string;
   /** How often the provisioner looks for jobs left by others and due retries (default 2000 ms). */
   readonly provisioningPollMs?: number;
+  /** CONTROL_PLANE_COMPUTE_*: how sleeping tenants' computes are woken and idle ones suspended. */
+  readonly compute?: ComputeSettings;
+  /** How often idle tenants are looked for (default 1000 ms). */
+  readonly idleCheckMs?: number;
   /** The CA that signs client certificates (CONTROL_PLANE_CA_CERT / _KEY); absent: none are issued. */
   readonly issuer?: CertificateIssuer;
   /** pino options (or false, the default, for none); ignored when loggerInstance is given. */
@@ -113,7 +119,13 @@ export function buildApp(options: BuildAppOptions): FastifyInstance {
   void app.register(metricsPlugin);
   void app.register(invalidationPlugin, { redis: options.redis, ...options.invalidation });
   void app.register(terminationsPlugin, { redis: options.redis });
-  void app.register(provisioningPlugin, { secretsDir: options.secretsDir, pollIntervalMs: options.provisioningPollMs });
+  void app.register(provisioningPlugin, {
+    secretsDir: options.secretsDir,
+    pollIntervalMs: options.provisioningPollMs,
+    compute: options.compute,
+    redis: options.redis,
+    idleCheckMs: options.idleCheckMs,
+  });
   void app.register(healthRoutes);
   void app.register(tenantRoutes, {
     allowLocalBackends: options.allowLocalBackends ?? false,

@@ -27,6 +27,7 @@ test('defaults: PGlite in .data/control-plane on 127.0.0.1:8080, no Redis, level
     gatewayTokens: [],
     allowLocalBackends: false,
     secretsDir: undefined,
+    compute: undefined,
     issuingCa: undefined,
     logLevel: 'info',
   });

@@ -6,6 +6,7 @@
 // This module never reads process.env: main.ts hands the environment in.
 import { statSync } from 'node:fs';
 import Fastify from 'fastify';
+import type { ComputeSettings } from './plugins/provisioning.ts';
 import fastifyEnv from '@fastify/env';
 import {
   CONTROL_PLANE_HELP,
@@ -40,6 +41,8 @@ export interface ControlPlaneConfig {
   readonly allowLocalBackends: boolean;
   /** CONTROL_PLANE_SECRETS_DIR: clusters' admin credentials; absent: no clusters. */
   readonly secretsDir: string | undefined;
+  /** CONTROL_PLANE_COMPUTE_*: absent: no compute driver (sleeping tenants are not woken). */
+  readonly compute: ComputeSettings | undefined;
   /** CONTROL_PLANE_CA_CERT and _KEY: the CA that issues client certificates; absent: none is issued. */
   readonly issuingCa: { readonly cert: PemSource; readonly key: PemSource } | undefined;
   readonly logLevel: LogLevel;
@@ -73,6 +76,9 @@ interface RawValues {
   CONTROL_PLANE_GATEWAY_TOKENS?: string[];
   CONTROL_PLANE_ALLOW_LOCAL_BACKENDS: boolean;
   CONTROL_PLANE_SECRETS_DIR?: string;
+  CONTROL_PLANE_COMPUTE_WEBHOOK?: string;
+  CONTROL_PLANE_COMPUTE_WEBHOOK_SECRET?: string;
+  CONTROL_PLANE_COMPUTE_DRIVER: 'webhook' | 'local';
   CONTROL_PLANE_CA_CERT?: string;
   CONTROL_PLANE_CA_KEY?: string;
   LOG_LEVEL: LogLevel;
@@ -102,6 +108,7 @@ export async function loadConfig(env: Environment): Promise<ControlPlaneConfig> 
   });
   const issuingCa = parseIssuingCa(raw, issues);
   const secretsDir = check('CONTROL_PLANE_SECRETS_DIR', () => directoryOf(raw.CONTROL_PLANE_SECRETS_DIR));
+  const compute = parseCompute(raw, issues, failed);
   if (issues.length > 0) throw new ConfigError(sortedIssues(issues));
   return {
     issuingCa,
@@ -112,8 +119,29 @@ export async function loadConfig(env: Environment): Promise<ControlPlaneConfig> 
     gatewayTokens: gatewayTokens as string[],
     allowLocalBackends: raw.CONTROL_PLANE_ALLOW_LOCAL_BACKENDS,
     secretsDir: secretsDir?.path,
+    compute,
     logLevel: raw.LOG_LEVEL,
   };
+}
+
+/** The webhook with its secret (each needs the other), or the local driver. */
+function parseCompute(raw: RawValues, issues: ConfigIssue[], failed: ReadonlySet<string>): ComputeSettings | undefined {
+  if (raw.CONTROL_PLANE_COMPUTE_DRIVER === 'local') return { driver: 'local' };
+  const { CONTROL_PLANE_COMPUTE_WEBHOOK: url, CONTROL_PLANE_COMPUTE_WEBHOOK_SECRET: secret } = raw;
+  if (url === undefined && secret === undefined) return undefined;
+  const before = issues.length;
+  if (url === undefined)
+    issues.push({ variable: 'CONTROL_PLANE_COMPUTE_WEBHOOK', message: 'expected it with CONTROL_PLANE_COMPUTE_WEBHOOK_SECRET; not set' });
+  else if (!failed.has('CONTROL_PLANE_COMPUTE_WEBHOOK')) {
+    const problem = urlIssue(url, ['http:', 'https:'], 'CONTROL_PLANE_COMPUTE_WEBHOOK');
+    if (problem !== undefined) issues.push({ variable: 'CONTROL_PLANE_COMPUTE_WEBHOOK', message: problem });
+  }
+  if (secret === undefined)
+    issues.push({ variable: 'CONTROL_PLANE_COMPUTE_WEBHOOK_SECRET', message: 'expected it with CONTROL_PLANE_COMPUTE_WEBHOOK; not set' });
+  else if (secret.length < 16)
+    issues.push({ variable: 'CONTROL_PLANE_COMPUTE_WEBHOOK_SECRET', message: 'expected a secret of at least 16 characters' });
+  if (issues.length > before || url === undefined || secret === undefined) return undefined;
+  return { driver: 'webhook', url, secret };
 }
 
 /** A directory that exists (credentials are read from it when a cluster is used, not now). */

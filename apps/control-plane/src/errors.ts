@@ -31,6 +31,12 @@ export const ErrorCode = {
   ClusterInUse: 'TG_ERR_CLUSTER_IN_USE',
   /** A provisioned tenant that is not active yet (or failed): its roles cannot be set. */
   TenantNotProvisioned: 'TG_ERR_TENANT_NOT_PROVISIONED',
+  /** A wake for a tenant that is suspended, in maintenance or being provisioned. */
+  TenantNotSleeping: 'TG_ERR_TENANT_NOT_SLEEPING',
+  /** A wake with no compute driver: neither CONTROL_PLANE_COMPUTE_WEBHOOK nor the local driver. */
+  ComputeNotConfigured: 'TG_ERR_COMPUTE_NOT_CONFIGURED',
+  /** The compute driver failed: the webhook answered an error or not at all, or pg_ctl failed. */
+  ComputeFailed: 'TG_ERR_COMPUTE_FAILED',
   /** The cluster cannot be reached: TCP, TLS (its certificate) or a timeout. */
   BackendUnreachable: 'TG_ERR_BACKEND_UNREACHABLE',
   /** The cluster refused the admin credential (or the credential files are missing). */
@@ -84,6 +90,17 @@ export const ClusterNotFoundError = createError(ErrorCode.ClusterNotFound, 'clus
 export const ClusterExistsError = createError(ErrorCode.ClusterExists, 'cluster "%s" already exists', 409);
 export const ClusterInUseError = createError(ErrorCode.ClusterInUse, 'cluster "%s" is in use: %s', 409);
 export const TenantNotProvisionedError = createError(ErrorCode.TenantNotProvisioned, 'tenant "%s" is %s on its cluster: %s', 409);
+export const TenantNotSleepingError = createError(
+  ErrorCode.TenantNotSleeping,
+  'tenant "%s" is not sleeping but %s: there is nothing to wake',
+  409,
+);
+export const ComputeNotConfiguredError = createError(
+  ErrorCode.ComputeNotConfigured,
+  'this control plane cannot wake tenants: set CONTROL_PLANE_COMPUTE_WEBHOOK (and _SECRET), or CONTROL_PLANE_COMPUTE_DRIVER=local',
+  501,
+);
+export const ComputeFailedError = createError(ErrorCode.ComputeFailed, 'the compute of tenant "%s" could not be %s: %s', 502);
 export const BackendUnreachableError = createError(ErrorCode.BackendUnreachable, 'cannot reach cluster "%s": %s', 502);
 export const BackendAuthFailedError = createError(ErrorCode.BackendAuthFailed, 'cluster "%s" refused the admin credential: %s', 502);
 export const BackendRefusedError = createError(ErrorCode.BackendRefused, 'cluster "%s" refused: %s', 502);

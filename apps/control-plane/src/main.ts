@@ -121,6 +121,7 @@ async function start(config: ControlPlaneConfig, logger: Logger, resources: Reso
     gatewayTokens: config.gatewayTokens,
     allowLocalBackends: config.allowLocalBackends,
     ...(config.secretsDir === undefined ? {} : { secretsDir: config.secretsDir }),
+    ...(config.compute === undefined ? {} : { compute: config.compute }),
     ...(issuer === undefined ? {} : { issuer }),
     loggerInstance: logger,
   });

@@ -61,6 +61,10 @@ const tenantPatch = {
     limits: objectPatch('limits'),
     clientCertificates: objectPatch('clientCertificates'),
     replication: withoutDefault(record.replication),
+    idleSuspendSeconds: {
+      anyOf: [record.idleSuspendSeconds, { type: 'null' }],
+      description: 'Put to sleep once no gateway has held a session for this long; null: never.',
+    },
     terminateSessions: {
       type: 'boolean',
       description:
@@ -94,7 +98,7 @@ const bookkeeping = {
 };
 
 /** Fields a stored record may lack: every other field of the record is always in a response. */
-const OPTIONAL_FIELDS = new Set(['clientCaCertificate', 'clientCertificates', 'provisioning']);
+const OPTIONAL_FIELDS = new Set(['clientCaCertificate', 'clientCertificates', 'provisioning', 'compute', 'idleSuspendSeconds']);
 
 const jobError = {
   type: 'object',
@@ -141,8 +145,20 @@ const routeRole = {
   },
 };
 
+const compute = {
+  type: 'object',
+  required: ['state', 'since'],
+  description: "While a sleeping tenant's compute is being woken or an idle one's suspended; gone once the status changes.",
+  properties: {
+    state: { type: 'string', enum: ['waking', 'suspending'] },
+    since: { type: 'string', format: 'date-time' },
+    lastError: { ...jobError, description: "The compute driver's last failure (the webhook's answer, pg_ctl's words)." },
+  },
+};
+
 const tenantView = tenantResponse(SchemaId.TenantView, adminRole, 'A tenant as administrators read it: role secrets are never shown.', {
   provisioning,
+  compute,
 });
 const tenantRoute = tenantResponse(
   SchemaId.TenantRoute,
@@ -251,6 +267,14 @@ export const clusterInput = {
       type: 'string',
       pattern: CERTIFICATE_REF_PATTERN,
       description: "The gateways' client certificate for this cluster (a GATEWAY_SECRETS_DIR name); default the gateways' own.",
+    },
+    dataDirectory: {
+      type: 'string',
+      minLength: 1,
+      maxLength: 4096,
+      pattern: '^/',
+      description:
+        "CONTROL_PLANE_COMPUTE_DRIVER=local: its data directory on the control plane's machine, started and stopped with pg_ctl.",
     },
   },
 } as const;

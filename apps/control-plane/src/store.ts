@@ -1,11 +1,23 @@
 // The repository: tenants and their roles in the database, every write one transaction that
 // takes a new version from the shared sequence and, when invalidations are published, leaves an
 // outbox row for the publisher. Nothing here knows HTTP beyond the error table.
-import { ReplicationMode, type Tenant, type TenantRole } from '@tenantgate/tenancy';
+import { ReplicationMode, TenantStatus, type Tenant, type TenantRole } from '@tenantgate/tenancy';
 import type { Database, Queryable } from './db/database.ts';
 import { ADVISORY_LOCK_CLASS } from './db/migrations.ts';
 import { notFound, tenantNotFound, TenantExistsError, VersionConflictError, withDetails } from './errors.ts';
-import { deleteJob, hasJob, insertJob, JobAction, type Job, type JobError, type JobSpec } from './clusters/jobs.ts';
+import {
+  deleteJob,
+  hasJob,
+  insertJob,
+  JobAction,
+  jobActionOf,
+  suspendToWake,
+  wakeAfter,
+  type Job,
+  type JobError,
+  type JobSpec,
+} from './clusters/jobs.ts';
+import { TenantNotSleepingError } from './errors.ts';
 
 export const ProvisioningState = {
   /** The database and roles are being made (or a failed attempt undone); no route yet. */
@@ -15,6 +27,28 @@ export const ProvisioningState = {
   Failed: 'failed',
 } as const;
 export type ProvisioningState = (typeof ProvisioningState)[keyof typeof ProvisioningState];
+
+/** A tenant's compute while it is being started or stopped (cleared when its status changes). */
+export interface ComputeState {
+  state: 'waking' | 'suspending';
+  /** When it was asked for (ISO 8601). */
+  since: string;
+  /** The last failed attempt of the driver. */
+  lastError?: JobError;
+}
+
+/** What a finished job changes of its tenant. */
+export interface JobOutcomeChange {
+  provisioning?: Provisioning;
+  status?: TenantStatus;
+  /** null clears it. */
+  compute?: ComputeState | null;
+  /** A done suspend that was asked to wake becomes that wake instead of ending. */
+  thenWake?: boolean;
+}
+
+/** How long a wake asked for counts as under way: past it, another request asks again. */
+export const WAKE_PENDING_MS = 60_000;
 
 /** A tenant the control plane provisions on one of its clusters. */
 export interface Provisioning {
@@ -28,6 +62,8 @@ export interface StoredTenant {
   tenant: Tenant;
   /** Absent for a tenant whose backend was given by address. */
   provisioning?: Provisioning;
+  /** Present while its compute is being woken or suspended. */
+  compute?: ComputeState;
   version: number;
   createdAt: string;
   updatedAt: string;
@@ -71,6 +107,7 @@ interface TenantRow {
   updated_at: Date | string;
   roles: TenantRole[];
   provisioning: Provisioning | null;
+  compute: ComputeState | null;
 }
 
 const ROLE_WITH_SECRET = `json_build_object('name', r.name, 'scramSecret', r.scram_secret, 'backendUser', r.backend_user, 'authMode', r.auth_mode)`;
@@ -78,7 +115,7 @@ const ROLE_WITHOUT_SECRET = `json_build_object('name', r.name, 'backendUser', r.
 
 function selectTenants(withSecrets: boolean): string {
   const role = withSecrets ? ROLE_WITH_SECRET : ROLE_WITHOUT_SECRET;
-  return `SELECT t.id, t.record, t.version, t.created_at, t.updated_at, t.provisioning,
+  return `SELECT t.id, t.record, t.version, t.created_at, t.updated_at, t.provisioning, t.compute,
     COALESCE((SELECT json_agg(json_strip_nulls(${role}) ORDER BY r.name)
               FROM tenant_roles r WHERE r.tenant_id = t.id), '[]'::json) AS roles
     FROM tenants t`;
@@ -125,20 +162,101 @@ export class TenantStore {
   }
 
   /**
-   * Ends a job: removes it and sets the tenant's provisioning state (a new version, so gateways
-   * drop what they cached), in one transaction. False when the job's lease was lost.
+   * Ends a job: removes it (or turns a suspend into the wake asked for meanwhile) and applies
+   * `change` to the tenant, in one transaction; a change the gateways see (provisioning state,
+   * status) is a new version, so they drop what they cached. False when the job's lease was lost.
    */
-  async finishJob(job: Job, provisioning?: Provisioning): Promise<boolean> {
+  async finishJob(job: Job, change: JobOutcomeChange = {}): Promise<boolean> {
     return this.#db.transaction(async (tx) => {
-      if (!(await deleteJob(tx, job))) return false;
-      if (provisioning === undefined) return true;
-      const rows = await tx.query('UPDATE tenants SET provisioning = $2 WHERE id = $1 RETURNING id', [
-        job.tenantId,
-        JSON.stringify(provisioning),
-      ]);
-      if (rows.length > 0) await this.#finish(tx, job.tenantId, true);
+      const ended = change.thenWake === true ? await suspendToWake(tx, job) : await deleteJob(tx, job);
+      if (!ended) return false;
+      const exists = await tx.query('SELECT 1 FROM tenants WHERE id = $1 FOR UPDATE', [job.tenantId]);
+      if (exists.length === 0) return true;
+      if (change.compute !== undefined) {
+        await tx.query('UPDATE tenants SET compute = $2 WHERE id = $1', [
+          job.tenantId,
+          change.compute === null ? null : JSON.stringify(change.compute),
+        ]);
+      }
+      if (change.provisioning !== undefined) {
+        await tx.query('UPDATE tenants SET provisioning = $2 WHERE id = $1', [job.tenantId, JSON.stringify(change.provisioning)]);
+      }
+      if (change.status !== undefined) {
+        await tx.query(`UPDATE tenants SET record = jsonb_set(record, '{status}', to_jsonb($2::text)) WHERE id = $1`, [
+          job.tenantId,
+          change.status,
+        ]);
+      }
+      if (change.provisioning !== undefined || change.status !== undefined) await this.#finish(tx, job.tenantId, true);
       return true;
     });
+  }
+
+  /**
+   * A gateway asks to wake a sleeping tenant: one wake job however many ask (across control
+   * planes: the job's primary key), or a wake right after the suspend under way.
+   * @returns `active` when there is nothing to wake, `waking` otherwise
+   * @throws TenantNotFound, TenantNotSleepingError (suspended, maintenance, being provisioned)
+   */
+  async requestWake(id: string, cluster: string | null): Promise<'active' | 'waking'> {
+    return this.#db.transaction(async (tx) => {
+      const current = await lockTenant(tx, id, {});
+      if (current.tenant.status === TenantStatus.Active) return 'active';
+      if (current.tenant.status !== TenantStatus.Sleeping) throw new TenantNotSleepingError(id, current.tenant.status);
+      const action = await jobActionOf(tx, id);
+      if (action === JobAction.Suspend) await wakeAfter(tx, id);
+      if (action === JobAction.Suspend || action === JobAction.Wake) return 'waking';
+      if (action !== undefined) throw new TenantNotSleepingError(id, `being provisioned (${action})`);
+      const { compute } = current;
+      // The driver took a wake a moment ago and the platform is still starting the compute.
+      if (compute?.state === 'waking' && Date.now() - Date.parse(compute.since) < WAKE_PENDING_MS) return 'waking';
+      await insertJob(tx, id, JobAction.Wake, cluster, {});
+      await setCompute(tx, id, { state: 'waking', since: new Date().toISOString() });
+      return 'waking';
+    });
+  }
+
+  /**
+   * Puts an idle tenant to sleep: `sleeping` at once (a new version: gateways hold new clients
+   * and ask for a wake instead of reaching a compute that is stopping) and a suspend job, in one
+   * transaction. False when it is no longer active or has a job.
+   */
+  async startSuspend(id: string, cluster: string | null): Promise<boolean> {
+    return this.#db.transaction(async (tx) => {
+      const rows = await tx.query<TenantRow>(`${selectTenants(false)} WHERE t.id = $1 FOR UPDATE OF t`, [id]);
+      if (rows.length === 0 || storedOf(rows[0]).tenant.status !== TenantStatus.Active || (await hasJob(tx, id))) return false;
+      await tx.query(`UPDATE tenants SET record = jsonb_set(record, '{status}', '"sleeping"') WHERE id = $1`, [id]);
+      await setCompute(tx, id, { state: 'suspending', since: new Date().toISOString() });
+      await insertJob(tx, id, JobAction.Suspend, cluster, {});
+      await this.#finish(tx, id, true);
+      return true;
+    });
+  }
+
+  /** Records a failed attempt of the compute driver, for GET to show. */
+  async recordComputeError(id: string, error: JobError): Promise<void> {
+    await this.#db.query(
+      `UPDATE tenants SET compute = jsonb_set(compute, '{lastError}', $2::jsonb) WHERE id = $1 AND compute IS NOT NULL`,
+      [id, JSON.stringify(error)],
+    );
+  }
+
+  /** Active tenants with idleSuspendSeconds, and the cluster they are on. */
+  async idleCandidates(): Promise<{ id: string; idleSuspendSeconds: number; cluster: string | null }[]> {
+    const rows = await this.#db.query<{ id: string; idle: number; cluster: string | null }>(
+      `SELECT id, (record->>'idleSuspendSeconds')::int AS idle, provisioning->>'cluster' AS cluster FROM tenants
+       WHERE record->>'status' = 'active' AND record ? 'idleSuspendSeconds'`,
+    );
+    return rows.map((row) => ({ id: row.id, idleSuspendSeconds: Number(row.idle), cluster: row.cluster }));
+  }
+
+  /** Tenants on the cluster, other than `except`, that are not sleeping: its compute serves them. */
+  async awakeOnCluster(cluster: string, except: string): Promise<number> {
+    const [{ n }] = await this.#db.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM tenants WHERE provisioning->>'cluster' = $1 AND id <> $2 AND record->>'status' <> 'sleeping'`,
+      [cluster, except],
+    );
+    return Number(n);
   }
 
   /** The tenant, or undefined; role secrets only when asked for (the routing view). */
@@ -170,6 +288,8 @@ export class TenantStore {
       const current = await lockTenant(tx, id, condition);
       const next = change(current.tenant);
       await tx.query('UPDATE tenants SET record = $2 WHERE id = $1', [id, JSON.stringify(recordOf(next))]);
+      // The platform sets the status when its compute has started or stopped: that ends a wake or suspend.
+      if (next.status !== current.tenant.status) await setCompute(tx, id, null);
       return this.#finish(tx, id, true);
     });
   }
@@ -312,6 +432,10 @@ async function lockTenant(tx: Queryable, id: string, condition: WriteCondition):
   return current;
 }
 
+async function setCompute(tx: Queryable, id: string, compute: ComputeState | null): Promise<void> {
+  await tx.query('UPDATE tenants SET compute = $2 WHERE id = $1', [id, compute === null ? null : JSON.stringify(compute)]);
+}
+
 /** A tenant whose provisioning failed may be created again; any other existing tenant may not. */
 async function replaceFailed(tx: Queryable, tenant: Tenant, cluster: string | undefined): Promise<void> {
   const current = await lockTenant(tx, tenant.id, {});
@@ -346,6 +470,7 @@ function storedOf(row: TenantRow): StoredTenant {
   return {
     tenant: { id: row.id, ...record, replication, roles: row.roles },
     ...(row.provisioning === null ? {} : { provisioning: row.provisioning }),
+    ...(row.compute === null ? {} : { compute: row.compute }),
     version: Number(row.version),
     createdAt: isoTime(row.created_at),
     updatedAt: isoTime(row.updated_at),

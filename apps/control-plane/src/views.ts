@@ -9,15 +9,20 @@ export interface AdminRoleView {
   authMode?: string;
 }
 
-export type TenantView = Omit<TenantRoute, 'roles'> & { roles: AdminRoleView[]; provisioning?: StoredTenant['provisioning'] };
+export type TenantView = Omit<TenantRoute, 'roles'> & {
+  roles: AdminRoleView[];
+  provisioning?: StoredTenant['provisioning'];
+  compute?: StoredTenant['compute'];
+};
 
-export function adminView({ tenant, provisioning, version, createdAt, updatedAt }: StoredTenant): TenantView {
+export function adminView({ tenant, provisioning, compute, version, createdAt, updatedAt }: StoredTenant): TenantView {
   const roles = tenant.roles.map(({ name, backendUser, authMode }) => ({
     name,
     ...(backendUser === undefined ? {} : { backendUser }),
     ...(authMode === undefined ? {} : { authMode }),
   }));
-  return { ...tenant, roles, ...(provisioning === undefined ? {} : { provisioning }), version, createdAt, updatedAt };
+  const extra = { ...(provisioning === undefined ? {} : { provisioning }), ...(compute === undefined ? {} : { compute }) };
+  return { ...tenant, roles, ...extra, version, createdAt, updatedAt };
 }
 
 /** `issuerCaPem`: the control plane's issuing CA, which gateways then trust for the tenant's certificate modes. */

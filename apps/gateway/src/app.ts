@@ -30,12 +30,17 @@ export type GatewaySettings = Pick<
   | 'secretsDir'
 > &
   // PROXY protocol on the Postgres port (`off` when absent), and the per-address limits (none when absent).
-  Partial<Pick<GatewayConfig, 'proxyProtocol' | 'proxyTrustedCidrs' | 'maxPendingPerAddress' | 'connectsPerSecondPerAddress'>> & {
+  Partial<
+    Pick<GatewayConfig, 'proxyProtocol' | 'proxyTrustedCidrs' | 'maxPendingPerAddress' | 'connectsPerSecondPerAddress' | 'wakeTimeoutMs'>
+  > & {
     /** The client leg's TLS policy; absent: TLS 1.2 at least, Node's ciphers. */
     readonly tlsPolicy?: GatewayConfig['tlsPolicy'];
     /** The backend leg's oldest TLS version unless a tenant sets its own; absent: TLS 1.2. */
     readonly backendTlsMinVersion?: GatewayConfig['backend']['minVersion'];
   };
+
+/** GATEWAY_WAKE_TIMEOUT_MS's default, for a gateway built without it. */
+const DEFAULT_WAKE_TIMEOUT_MS = 30_000;
 
 export interface GatewayOptions {
   readonly settings: GatewaySettings;
@@ -97,7 +102,11 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     // Without an edge key (plaintext development only) the mock salts cannot be fleet-stable.
     mockKey: options.certificates[0] === undefined ? randomBytes(32) : scramMockKey(options.certificates[0].keyPem),
     metrics,
-    timeouts: { authMs: settings.authTimeoutMs, backendConnectMs: settings.backendConnectTimeoutMs },
+    timeouts: {
+      authMs: settings.authTimeoutMs,
+      backendConnectMs: settings.backendConnectTimeoutMs,
+      wakeMs: settings.wakeTimeoutMs ?? DEFAULT_WAKE_TIMEOUT_MS,
+    },
   });
   const listener = await startListener({ config: settings, contexts, logger, metrics, reusePort: options.reusePort, sessions, cancels });
   return {

@@ -69,6 +69,28 @@ const CONTROL_PLANE_TABLE = [
       "Directory of clusters' admin credentials: <name>.crt and <name>.key (a client certificate) or <name>.password, named by a cluster's adminCredential. Unset: no clusters (POST /v1/clusters answers 501).",
   },
   {
+    name: 'CONTROL_PLANE_COMPUTE_WEBHOOK',
+    schema: { type: 'string' },
+    expects: 'an http:// or https:// URL',
+    description:
+      'Where the control plane POSTs {"tenant","action":"wake"|"suspend"} to start or stop a tenant\'s compute; the platform then sets the status (PATCH). Unset: sleeping tenants are not woken.',
+  },
+  {
+    name: 'CONTROL_PLANE_COMPUTE_WEBHOOK_SECRET',
+    schema: { type: 'string' },
+    expects: 'a secret of at least 16 characters',
+    description:
+      'Signs each webhook request: Tenantgate-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">. Required with the webhook.',
+    secret: true,
+  },
+  {
+    name: 'CONTROL_PLANE_COMPUTE_DRIVER',
+    schema: { type: 'string', default: 'webhook', enum: ['webhook', 'local'] },
+    expects: 'webhook or local',
+    description:
+      "webhook: CONTROL_PLANE_COMPUTE_WEBHOOK starts and stops computes. local: pg_ctl on the dataDirectory of the tenant's cluster, on this machine (npm run demo).",
+  },
+  {
     name: 'CONTROL_PLANE_ALLOW_LOCAL_BACKENDS',
     schema: { type: 'boolean', default: false },
     expects: 'true or false',

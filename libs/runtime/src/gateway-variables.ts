@@ -173,6 +173,11 @@ const GATEWAY_TABLE = [
   ),
   timeout('GATEWAY_AUTH_TIMEOUT_MS', 30_000, 'From the StartupMessage until the client is authenticated (tenant resolution included).'),
   timeout(
+    'GATEWAY_WAKE_TIMEOUT_MS',
+    30_000,
+    'How long a client of a sleeping tenant is held, once authenticated, while its compute starts; then 57P03.',
+  ),
+  timeout(
     'GATEWAY_BACKEND_CONNECT_TIMEOUT_MS',
     10_000,
     "Backend TCP connect, TLS handshake and startup, up to the backend's first ReadyForQuery.",

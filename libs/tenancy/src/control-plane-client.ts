@@ -5,7 +5,7 @@
 // 401 would multiply the load on a control plane that is already unwell.
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Pool } from 'undici';
+import { Pool, type Dispatcher } from 'undici';
 import { fullJitterDelay, type BackoffPolicy } from './backoff.ts';
 import { ControlPlaneError, ControlPlaneResponseError, ControlPlaneStatusError, ControlPlaneTransportError } from './errors.ts';
 import type { Notifier } from './observer.ts';
@@ -68,6 +68,35 @@ export class ControlPlaneClient {
       }
       await sleep(fullJitterDelay(attempt, backoff, random), undefined, { signal });
     }
+  }
+
+  /**
+   * Asks the control plane to wake a sleeping tenant (POST /v1/routes/:id/wake); one attempt.
+   * @returns `active` (nothing to wake) or `waking`; `unknown` for a tenant that does not exist
+   * @throws ControlPlaneError; the signal's reason once it aborts
+   */
+  async requestWake(tenantId: string, signal: AbortSignal): Promise<'active' | 'waking' | 'unknown'> {
+    const path = `${this.#basePath}/v1/routes/${encodeURIComponent(tenantId)}/wake`;
+    const deadline = AbortSignal.any([signal, AbortSignal.timeout(this.#options.requestTimeoutMs)]);
+    let response: Dispatcher.ResponseData;
+    try {
+      response = await this.#pool.request({ path, method: 'POST', headers: this.#headers, signal: deadline });
+    } catch (error) {
+      if (signal.aborted) throw signal.reason;
+      throw classify(error, deadline);
+    }
+    const text = await response.body.text();
+    if (response.statusCode === 404 && isUnknownTenantBody(text)) return 'unknown';
+    if (response.statusCode !== 200 && response.statusCode !== 202) {
+      let message = statusMessage(response.statusCode);
+      try {
+        message = String((JSON.parse(text) as { message?: unknown }).message ?? message);
+      } catch {
+        // Not the control plane's error body: the status says it.
+      }
+      throw new ControlPlaneStatusError(response.statusCode, message);
+    }
+    return response.statusCode === 200 ? 'active' : 'waking';
   }
 
   /** Closes every connection at once, ending requests in flight. */

@@ -2,6 +2,7 @@ export * from './schema.ts';
 export * from './tenant.ts';
 export * from './cidr.ts';
 export * from './route-cache.ts';
+export * from './fleet-keys.ts';
 export * from './errors.ts';
 export * from './observer.ts';
 export { createTenantResolver, type TenantResolution, type TenantResolver } from './resolver.ts';

@@ -55,6 +55,13 @@ export interface TenantResolver {
    * without Redis). Resolving does not need it; tests and readiness probes may.
    */
   ready(signal?: AbortSignal): Promise<void>;
+  /**
+   * Asks the control plane to wake a sleeping tenant (POST /v1/routes/:id/wake).
+   * @throws ControlPlaneError; the signal's reason when it aborts first
+   */
+  requestWake(tenantId: string, signal: AbortSignal): Promise<'active' | 'waking' | 'unknown'>;
+  /** Drops what memory holds of the tenant: the next resolve() asks Redis or the control plane. */
+  forget(tenantId: string): void;
   /** Ends requests in flight, closes every connection and timer. resolve() then rejects. */
   close(): Promise<void>;
 }
@@ -250,6 +257,15 @@ class Resolver implements TenantResolver {
       }
     }
     if (!flight.superseded && this.#closing === undefined) this.#memory.set(tenantId, answer);
+  }
+
+  requestWake(tenantId: string, signal: AbortSignal): Promise<'active' | 'waking' | 'unknown'> {
+    return this.#controlPlane.requestWake(tenantId, signal);
+  }
+
+  forget(tenantId: string): void {
+    this.#memory.delete(tenantId);
+    this.#flights.supersede(tenantId);
   }
 
   #invalidate(message: InvalidationMessage): void {

@@ -71,7 +71,7 @@ export const tenantSchema = {
   required: ['id', 'backend'],
   properties: {
     id: { type: 'string', pattern: TENANT_ID_PATTERN },
-    status: { type: 'string', enum: ['active', 'suspended', 'maintenance'], default: 'active' },
+    status: { type: 'string', enum: ['active', 'suspended', 'maintenance', 'sleeping'], default: 'active' },
     backend: backendSchema,
     authMode: { type: 'string', enum: ['gateway', 'passthrough', 'certificate', 'certificate+scram'], default: 'gateway' },
     clientCaCertificate: pem,
@@ -99,6 +99,7 @@ export const tenantSchema = {
     },
     limits: limitsSchema,
     replication: { type: 'string', enum: ['none', 'logical', 'physical'], default: 'none' },
+    idleSuspendSeconds: { type: 'integer', minimum: 1, maximum: 31_536_000 },
   },
 } as const;
 

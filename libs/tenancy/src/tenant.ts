@@ -9,6 +9,8 @@ export const TenantStatus = {
   Active: 'active',
   Suspended: 'suspended',
   Maintenance: 'maintenance',
+  /** Its compute is stopped: a client that logs in at the edge makes the control plane wake it. */
+  Sleeping: 'sleeping',
 } as const;
 export type TenantStatus = (typeof TenantStatus)[keyof typeof TenantStatus];
 
@@ -105,6 +107,8 @@ interface TenantFields<Role> {
   allowedCidrs: string[];
   limits: TenantLimits;
   replication: ReplicationMode;
+  /** Put to sleep once no gateway has held a session of it for this long; absent: never. */
+  idleSuspendSeconds?: number;
 }
 
 export type TenantInput = TenantFields<TenantRoleInput>;

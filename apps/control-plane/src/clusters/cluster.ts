@@ -22,6 +22,8 @@ export interface Cluster {
   adminCredential: string;
   /** The gateways' client certificate name (GATEWAY_SECRETS_DIR) for tenants on this cluster. */
   clientCertificate?: string;
+  /** Its data directory on this machine, which the local compute driver starts and stops. */
+  dataDirectory?: string;
 }
 
 /** What a connection as the admin found. */

@@ -15,6 +15,10 @@ export const JobAction = {
   Rollback: 'rollback',
   /** Drop a deleted tenant's database and roles (DELETE ?dropDatabase=true). */
   Drop: 'drop',
+  /** Start a sleeping tenant's compute (the compute driver). */
+  Wake: 'wake',
+  /** Stop an idle tenant's compute, already `sleeping` for the gateways. */
+  Suspend: 'suspend',
 } as const;
 export type JobAction = (typeof JobAction)[keyof typeof JobAction];
 
@@ -33,29 +37,39 @@ export interface JobError {
 export interface Job {
   readonly tenantId: string;
   readonly action: JobAction;
-  readonly clusterId: string;
+  /** Null for compute jobs of a tenant that is not on a cluster (the webhook driver needs none). */
+  readonly clusterId: string | null;
   readonly spec: JobSpec;
   readonly created: readonly CreatedObject[];
   readonly attempts: number;
   readonly leaseToken: string;
   readonly lastError: JobError | null;
+  /** A suspend that a wake request came during: it becomes a wake when done. */
+  readonly thenWake: boolean;
 }
 
 interface JobRow {
   tenant_id: string;
   action: JobAction;
-  cluster_id: string;
+  cluster_id: string | null;
   spec: JobSpec;
   created: CreatedObject[];
   attempts: number;
   lease_token: string;
   last_error: JobError | null;
+  then_wake: boolean;
 }
 
 /** How long a claim holds without renewal: a dead control plane's jobs wait this long. */
 export const LEASE_SECONDS = 15;
 
-export async function insertJob(tx: Queryable, tenantId: string, action: JobAction, clusterId: string, spec: JobSpec): Promise<void> {
+export async function insertJob(
+  tx: Queryable,
+  tenantId: string,
+  action: JobAction,
+  clusterId: string | null,
+  spec: JobSpec,
+): Promise<void> {
   await tx.query('INSERT INTO provisioning_jobs (tenant_id, action, cluster_id, spec) VALUES ($1, $2, $3, $4)', [
     tenantId,
     action,
@@ -65,7 +79,18 @@ export async function insertJob(tx: Queryable, tenantId: string, action: JobActi
 }
 
 export async function hasJob(tx: Queryable, tenantId: string): Promise<boolean> {
-  return (await tx.query('SELECT 1 FROM provisioning_jobs WHERE tenant_id = $1', [tenantId])).length > 0;
+  return (await jobActionOf(tx, tenantId)) !== undefined;
+}
+
+/** The action of the tenant's job, if it has one. */
+export async function jobActionOf(tx: Queryable, tenantId: string): Promise<JobAction | undefined> {
+  const rows = await tx.query<{ action: JobAction }>('SELECT action FROM provisioning_jobs WHERE tenant_id = $1', [tenantId]);
+  return rows[0]?.action;
+}
+
+/** A wake asked for during a suspend: done when the suspend is. */
+export async function wakeAfter(tx: Queryable, tenantId: string): Promise<void> {
+  await tx.query('UPDATE provisioning_jobs SET then_wake = true WHERE tenant_id = $1', [tenantId]);
 }
 
 /** Claims the next due job (not leased, or its lease expired), or undefined; `except` are running here. */
@@ -76,7 +101,7 @@ export async function claimJob(db: Queryable, except: readonly string[]): Promis
        SELECT tenant_id FROM provisioning_jobs
        WHERE not_before <= now() AND (lease_until IS NULL OR lease_until < now()) AND NOT (tenant_id = ANY ($3::text[]))
        ORDER BY not_before LIMIT 1 FOR UPDATE SKIP LOCKED)
-     RETURNING tenant_id, action, cluster_id, spec, created, attempts, lease_token, last_error`,
+     RETURNING tenant_id, action, cluster_id, spec, created, attempts, lease_token, last_error, then_wake`,
     [LEASE_SECONDS, randomUUID(), except],
   );
   const row = rows[0];
@@ -90,6 +115,7 @@ export async function claimJob(db: Queryable, except: readonly string[]): Promis
     attempts: Number(row.attempts),
     leaseToken: row.lease_token,
     lastError: row.last_error,
+    thenWake: row.then_wake,
   };
 }
 
@@ -127,6 +153,16 @@ export async function toRollback(db: Queryable, job: Job, error: JobError): Prom
      WHERE tenant_id = $1 AND lease_token = $2`,
     [job.tenantId, job.leaseToken, JSON.stringify(error)],
   );
+}
+
+/** A suspend that is done, and was asked to wake meanwhile, becomes that wake (due now). */
+export async function suspendToWake(tx: Queryable, job: Job): Promise<boolean> {
+  const rows = await tx.query(
+    `UPDATE provisioning_jobs SET action = 'wake', then_wake = false, attempts = 0, not_before = now(), lease_until = NULL, lease_token = NULL, last_error = NULL
+     WHERE tenant_id = $1 AND lease_token = $2 RETURNING 1`,
+    [job.tenantId, job.leaseToken],
+  );
+  return rows.length > 0;
 }
 
 /** Removes a finished job; false when the lease was lost (the other holder finishes it). */

@@ -6,8 +6,10 @@
 // (waitFor) to answer with its outcome.
 import type { FastifyBaseLogger } from 'fastify';
 import type { Database } from '../db/database.ts';
+import { TenantStatus } from '@tenantgate/tenancy';
+import type { ComputeAction, ComputeDriver } from '../compute/driver.ts';
 import { ErrorCode } from '../errors.ts';
-import { ProvisioningState, type TenantStore } from '../store.ts';
+import { ProvisioningState, type JobOutcomeChange, type TenantStore } from '../store.ts';
 import { isTransient, withClusterAdmin, type Cluster } from './cluster.ts';
 import type { ClusterStore } from './cluster-store.ts';
 import {
@@ -46,7 +48,8 @@ export interface ProvisionerOptions {
   readonly database: Database;
   readonly store: TenantStore;
   readonly clusters: ClusterStore;
-  readonly secretsDir: string;
+  /** CONTROL_PLANE_SECRETS_DIR; absent: jobs on clusters fail (none are made without it). */
+  readonly secretsDir: string | undefined;
   readonly logger: FastifyBaseLogger;
   /** A tenant's state changed (a new version): publish the invalidation. */
   readonly onChange: () => void;
@@ -56,9 +59,15 @@ export interface ProvisionerOptions {
   readonly pollIntervalMs?: number;
   /** Attempts of a create that meets a transient failure (cluster down, full); default 3. */
   readonly createAttempts?: number;
+  /** Starts and stops computes (wake and suspend jobs); absent: those jobs fail. */
+  readonly compute?: ComputeDriver;
+  /** Live sessions of the tenant across the fleet (Redis leases); absent: unknown. */
+  readonly liveSessions?: (tenantId: string) => Promise<number>;
 }
 
 const CONCURRENCY = 4;
+/** Attempts of a wake or suspend before it is given up (its error stays in GET's `compute`). */
+const COMPUTE_ATTEMPTS = 8;
 const MIN_RETRY_MS = 500;
 const MAX_RETRY_MS = 60_000;
 
@@ -152,7 +161,13 @@ export class Provisioner {
   }
 
   async #attempt(job: Job): Promise<void> {
-    const cluster = (await this.#options.clusters.require(job.clusterId)).cluster;
+    const cluster = job.clusterId === null ? undefined : (await this.#options.clusters.require(job.clusterId)).cluster;
+    switch (job.action) {
+      case JobAction.Wake:
+      case JobAction.Suspend:
+        return this.#compute(job, job.action, cluster);
+    }
+    if (cluster === undefined) throw new Error(`a ${job.action} job names no cluster`);
     switch (job.action) {
       case JobAction.Create:
         return this.#create(job, cluster);
@@ -163,17 +178,40 @@ export class Provisioner {
     }
   }
 
+  /**
+   * Wakes or suspends the tenant's compute through the driver. A driver that is done (local)
+   * makes a woken tenant `active` here; one that only took the request (the webhook) leaves the
+   * status to the platform's PATCH. A suspend finds the tenant `sleeping` already; if a session
+   * got in before the gateways heard of it, the suspend is called off instead.
+   */
+  async #compute(job: Job, action: ComputeAction, cluster: Cluster | undefined): Promise<void> {
+    const { store, compute, liveSessions, logger } = this.#options;
+    const stored = await store.get(job.tenantId, { secrets: false });
+    if (stored === undefined || stored.tenant.status !== TenantStatus.Sleeping)
+      return this.#finish(job, { compute: null }, { state: 'done' });
+    if (compute === undefined) throw new Error('no compute driver is configured');
+    if (action === 'suspend' && liveSessions !== undefined && (await liveSessions(job.tenantId)) > 0) {
+      logger.info({ tenant: job.tenantId }, 'suspend called off: a session arrived');
+      return this.#finish(job, { status: TenantStatus.Active, compute: null }, { state: 'done' });
+    }
+    const result = await compute.run(action, { tenant: job.tenantId, cluster });
+    logger.info({ tenant: job.tenantId, action, driver: compute.name, result }, action === 'wake' ? 'compute woken' : 'compute suspended');
+    if (action === 'suspend') return this.#finish(job, { compute: null, thenWake: job.thenWake }, { state: 'done' });
+    if (result === 'accepted') return this.#finish(job, {}, { state: 'done' });
+    return this.#finish(job, { status: TenantStatus.Active, compute: null }, { state: 'active' });
+  }
+
   async #create(job: Job, cluster: Cluster): Promise<void> {
     const { store } = this.#options;
     const stored = await store.get(job.tenantId, { secrets: true });
-    if (stored === undefined) return this.#finish(job, undefined, { state: 'done' });
+    if (stored === undefined) return this.#finish(job, {}, { state: 'done' });
     await this.#onCluster(cluster, job, async (steps) => {
       await ensureOwner(steps);
       await ensureDatabase(steps);
       for (const role of stored.tenant.roles) await ensureLoginRole(steps, backendRoleName(job.tenantId, role.name), role.scramSecret);
     });
     this.#options.logger.info({ tenant: job.tenantId, cluster: cluster.id }, 'tenant provisioned');
-    await this.#finish(job, { cluster: cluster.id, state: ProvisioningState.Active }, { state: 'active' });
+    await this.#finish(job, { provisioning: { cluster: cluster.id, state: ProvisioningState.Active } }, { state: 'active' });
   }
 
   /** Undoes what the failed create made (only that), then the tenant is `failed`. */
@@ -189,7 +227,11 @@ export class Provisioner {
       });
     }
     this.#options.logger.warn({ tenant: job.tenantId, cluster: cluster.id, reason }, 'tenant provisioning failed and was rolled back');
-    await this.#finish(job, { cluster: cluster.id, state: ProvisioningState.Failed, reason }, { state: 'failed', reason });
+    await this.#finish(
+      job,
+      { provisioning: { cluster: cluster.id, state: ProvisioningState.Failed, reason } },
+      { state: 'failed', reason },
+    );
   }
 
   /** A deleted tenant's database and roles (DELETE ?dropDatabase=true). */
@@ -200,7 +242,7 @@ export class Provisioner {
       await dropRole(client, objects, objects.owner, created);
     });
     this.#options.logger.info({ tenant: job.tenantId, cluster: cluster.id }, "deleted tenant's database dropped");
-    await this.#finish(job, undefined, { state: 'done' });
+    await this.#finish(job, {}, { state: 'done' });
   }
 
   async #onCluster(cluster: Cluster, job: Job, work: (steps: Steps) => Promise<void>): Promise<void> {
@@ -209,14 +251,18 @@ export class Provisioner {
       await recordCreated(this.#options.database, job, object);
       created.add(object);
     };
-    await withClusterAdmin(cluster, this.#options.secretsDir, 'postgres', (client) =>
+    const { secretsDir } = this.#options;
+    if (secretsDir === undefined) throw new Error('CONTROL_PLANE_SECRETS_DIR is not set: no cluster can be reached');
+    await withClusterAdmin(cluster, secretsDir, 'postgres', (client) =>
       work({ client, cluster: cluster.id, objects: tenantObjects(job.tenantId), created, record }),
     );
   }
 
-  async #finish(job: Job, provisioning: Parameters<TenantStore['finishJob']>[1], outcome: JobOutcome): Promise<void> {
-    if (!(await this.#options.store.finishJob(job, provisioning))) return;
-    if (provisioning !== undefined) this.#options.onChange();
+  async #finish(job: Job, change: JobOutcomeChange, outcome: JobOutcome): Promise<void> {
+    if (!(await this.#options.store.finishJob(job, change))) return;
+    if (change.provisioning !== undefined || change.status !== undefined) this.#options.onChange();
+    // A suspend turned into a wake: run it now.
+    if (change.thenWake === true) this.kick();
     this.#notify(job.tenantId, outcome);
   }
 
@@ -227,6 +273,13 @@ export class Provisioner {
     if (job.action === JobAction.Create && !(isTransient(error) && job.attempts < createAttempts)) {
       await toRollback(database, job, reason);
       this.kick();
+      return;
+    }
+    const computing = job.action === JobAction.Wake || job.action === JobAction.Suspend;
+    if (computing) await this.#options.store.recordComputeError(job.tenantId, reason);
+    if (computing && job.attempts >= COMPUTE_ATTEMPTS) {
+      logger.error({ tenant: job.tenantId, action: job.action, attempts: job.attempts, reason }, 'compute job given up');
+      await this.#options.store.finishJob(job, {});
       return;
     }
     const backoff = Math.min(MAX_RETRY_MS, MIN_RETRY_MS * 2 ** Math.min(job.attempts - 1, 16));

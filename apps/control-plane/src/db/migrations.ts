@@ -54,7 +54,7 @@ export const MIGRATIONS: readonly Migration[] = [
   },
   {
     version: 3,
-    name: 'clusters, provisioned tenants and the provisioning jobs',
+    name: 'clusters, provisioned tenants, computes and the jobs that act on them',
     statements: [
       `CREATE TABLE clusters (
          id text COLLATE "C" PRIMARY KEY,
@@ -63,20 +63,25 @@ export const MIGRATIONS: readonly Migration[] = [
        )`,
       // { state, reason?, cluster } of a tenant the control plane provisions; null for the others.
       `ALTER TABLE tenants ADD COLUMN provisioning jsonb`,
-      // Work on a cluster, written in the same transaction as the tenant change that needs it and
-      // done after commit (provisioning.ts), so a control plane that stops half-way leaves a row
-      // that the next one resumes. A lease keeps two control planes off one job.
+      // { state: waking | suspending, since, lastError? } while its compute is being started or stopped.
+      `ALTER TABLE tenants ADD COLUMN compute jsonb`,
+      // Work on a cluster or a tenant's compute, written in the same transaction as the tenant
+      // change that needs it and done after commit (clusters/provisioner.ts), so a control plane
+      // that stops half-way leaves a row that the next one resumes. A lease keeps two control
+      // planes off one job; one job per tenant at a time.
       `CREATE TABLE provisioning_jobs (
          tenant_id text COLLATE "C" PRIMARY KEY,
-         action text NOT NULL CHECK (action IN ('create', 'rollback', 'drop')),
-         cluster_id text COLLATE "C" NOT NULL REFERENCES clusters (id),
+         action text NOT NULL CHECK (action IN ('create', 'rollback', 'drop', 'wake', 'suspend')),
+         cluster_id text COLLATE "C" REFERENCES clusters (id),
          spec jsonb NOT NULL,
          created jsonb NOT NULL DEFAULT '[]',
          attempts integer NOT NULL DEFAULT 0,
          not_before timestamptz NOT NULL DEFAULT now(),
          lease_until timestamptz,
          lease_token text,
-         last_error jsonb
+         last_error jsonb,
+         -- A wake asked for while the compute was being suspended: done right after.
+         then_wake boolean NOT NULL DEFAULT false
        )`,
     ],
   },

@@ -35,6 +35,38 @@ const routes: FastifyPluginAsync<RouteRoutesOptions> = async (app, options) => {
       return routeView(stored, options.issuerCaPem);
     },
   );
+
+  app.post<{ Params: { id: string } }>(
+    '/v1/routes/:id/wake',
+    {
+      config: { auth: 'gateway' },
+      schema: {
+        tags: ['routes'],
+        summary: 'Wake a sleeping tenant: one wake however many ask; the route says active once it is up',
+        params: tenantIdParams,
+        response: {
+          200: { ...wakeAnswer, description: 'Not sleeping: nothing to wake' },
+          202: { ...wakeAnswer, description: 'Waking: the route turns active when the compute is up' },
+          ...errorResponses(400, 401, 404, 409, 501),
+        },
+      },
+    },
+    async (request, reply) => {
+      const { id } = request.params;
+      const { provisioner } = app.compute();
+      const stored = await app.store.get(id, { secrets: false });
+      if (stored === undefined) throw tenantNotFound(id);
+      const state = await app.store.requestWake(id, stored.provisioning?.cluster ?? null);
+      if (state === 'waking') provisioner.kick();
+      return reply.code(state === 'active' ? 200 : 202).send({ id, state });
+    },
+  );
 };
+
+const wakeAnswer = {
+  type: 'object',
+  required: ['id', 'state'],
+  properties: { id: { type: 'string' }, state: { type: 'string', enum: ['active', 'waking'] } },
+} as const;
 
 export default routes;

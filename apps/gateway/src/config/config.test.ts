@@ -56,6 +56,7 @@ test('a development environment gets the documented defaults', () => {
     drainSeconds: 30,
     handshakeTimeoutMs: 10_000,
     authTimeoutMs: 30_000,
+    wakeTimeoutMs: 30_000,
     backendConnectTimeoutMs: 10_000,
     maxPendingConnections: 1000,
     maxPendingPerAddress: 64,

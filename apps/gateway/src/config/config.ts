@@ -80,6 +80,8 @@ export interface GatewayConfig {
   readonly drainSeconds: number;
   readonly handshakeTimeoutMs: number;
   readonly authTimeoutMs: number;
+  /** Holding an authenticated client of a sleeping tenant while it wakes; then 57P03. */
+  readonly wakeTimeoutMs: number;
   readonly backendConnectTimeoutMs: number;
   readonly maxPendingConnections: number;
   readonly maxPendingPerAddress: number;
@@ -137,6 +139,7 @@ type SchemaValues = KeyedByTable<{
   GATEWAY_DRAIN_SECONDS: number;
   GATEWAY_HANDSHAKE_TIMEOUT_MS: number;
   GATEWAY_AUTH_TIMEOUT_MS: number;
+  GATEWAY_WAKE_TIMEOUT_MS: number;
   GATEWAY_BACKEND_CONNECT_TIMEOUT_MS: number;
   GATEWAY_MAX_PENDING_CONNECTIONS: number;
   GATEWAY_MAX_PENDING_PER_ADDRESS: number;
@@ -191,6 +194,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): GatewayConfig {
     drainSeconds: values.GATEWAY_DRAIN_SECONDS,
     handshakeTimeoutMs: values.GATEWAY_HANDSHAKE_TIMEOUT_MS,
     authTimeoutMs: values.GATEWAY_AUTH_TIMEOUT_MS,
+    wakeTimeoutMs: values.GATEWAY_WAKE_TIMEOUT_MS,
     backendConnectTimeoutMs: values.GATEWAY_BACKEND_CONNECT_TIMEOUT_MS,
     maxPendingConnections: values.GATEWAY_MAX_PENDING_CONNECTIONS,
     maxPendingPerAddress: values.GATEWAY_MAX_PENDING_PER_ADDRESS,

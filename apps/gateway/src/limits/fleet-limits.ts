@@ -11,21 +11,13 @@
 // reaches Redis, so the fleet counts them from then on.
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import { redisSpan } from '@tenantgate/tenancy';
+import { connectsKey, leasesKey, redisSpan } from '@tenantgate/tenancy';
 
 export const FLEET_LEASE_MS = 30_000;
 /** After a failed command, acquire() answers `unavailable` without asking Redis for this long. */
 export const FLEET_RETRY_MS = 1_000;
 
-/** The sorted set of a tenant's live leases: member = a session, score = when its lease expires. */
-export function leasesKey(tenantId: string): string {
-  return `tenantgate:leases:{${tenantId}}`;
-}
-
-/** The hash of a tenant's connect-rate bucket: `tokens` left at `at` (Redis time, ms). */
-export function connectsKey(tenantId: string): string {
-  return `tenantgate:connects:{${tenantId}}`;
-}
+export { connectsKey, leasesKey } from '@tenantgate/tenancy';
 
 // Redis's own clock, so that gateways whose clocks differ agree on when a lease expires.
 const REDIS_NOW_MS = `local time = redis.call('TIME')

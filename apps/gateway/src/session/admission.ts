@@ -211,7 +211,9 @@ function capRefusal(tenant: Tenant): Refusal {
 
 function checkStatus(tenant: Tenant): void {
   switch (tenant.status) {
+    // A sleeping tenant is woken once the client has logged in (session.ts): one that cannot wakes nothing.
     case 'active':
+    case 'sleeping':
       return;
     case 'suspended':
       throw new Refusal(SqlState.ConnectionRejected, `tenant "${tenant.id}" is suspended`, {

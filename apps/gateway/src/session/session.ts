@@ -2,7 +2,7 @@
 // tenant, admit, authenticate at the edge while the backend's TCP and TLS are opened in
 // parallel, rewrite the startup packet, log into the backend with the recovered ClientKey, hand
 // the backend's startup messages over with the gateway's own cancel key, and splice.
-import { AuthMode, authModeOf, usesCertificates, type Tenant, type TenantRole } from '@tenantgate/tenancy';
+import { AuthMode, authModeOf, TenantStatus, usesCertificates, type Tenant, type TenantRole } from '@tenantgate/tenancy';
 import {
   serializeAuthenticationOk,
   serializeBackendKeyData,
@@ -20,6 +20,7 @@ import { authenticateClient, collectPassword } from './edge-auth.ts';
 import { SPLICE_CLOSE_GRACE_MS, splice, type Splice } from './splice.ts';
 import { checkReplication } from './replication.ts';
 import { rewriteStartup } from './startup-rewrite.ts';
+import { wakeTenant } from './wake.ts';
 import {
   abandonBackend,
   openBackend,
@@ -64,7 +65,7 @@ export interface SessionsOptions {
   /** Seeds SCRAM mock salts for unknown roles (edge-auth.ts). */
   readonly mockKey: Buffer;
   readonly metrics: GatewayMetrics;
-  readonly timeouts: { readonly authMs: number; readonly backendConnectMs: number };
+  readonly timeouts: { readonly authMs: number; readonly backendConnectMs: number; readonly wakeMs: number };
 }
 
 /** The shared parts, the live splices and the shutdown signal, as each step reads them. */
@@ -215,7 +216,8 @@ export class Sessions {
     // older than any set-up can be (authentication, then the backend) is dropped.
     if ('tenantId' in which) {
       const now = performance.now();
-      const oldest = now - 2 * (this.#shared.timeouts.authMs + this.#shared.timeouts.backendConnectMs);
+      const { authMs, backendConnectMs, wakeMs } = this.#shared.timeouts;
+      const oldest = now - 2 * (authMs + wakeMs + backendConnectMs);
       for (const [tenantId, at] of this.#shared.terminations) if (at < oldest) this.#shared.terminations.delete(tenantId);
       this.#shared.terminations.set(which.tenantId, now);
     }
@@ -366,7 +368,9 @@ async function run(
   };
   // Within the tenant's small budget, the backend's TCP and TLS run while the client
   // authenticates (nothing is sent to it before); beyond it, they wait for the client's proof.
-  const early = shared.admission.earlyOpen(tenant);
+  // A sleeping tenant's backend is down: it is woken for a client that has logged in, below.
+  const sleeping = tenant.status === TenantStatus.Sleeping;
+  const early = sleeping ? undefined : shared.admission.earlyOpen(tenant);
   let opening = early === undefined ? undefined : openTenantBackend(shared, attempt);
   let credentials: Credentials | undefined;
   try {
@@ -374,9 +378,10 @@ async function run(
     // Only a client that has proven itself spends the tenant's connect rate and a connection slot.
     const ticket = await shared.admission.admit(tenant);
     try {
-      opening ??= openTenantBackend(shared, attempt);
-      const session = await startBackend(shared, attempt, opening, credentials);
-      await handOver(shared, attempt, ticket, session, credentials);
+      const ready = sleeping ? await timed(shared, Phase.Wake, () => woken(shared, attempt)) : attempt;
+      opening ??= openTenantBackend(shared, ready);
+      const session = await startBackend(shared, ready, opening, credentials);
+      await handOver(shared, ready, ticket, session, credentials);
     } catch (error) {
       ticket.release();
       throw error;
@@ -394,6 +399,14 @@ async function run(
     if (auth?.kind === 'scram-key') auth.clientKey.fill(0);
     if (auth?.kind === 'password') auth.password.fill(0);
   }
+}
+
+/** The attempt with the tenant's route once it is awake, which must still admit the client. */
+async function woken(shared: Shared, attempt: Attempt): Promise<Attempt> {
+  const options = { timeoutMs: shared.timeouts.wakeMs, signal: attempt.signal, log: attempt.connection.log };
+  const tenant = await wakeTenant(shared.tenants, attempt.tenant, options);
+  shared.admission.check(tenant, attempt.client.clientAddress);
+  return { ...attempt, tenant, role: tenant.roles.find((r) => r.name === attempt.user) };
 }
 
 /** TCP and TLS to the tenant's backend; awaited later, so a failure meanwhile is not an unhandled rejection. */

@@ -53,6 +53,8 @@ export const Phase = {
   Resolve: 'resolve',
   Admit: 'admit',
   Auth: 'auth',
+  /** A sleeping tenant's compute starting, from the wake request to its route turning active. */
+  Wake: 'wake',
   BackendConnect: 'backend_connect',
   BackendTls: 'backend_tls',
   /** From accept to the splice. */

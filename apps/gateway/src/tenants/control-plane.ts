@@ -2,6 +2,7 @@
 // Redis shared by every gateway, then the control plane over HTTP) behind the gateway's
 // TenantDirectory interface, with its events turned into the gateway's metrics and log lines.
 import {
+  ControlPlaneError,
   TenantDirectoryUnavailableError,
   createTenantResolver,
   type TenantResolver,
@@ -13,6 +14,7 @@ import type { VariableName } from '../config/index.ts';
 import { controlPlaneStatus, type GatewayMetrics } from '../telemetry/index.ts';
 import { type TenantLookup, type TenantDirectory } from './directory.ts';
 import { TenantDirectoryUnreachableError } from '../errors.ts';
+import { TenantWaker } from './wake.ts';
 
 export interface ControlPlaneDirectoryOptions {
   readonly controlPlaneUrl: string;
@@ -39,6 +41,7 @@ export class ControlPlaneDirectory implements TenantDirectory {
    * not an outage.
    */
   #misconfigured: VariableName | undefined;
+  readonly #waker: TenantWaker;
 
   constructor(options: ControlPlaneDirectoryOptions) {
     this.#resolver = createTenantResolver({
@@ -46,11 +49,31 @@ export class ControlPlaneDirectory implements TenantDirectory {
       controlPlaneUrl: options.controlPlaneUrl,
       controlPlaneToken: options.controlPlaneToken,
       ...(options.redisUrl === undefined ? {} : { redisUrl: options.redisUrl }),
-      observer: observer(options.metrics, options.logger, (status) => {
-        // No answer at all (a transport failure) says nothing of the token: an outage, not a misconfiguration.
-        this.#misconfigured = status === 'error' ? undefined : REFUSALS.get(status);
-      }),
+      observer: observer(
+        options.metrics,
+        options.logger,
+        (status) => {
+          // No answer at all (a transport failure) says nothing of the token: an outage, not a misconfiguration.
+          this.#misconfigured = status === 'error' ? undefined : REFUSALS.get(status);
+        },
+        (tenantId) => this.#waker.changed(tenantId),
+      ),
     });
+    this.#waker = new TenantWaker(this.#resolver, (id, signal) => this.resolve(id, signal), { channel: options.redisUrl !== undefined });
+  }
+
+  async wake(tenantId: string, signal: AbortSignal): Promise<TenantLookup> {
+    try {
+      return await this.#waker.wake(tenantId, signal);
+    } catch (error) {
+      if (error instanceof ControlPlaneError) {
+        throw new TenantDirectoryUnreachableError(`the wake was not taken: ${error.message}`, {
+          cause: error,
+          misconfigured: this.#misconfigured,
+        });
+      }
+      throw error;
+    }
   }
 
   /** Waits for Redis and the invalidation subscription (at once without Redis), or the signal. */
@@ -94,6 +117,7 @@ function observer(
   metrics: ControlPlaneDirectoryOptions['metrics'],
   log: Logger,
   onStatus: (status: number | 'error') => void,
+  onInvalidation: (tenantId: string | null) => void,
 ): TenantResolverObserver {
   return {
     cacheRequest(tier, result) {
@@ -123,6 +147,7 @@ function observer(
     },
     invalidation(event) {
       log.debug({ tenant: event.tenantId, version: event.version }, 'route invalidated');
+      onInvalidation(event.tenantId);
     },
   };
 }

@@ -19,6 +19,12 @@ export interface TenantDirectory {
    *   answer may stand in); the signal's reason when `signal` aborts first.
    */
   resolve(tenantId: string, signal?: AbortSignal): Promise<TenantLookup>;
+  /**
+   * Wakes a sleeping tenant and resolves once its route is no longer `sleeping`; absent when the
+   * source cannot wake tenants (a static file).
+   * @throws TenantDirectoryUnreachableError when the wake cannot be asked for; the signal's reason
+   */
+  wake?(tenantId: string, signal: AbortSignal): Promise<TenantLookup>;
   /** Whether resolve() would answer from what the directory holds, asking nobody. */
   isCached(tenantId: string): boolean;
   /** Stops timers and connections; resolve() must not be called after. */
