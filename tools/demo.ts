@@ -5,21 +5,28 @@
 // on the cluster and at the edge in one call), and `initech`, a database on east whose clients
 // log in with a short-lived certificate from the control plane (`npm run tenantgate -- connect
 // initech app`) instead of a password, reached by address with the gateway's client certificate.
+// globex sleeps once it has had no session for IDLE_SECONDS: the control plane stops west with
+// pg_ctl, and the next client that logs in wakes it (the gateways' sessions are counted in Redis:
+// the demo starts one of its own unless REDIS_URL names one).
 import { readFile } from 'node:fs/promises';
-import { startPostgres, type PostgresServer } from '@tenantgate/testing';
+import { startPostgres, startRedis, type PostgresServer, type RedisServer } from '@tenantgate/testing';
 import { CLUSTER_ADMIN_CREDENTIAL, CLUSTER_ADMIN_USER, DEV_DOMAIN, GATEWAY_CLIENT_CN } from './dev-certs.ts';
 import { controlPlaneRequest, startDevStackOrExit, stopOnSignal, type DevStack } from './dev-stack.ts';
 
 const PASSWORD = 'demo-password';
 const TENANTS = ['acme', 'globex', 'initech'];
 const CLUSTERS = ['east', 'west'];
+const IDLE_SECONDS = 15;
 
+const redis: RedisServer | undefined = process.env.REDIS_URL === undefined ? await startRedis() : undefined;
+if (redis !== undefined) process.env.REDIS_URL = redis.url;
 const stack = await startDevStackOrExit();
 const backends: PostgresServer[] = [];
-stopOnSignal(async () => {
+const stopAll = async () => {
   await stack.stop();
-  await Promise.all(backends.map((b) => b.stop()));
-});
+  await Promise.all([...backends.map((b) => b.stop()), redis?.stop()]);
+};
+stopOnSignal(stopAll);
 try {
   const tls = {
     serverCert: await readFile(stack.certs.backendCertFile, 'utf8'),
@@ -42,11 +49,12 @@ try {
   await forgetEarlierRun(stack);
   await request(stack, 'POST', '/v1/clusters', clusterBody('east', east, tls.clientCa), 201);
   await request(stack, 'POST', '/v1/clusters', clusterBody('west', west, tls.clientCa), 201);
-  for (const [id, cluster, server] of [
-    ['acme', 'east', east],
-    ['globex', 'west', west],
+  for (const [id, cluster, server, idle] of [
+    ['acme', 'east', east, {}],
+    ['globex', 'west', west, { idleSuspendSeconds: IDLE_SECONDS }],
   ] as const) {
-    await request(stack, 'POST', '/v1/tenants', { id, backend: { cluster }, roles: [{ name: 'app', password: PASSWORD }] }, 201);
+    const tenant = { id, backend: { cluster }, roles: [{ name: 'app', password: PASSWORD }], ...idle };
+    await request(stack, 'POST', '/v1/tenants', tenant, 201);
     // The tenant's owner role owns the table; its roles (acme_app) are members.
     await server.sql(`create table hello as select '${id}''s own database' as greeting; alter table hello owner to ${id}`, [], {
       database: id,
@@ -64,8 +72,7 @@ try {
   };
   await request(stack, 'POST', '/v1/tenants', initech, 201);
 } catch (error) {
-  await stack.stop();
-  await Promise.all(backends.map((b) => b.stop()));
+  await stopAll();
   throw error;
 }
 
@@ -76,7 +83,7 @@ console.log(`
 tenantgate demo is running (Ctrl-C stops it)
   control plane  ${stack.controlPlaneUrl}   API docs: ${stack.controlPlaneUrl}/docs
   gateway        ${stack.gatewayHost}:${stack.gatewayPort}   tenants: acme, globex (password ${PASSWORD} for role app), initech (a client certificate)
-  clusters       east: acme, initech   west: globex
+  clusters       east: acme, initech   west: globex, which sleeps after ${IDLE_SECONDS} s without a session and wakes on the next
 
   ${psql('acme')}
   ${psql('globex')}
@@ -95,6 +102,8 @@ function clusterBody(id: string, server: PostgresServer, caCertificate: string):
     caCertificate,
     adminUser: CLUSTER_ADMIN_USER,
     adminCredential: CLUSTER_ADMIN_CREDENTIAL,
+    // The local compute driver starts and stops it there.
+    dataDirectory: server.dataDir,
   };
 }
 

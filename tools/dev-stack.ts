@@ -105,6 +105,8 @@ export async function startDevStack(): Promise<DevStack> {
         CONTROL_PLANE_CA_CERT: certs.issuingCaCertFile,
         CONTROL_PLANE_CA_KEY: certs.issuingCaKeyFile,
         CONTROL_PLANE_SECRETS_DIR: certs.secretsDir,
+        // Computes are clusters on this machine: a sleeping tenant's is started with pg_ctl.
+        CONTROL_PLANE_COMPUTE_DRIVER: 'local',
       }),
     );
     children.push(

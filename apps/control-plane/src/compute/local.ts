@@ -99,7 +99,14 @@ class PgCtl {
 async function pgCtlPath(dir: string): Promise<string> {
   const version = (await readFile(join(dir, 'PG_VERSION'), 'utf8').catch(() => '')).trim();
   const packaged = `/usr/lib/postgresql/${version}/bin/pg_ctl`;
-  if (version !== '' && (await access(packaged).then(() => true, () => false))) return packaged;
+  if (
+    version !== '' &&
+    (await access(packaged).then(
+      () => true,
+      () => false,
+    ))
+  )
+    return packaged;
   return 'pg_ctl';
 }
 

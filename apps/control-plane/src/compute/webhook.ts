@@ -57,7 +57,11 @@ export class WebhookComputeDriver implements ComputeDriver {
       });
     } catch (error) {
       const cause = (error as Error).cause as Error | undefined;
-      throw new ComputeFailedError(target.tenant, verb(action), `the webhook did not answer (${cause?.message ?? (error as Error).message})`);
+      throw new ComputeFailedError(
+        target.tenant,
+        verb(action),
+        `the webhook did not answer (${cause?.message ?? (error as Error).message})`,
+      );
     }
     await response.body?.cancel();
     if (!response.ok) throw new ComputeFailedError(target.tenant, verb(action), `the webhook answered ${response.status}`);
