@@ -214,6 +214,19 @@ describe('sleeping tenants woken through the compute webhook', () => {
     assert.equal(tenant.body.compute.state, 'waking');
   });
 
+  test('a tenant suspended while its client waits for the wake: the client gets the suspension, not a backend', async () => {
+    behaviours.set('revoked', 'ignore');
+    await tenantOnBackend('revoked');
+    const waiting = connectError(pgClient(gateway, pki, sni('revoked')));
+    await eventually('the wake to be asked for', () => (wakesOf('revoked').length > 0 ? true : undefined));
+    const patched = await call(controlPlane.url, 'PATCH', '/v1/tenants/revoked', { json: { status: 'suspended' } });
+    assert.equal(patched.status, 200);
+    const refused = await waiting;
+    assert.equal(refused.code, '08004', refused.message);
+    assert.match(refused.message, /suspended/);
+    assert.equal((await call(controlPlane.url, 'GET', '/v1/tenants/revoked')).body.compute, undefined);
+  });
+
   test('a webhook that fails twice is retried with backoff, every request signed', async () => {
     behaviours.set('flaky', 'fail-twice');
     await tenantOnBackend('flaky');

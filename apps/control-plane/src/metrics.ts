@@ -37,7 +37,7 @@ export interface MetricsSources {
 }
 
 /** The actions of provisioning jobs (clusters/jobs.ts): the label's closed set. */
-const JOB_ACTIONS = ['create', 'rollback', 'drop'] as const;
+const JOB_ACTIONS = ['create', 'rollback', 'drop', 'wake', 'suspend'] as const;
 
 export function createMetrics(sources: MetricsSources): ControlPlaneMetrics {
   const registry = new Registry();

@@ -17,7 +17,7 @@ import {
   type JobError,
   type JobSpec,
 } from './clusters/jobs.ts';
-import { TenantNotSleepingError } from './errors.ts';
+import { TenantNotProvisionedError, TenantNotSleepingError } from './errors.ts';
 
 export const ProvisioningState = {
   /** The database and roles are being made (or a failed attempt undone); no route yet. */
@@ -43,8 +43,8 @@ export interface JobOutcomeChange {
   status?: TenantStatus;
   /** null clears it. */
   compute?: ComputeState | null;
-  /** A done suspend that was asked to wake becomes that wake instead of ending. */
-  thenWake?: boolean;
+  /** A suspend: if a wake was asked for while it ran (read here, under the lock), it becomes that wake. */
+  wakeIfAsked?: boolean;
 }
 
 /** How long a wake asked for counts as under way: past it, another request asks again. */
@@ -168,24 +168,26 @@ export class TenantStore {
    */
   async finishJob(job: Job, change: JobOutcomeChange = {}): Promise<boolean> {
     return this.#db.transaction(async (tx) => {
-      const ended = change.thenWake === true ? await suspendToWake(tx, job) : await deleteJob(tx, job);
-      if (!ended) return false;
-      const exists = await tx.query('SELECT 1 FROM tenants WHERE id = $1 FOR UPDATE', [job.tenantId]);
-      if (exists.length === 0) return true;
+      // The tenant's row first, then the job's: the order requestWake and delete lock them in.
+      const exists = (await tx.query('SELECT 1 FROM tenants WHERE id = $1 FOR UPDATE', [job.tenantId])).length > 0;
+      const held = await tx.query<{ then_wake: boolean }>(
+        'SELECT then_wake FROM provisioning_jobs WHERE tenant_id = $1 AND lease_token = $2 FOR UPDATE',
+        [job.tenantId, job.leaseToken],
+      );
+      if (held.length === 0) return false;
+      const woken = change.wakeIfAsked === true && held[0].then_wake;
+      if (woken) await suspendToWake(tx, job);
+      else await deleteJob(tx, job);
+      if (!exists) return true;
       if (change.compute !== undefined) {
-        await tx.query('UPDATE tenants SET compute = $2 WHERE id = $1', [
-          job.tenantId,
-          change.compute === null ? null : JSON.stringify(change.compute),
-        ]);
+        const compute = woken ? { state: 'waking', since: new Date().toISOString() } : change.compute;
+        await tx.query('UPDATE tenants SET compute = $2 WHERE id = $1', [job.tenantId, compute === null ? null : JSON.stringify(compute)]);
       }
       if (change.provisioning !== undefined) {
         await tx.query('UPDATE tenants SET provisioning = $2 WHERE id = $1', [job.tenantId, JSON.stringify(change.provisioning)]);
       }
       if (change.status !== undefined) {
-        await tx.query(`UPDATE tenants SET record = jsonb_set(record, '{status}', to_jsonb($2::text)) WHERE id = $1`, [
-          job.tenantId,
-          change.status,
-        ]);
+        await tx.query(`UPDATE tenants SET record = jsonb_set(record, '{status}', to_jsonb($2::text)) WHERE id = $1`, [job.tenantId, change.status]);
       }
       if (change.provisioning !== undefined || change.status !== undefined) await this.#finish(tx, job.tenantId, true);
       return true;
@@ -250,10 +252,11 @@ export class TenantStore {
     return rows.map((row) => ({ id: row.id, idleSuspendSeconds: Number(row.idle), cluster: row.cluster }));
   }
 
-  /** Tenants on the cluster, other than `except`, that are not sleeping: its compute serves them. */
+  /** Tenants on the cluster, other than `except`, that are awake or being woken: its compute serves them. */
   async awakeOnCluster(cluster: string, except: string): Promise<number> {
     const [{ n }] = await this.#db.query<{ n: number }>(
-      `SELECT count(*)::int AS n FROM tenants WHERE provisioning->>'cluster' = $1 AND id <> $2 AND record->>'status' <> 'sleeping'`,
+      `SELECT count(*)::int AS n FROM tenants WHERE provisioning->>'cluster' = $1 AND id <> $2
+         AND (record->>'status' <> 'sleeping' OR compute->>'state' = 'waking')`,
       [cluster, except],
     );
     return Number(n);
@@ -341,6 +344,10 @@ export class TenantStore {
     return this.#db.transaction(async (tx) => {
       const current = await lockTenant(tx, id, condition);
       const drop = plan?.(current);
+      // A wake or suspend of a tenant that is going has nothing left to do.
+      await tx.query(`DELETE FROM provisioning_jobs WHERE tenant_id = $1 AND action IN ('wake', 'suspend')`, [id]);
+      const left = await jobActionOf(tx, id);
+      if (left !== undefined) throw new TenantNotProvisionedError(id, `busy (a ${left} job)`, 'delete it once that is done');
       await tx.query('DELETE FROM tenants WHERE id = $1', [id]);
       if (drop !== undefined) await insertJob(tx, id, JobAction.Drop, drop.cluster, drop.spec);
       // A version from the same sequence: higher than any the tenant ever had, lower than any

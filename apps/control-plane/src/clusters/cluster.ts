@@ -118,7 +118,20 @@ function clusterError(id: string, error: unknown): Error {
     if (code.startsWith(AUTH_CLASS)) return withDetails(new BackendAuthFailedError(id, message), details);
     return withDetails(new BackendRefusedError(id, message), details);
   }
-  return withDetails(new BackendUnreachableError(id, message), { transient: true });
+  if (isConnectionFailure(error)) return withDetails(new BackendUnreachableError(id, message), { transient: true });
+  // Not the cluster's doing (a lost lease, a fault of ours): reported as it is, not retried as an outage.
+  return error as Error;
+}
+
+/** Node's network and TLS error codes, and node-postgres's words for a connection that ended. */
+const CONNECTION_CODES =
+  /^(E[A-Z]+|ERR_TLS_.*|ERR_SSL_.*|CERT_.*|UNABLE_TO_.*|DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|ERR_STREAM_.*)$/;
+const CONNECTION_MESSAGES = /Connection terminated|timeout expired|does not support SSL|socket hang up/i;
+
+function isConnectionFailure(error: unknown): boolean {
+  const code = (error as { code?: unknown }).code;
+  if (typeof code === 'string' && CONNECTION_CODES.test(code)) return true;
+  return CONNECTION_MESSAGES.test((error as Error).message ?? '');
 }
 
 /** Whether another attempt may succeed (the cluster was down, busy or starting). */

@@ -44,8 +44,6 @@ export interface Job {
   readonly attempts: number;
   readonly leaseToken: string;
   readonly lastError: JobError | null;
-  /** A suspend that a wake request came during: it becomes a wake when done. */
-  readonly thenWake: boolean;
 }
 
 interface JobRow {
@@ -57,7 +55,6 @@ interface JobRow {
   attempts: number;
   lease_token: string;
   last_error: JobError | null;
-  then_wake: boolean;
 }
 
 /** How long a claim holds without renewal: a dead control plane's jobs wait this long. */
@@ -101,7 +98,7 @@ export async function claimJob(db: Queryable, except: readonly string[]): Promis
        SELECT tenant_id FROM provisioning_jobs
        WHERE not_before <= now() AND (lease_until IS NULL OR lease_until < now()) AND NOT (tenant_id = ANY ($3::text[]))
        ORDER BY not_before LIMIT 1 FOR UPDATE SKIP LOCKED)
-     RETURNING tenant_id, action, cluster_id, spec, created, attempts, lease_token, last_error, then_wake`,
+     RETURNING tenant_id, action, cluster_id, spec, created, attempts, lease_token, last_error`,
     [LEASE_SECONDS, randomUUID(), except],
   );
   const row = rows[0];
@@ -115,7 +112,6 @@ export async function claimJob(db: Queryable, except: readonly string[]): Promis
     attempts: Number(row.attempts),
     leaseToken: row.lease_token,
     lastError: row.last_error,
-    thenWake: row.then_wake,
   };
 }
 
@@ -135,6 +131,15 @@ export async function recordCreated(db: Queryable, job: Job, object: CreatedObje
     [job.tenantId, job.leaseToken, JSON.stringify([object])],
   );
   if (rows.length === 0) throw new Error(`the provisioning job of tenant "${job.tenantId}" was taken over by another control plane`);
+}
+
+/** Forgets an object the job recorded but did not make (its CREATE failed): never dropped as ours. */
+export async function forgetCreated(db: Queryable, job: Job, object: CreatedObject): Promise<void> {
+  await db.query('UPDATE provisioning_jobs SET created = created - $3::text WHERE tenant_id = $1 AND lease_token = $2', [
+    job.tenantId,
+    job.leaseToken,
+    object,
+  ]);
 }
 
 /** Gives the job back to run again after `delayMs`, with the error that stopped it. */

@@ -14,6 +14,7 @@ import { isTransient, withClusterAdmin, type Cluster } from './cluster.ts';
 import type { ClusterStore } from './cluster-store.ts';
 import {
   claimJob,
+  forgetCreated,
   JobAction,
   LEASE_SECONDS,
   recordCreated,
@@ -196,7 +197,7 @@ export class Provisioner {
     }
     const result = await compute.run(action, { tenant: job.tenantId, cluster });
     logger.info({ tenant: job.tenantId, action, driver: compute.name, result }, action === 'wake' ? 'compute woken' : 'compute suspended');
-    if (action === 'suspend') return this.#finish(job, { compute: null, thenWake: job.thenWake }, { state: 'done' });
+    if (action === 'suspend') return this.#finish(job, { compute: null, wakeIfAsked: true }, { state: 'done' });
     if (result === 'accepted') return this.#finish(job, {}, { state: 'done' });
     return this.#finish(job, { status: TenantStatus.Active, compute: null }, { state: 'active' });
   }
@@ -251,18 +252,22 @@ export class Provisioner {
       await recordCreated(this.#options.database, job, object);
       created.add(object);
     };
+    const forget = async (object: CreatedObject) => {
+      await forgetCreated(this.#options.database, job, object);
+      created.delete(object);
+    };
     const { secretsDir } = this.#options;
     if (secretsDir === undefined) throw new Error('CONTROL_PLANE_SECRETS_DIR is not set: no cluster can be reached');
     await withClusterAdmin(cluster, secretsDir, 'postgres', (client) =>
-      work({ client, cluster: cluster.id, objects: tenantObjects(job.tenantId), created, record }),
+      work({ client, cluster: cluster.id, objects: tenantObjects(job.tenantId), created, record, forget }),
     );
   }
 
   async #finish(job: Job, change: JobOutcomeChange, outcome: JobOutcome): Promise<void> {
     if (!(await this.#options.store.finishJob(job, change))) return;
     if (change.provisioning !== undefined || change.status !== undefined) this.#options.onChange();
-    // A suspend turned into a wake: run it now.
-    if (change.thenWake === true) this.kick();
+    // A suspend may have turned into a wake: run it now.
+    if (change.wakeIfAsked === true) this.kick();
     this.#notify(job.tenantId, outcome);
   }
 

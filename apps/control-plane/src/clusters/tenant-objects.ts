@@ -49,6 +49,24 @@ export interface Steps {
   /** What this job made so far; `record` is awaited before a CREATE, so a crash cannot lose it. */
   readonly created: ReadonlySet<CreatedObject>;
   readonly record: (object: CreatedObject) => Promise<void>;
+  /** Takes back a record whose CREATE the server refused (so nothing was made). */
+  readonly forget: (object: CreatedObject) => Promise<void>;
+}
+
+/**
+ * Runs a CREATE recorded beforehand. A refusal by the server (a SQLSTATE: DDL is atomic) made
+ * nothing, so the record is taken back: a name someone else took meanwhile is never dropped as
+ * ours. A lost connection keeps it: the CREATE may have committed.
+ */
+async function create(steps: Steps, object: CreatedObject, statement: string): Promise<void> {
+  await steps.record(object);
+  try {
+    await steps.client.query(statement);
+  } catch (error) {
+    const code = (error as { code?: unknown }).code;
+    if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code)) await steps.forget(object);
+    throw error;
+  }
 }
 
 /** The owner role, and the admin's membership in it (needed to create a database owned by it). */
@@ -68,8 +86,7 @@ export async function ensureDatabase(steps: Steps): Promise<void> {
   );
   const object: CreatedObject = `database:${objects.database}`;
   if (rows.length === 0) {
-    await steps.record(object);
-    await client.query(`CREATE DATABASE ${id(objects.database)} OWNER ${id(objects.owner)}`);
+    await create(steps, object, `CREATE DATABASE ${id(objects.database)} OWNER ${id(objects.owner)}`);
   } else if (rows[0].comment !== marker(objects.tenant) && !steps.created.has(object)) {
     throw refused(steps.cluster, `database "${objects.database}" exists on the cluster and is not tenant "${objects.tenant}"'s`);
   }
@@ -88,8 +105,8 @@ export async function ensureLoginRole(steps: Steps, name: string, scramSecret: s
   await client.query(`GRANT ${id(objects.owner)} TO ${id(name)}`);
 }
 
-/** Creates the role with `create` unless it exists as ours; true when it was created now. */
-async function ensureRoleExists(steps: Steps, name: string, create: string): Promise<boolean> {
+/** Creates the role with `statement` unless it exists as ours; true when it was created now. */
+async function ensureRoleExists(steps: Steps, name: string, statement: string): Promise<boolean> {
   const { client, objects } = steps;
   const { rows } = await client.query<{ comment: string | null }>(
     `SELECT shobj_description(oid, 'pg_authid') AS comment FROM pg_roles WHERE rolname = $1`,
@@ -98,8 +115,7 @@ async function ensureRoleExists(steps: Steps, name: string, create: string): Pro
   const object: CreatedObject = `role:${name}`;
   const made = rows.length === 0;
   if (made) {
-    await steps.record(object);
-    await client.query(create);
+    await create(steps, object, statement);
   } else if (rows[0].comment !== marker(objects.tenant) && !steps.created.has(object)) {
     throw refused(steps.cluster, `role "${name}" exists on the cluster and is not tenant "${objects.tenant}"'s`);
   }

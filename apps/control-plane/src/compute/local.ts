@@ -25,12 +25,26 @@ export interface LocalComputeOptions {
 export class LocalComputeDriver implements ComputeDriver {
   readonly name = 'local';
   readonly #options: LocalComputeOptions;
+  /** One pg_ctl at a time per data directory: a wake and a suspend of two of its tenants must not cross. */
+  readonly #queues = new Map<string, Promise<unknown>>();
 
   constructor(options: LocalComputeOptions) {
     this.#options = options;
   }
 
-  async run(action: ComputeAction, target: ComputeTarget): Promise<ComputeResult> {
+  run(action: ComputeAction, target: ComputeTarget): Promise<ComputeResult> {
+    const key = target.cluster?.dataDirectory ?? '';
+    const previous = this.#queues.get(key) ?? Promise.resolve();
+    const result = previous.catch(() => {}).then(() => this.#run(action, target));
+    const settled = result.catch(() => {});
+    this.#queues.set(key, settled);
+    void settled.then(() => {
+      if (this.#queues.get(key) === settled) this.#queues.delete(key);
+    });
+    return result;
+  }
+
+  async #run(action: ComputeAction, target: ComputeTarget): Promise<ComputeResult> {
     const dir = target.cluster?.dataDirectory;
     const fail = (why: string) => new ComputeFailedError(target.tenant, verb(action), why);
     if (target.cluster === undefined || dir === undefined) {

@@ -89,6 +89,7 @@ const clusters: FastifyPluginAsync<ClusterRoutesOptions> = async (app, options) 
       },
     },
     async (request) => {
+      app.provisioning(); // 501 without CONTROL_PLANE_SECRETS_DIR, not a failed check
       const stored = await app.clusters.require(request.params.id);
       try {
         const latest = await check(stored.cluster);

@@ -126,6 +126,7 @@ export async function setClusterRole(app: FastifyInstance, cluster: Cluster, loc
       objects: tenantObjects(locked.tenant.id),
       created: new Set(),
       record: async () => {},
+      forget: async () => {},
     };
     await ensureLoginRole(steps, role.backendUser as string, role.scramSecret);
   });

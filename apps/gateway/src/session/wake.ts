@@ -3,7 +3,7 @@
 // until its route is active, for at most GATEWAY_WAKE_TIMEOUT_MS. Every way it does not come up
 // is 57P03, which clients and pools retry. See docs/architecture.md, "Sleep and wake".
 import { SqlState } from '@tenantgate/wire';
-import type { Tenant } from '@tenantgate/tenancy';
+import { TenantStatus, type Tenant } from '@tenantgate/tenancy';
 import { Refusal, TenantDirectoryUnreachableError } from '../errors.ts';
 import type { TenantDirectory } from '../tenants/index.ts';
 import type { Logger } from '../telemetry/index.ts';
@@ -31,6 +31,12 @@ export async function wakeTenant(tenants: TenantDirectory, tenant: Tenant, optio
   const deadline = AbortSignal.any([options.signal, AbortSignal.timeout(options.timeoutMs)]);
   try {
     const lookup = await tenants.wake(tenant.id, deadline);
+    if (lookup.kind === 'found' && lookup.tenant.status === TenantStatus.Sleeping) {
+      throw new Refusal(SqlState.CannotConnectNow, 'the database system is starting up', {
+        detail: `Tenant "${tenant.id}" is asleep and cannot be woken now.`,
+        hint: RETRY_HINT,
+      });
+    }
     if (lookup.kind === 'found') return lookup.tenant;
     throw new Refusal(SqlState.ConnectionRejected, `tenant "${tenant.id}" does not exist`, {
       hint: 'Check the host name of your connection string: <tenant>.<domain>.',

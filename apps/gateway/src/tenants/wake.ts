@@ -6,7 +6,7 @@
 // client: each tenant being woken has one watch, shared by its waiting clients, whose slow timer
 // also covers a lost message (or, without Redis, stands in for the channel).
 import type { TenantResolver } from '@tenantgate/tenancy';
-import { TenantStatus } from '@tenantgate/tenancy';
+import { ControlPlaneStatusError, TenantStatus } from '@tenantgate/tenancy';
 import type { TenantLookup } from './directory.ts';
 
 /** How often a watched tenant's route is fetched again anyway: with the channel, and without. */
@@ -44,7 +44,17 @@ export class TenantWaker {
   async wake(tenantId: string, signal: AbortSignal): Promise<TenantLookup> {
     const watch = this.#watch(tenantId);
     try {
-      if ((await abortable(this.#request(tenantId), signal)) === 'unknown') return { kind: 'unknown' };
+      const asked = await abortable(this.#request(tenantId), signal).catch((error: unknown) => {
+        // 409: not sleeping any more (suspended, in maintenance, being provisioned): what the route
+        // says now decides, as for any client.
+        if (error instanceof ControlPlaneStatusError && error.statusCode === 409) return 'changed' as const;
+        throw error;
+      });
+      if (asked === 'unknown') return { kind: 'unknown' };
+      if (asked === 'changed') {
+        this.#resolver.forget(tenantId);
+        return await this.#resolve(tenantId, signal);
+      }
       for (;;) {
         const next = watch.next;
         const lookup = await this.#resolve(tenantId, signal);
