@@ -187,7 +187,10 @@ export class TenantStore {
         await tx.query('UPDATE tenants SET provisioning = $2 WHERE id = $1', [job.tenantId, JSON.stringify(change.provisioning)]);
       }
       if (change.status !== undefined) {
-        await tx.query(`UPDATE tenants SET record = jsonb_set(record, '{status}', to_jsonb($2::text)) WHERE id = $1`, [job.tenantId, change.status]);
+        await tx.query(`UPDATE tenants SET record = jsonb_set(record, '{status}', to_jsonb($2::text)) WHERE id = $1`, [
+          job.tenantId,
+          change.status,
+        ]);
       }
       if (change.provisioning !== undefined || change.status !== undefined) await this.#finish(tx, job.tenantId, true);
       return true;
