@@ -287,6 +287,14 @@ describe('databases provisioned on a registered cluster', () => {
       clusterBody('limited', cluster, { adminUser: 'provisioner', adminCredential: 'provisioner' }),
     );
     assert.equal(registered.status, 201, JSON.stringify(registered.body));
+    // A password credential serves one cluster: another host could collect it in the clear.
+    const reused = await api(
+      'POST',
+      '/v1/clusters',
+      clusterBody('elsewhere', cluster, { adminUser: 'provisioner', adminCredential: 'provisioner' }),
+    );
+    assert.equal(reused.status, 400);
+    assert.match(reused.body.message, /password of cluster "limited"/);
     await cluster.sql('ALTER ROLE provisioner NOCREATEDB');
 
     const refused = await api('POST', '/v1/tenants', tenantOn('limited', 'initech', 'initech-pw'));

@@ -58,6 +58,12 @@ export class ClusterStore {
     return { items: rows.slice(0, options.limit).map(storedOf), more: rows.length > options.limit };
   }
 
+  /** The cluster registered with this admin credential, if any. */
+  async usingCredential(name: string): Promise<string | undefined> {
+    const rows = await this.#db.query<{ id: string }>(`SELECT id FROM clusters WHERE record->>'adminCredential' = $1 LIMIT 1`, [name]);
+    return rows[0]?.id;
+  }
+
   async recordCheck(id: string, check: ClusterCheck): Promise<void> {
     await this.#db.query(`UPDATE clusters SET record = jsonb_set(record, '{check}', $2::jsonb) WHERE id = $1`, [id, JSON.stringify(check)]);
   }

@@ -48,6 +48,13 @@ const clusters: FastifyPluginAsync<ClusterRoutesOptions> = async (app, options) 
       }
       const credential = await readCredential(secretsDir, cluster.adminCredential);
       if (typeof credential === 'string') throw validationError('body', [{ path: '/adminCredential', message: credential }]);
+      // A password is sent to whatever server asks for it in the clear: one registered with another
+      // host could collect a cluster's password. So a password serves the one cluster it was given for.
+      const holder = credential.kind === 'password' ? await app.clusters.usingCredential(cluster.adminCredential) : undefined;
+      if (holder !== undefined) {
+        const message = `is the password of cluster "${holder}"; a password credential serves one cluster (certificates may be shared)`;
+        throw validationError('body', [{ path: '/adminCredential', message }]);
+      }
       // Before connecting: an id in use is refused without touching the cluster.
       if ((await app.clusters.get(cluster.id)) !== undefined) throw new ClusterExistsError(cluster.id);
       const stored = await app.clusters.create(cluster, await check(cluster));
