@@ -4,7 +4,15 @@
 import { ReplicationMode, TenantStatus, type Tenant, type TenantRole } from '@tenantgate/tenancy';
 import type { Database, Queryable } from './db/database.ts';
 import { ADVISORY_LOCK_CLASS } from './db/migrations.ts';
-import { notFound, tenantNotFound, TenantExistsError, VersionConflictError, withDetails } from './errors.ts';
+import {
+  notFound,
+  tenantNotFound,
+  TenantExistsError,
+  TenantNotProvisionedError,
+  TenantNotSleepingError,
+  VersionConflictError,
+  withDetails,
+} from './errors.ts';
 import {
   deleteJob,
   hasJob,
@@ -17,7 +25,6 @@ import {
   type JobError,
   type JobSpec,
 } from './clusters/jobs.ts';
-import { TenantNotProvisionedError, TenantNotSleepingError } from './errors.ts';
 
 export const ProvisioningState = {
   /** The database and roles are being made (or a failed attempt undone); no route yet. */
@@ -179,19 +186,11 @@ export class TenantStore {
       if (woken) await suspendToWake(tx, job);
       else await deleteJob(tx, job);
       if (!exists) return true;
-      if (change.compute !== undefined) {
-        const compute = woken ? { state: 'waking', since: new Date().toISOString() } : change.compute;
-        await tx.query('UPDATE tenants SET compute = $2 WHERE id = $1', [job.tenantId, compute === null ? null : JSON.stringify(compute)]);
-      }
+      if (change.compute !== undefined) await setCompute(tx, job.tenantId, woken ? waking() : change.compute);
       if (change.provisioning !== undefined) {
         await tx.query('UPDATE tenants SET provisioning = $2 WHERE id = $1', [job.tenantId, JSON.stringify(change.provisioning)]);
       }
-      if (change.status !== undefined) {
-        await tx.query(`UPDATE tenants SET record = jsonb_set(record, '{status}', to_jsonb($2::text)) WHERE id = $1`, [
-          job.tenantId,
-          change.status,
-        ]);
-      }
+      if (change.status !== undefined) await setStatus(tx, job.tenantId, change.status);
       if (change.provisioning !== undefined || change.status !== undefined) await this.#finish(tx, job.tenantId, true);
       return true;
     });
@@ -216,7 +215,7 @@ export class TenantStore {
       // The driver took a wake a moment ago and the platform is still starting the compute.
       if (compute?.state === 'waking' && Date.now() - Date.parse(compute.since) < WAKE_PENDING_MS) return 'waking';
       await insertJob(tx, id, JobAction.Wake, cluster, {});
-      await setCompute(tx, id, { state: 'waking', since: new Date().toISOString() });
+      await setCompute(tx, id, waking());
       return 'waking';
     });
   }
@@ -230,7 +229,7 @@ export class TenantStore {
     return this.#db.transaction(async (tx) => {
       const rows = await tx.query<TenantRow>(`${selectTenants(false)} WHERE t.id = $1 FOR UPDATE OF t`, [id]);
       if (rows.length === 0 || storedOf(rows[0]).tenant.status !== TenantStatus.Active || (await hasJob(tx, id))) return false;
-      await tx.query(`UPDATE tenants SET record = jsonb_set(record, '{status}', '"sleeping"') WHERE id = $1`, [id]);
+      await setStatus(tx, id, TenantStatus.Sleeping);
       await setCompute(tx, id, { state: 'suspending', since: new Date().toISOString() });
       await insertJob(tx, id, JobAction.Suspend, cluster, {});
       await this.#finish(tx, id, true);
@@ -440,6 +439,15 @@ async function lockTenant(tx: Queryable, id: string, condition: WriteCondition):
     });
   }
   return current;
+}
+
+function waking(): ComputeState {
+  return { state: 'waking', since: new Date().toISOString() };
+}
+
+/** The status inside the stored record, for changes that are not a whole-record write. */
+async function setStatus(tx: Queryable, id: string, status: TenantStatus): Promise<void> {
+  await tx.query(`UPDATE tenants SET record = jsonb_set(record, '{status}', to_jsonb($2::text)) WHERE id = $1`, [id, status]);
 }
 
 async function setCompute(tx: Queryable, id: string, compute: ComputeState | null): Promise<void> {

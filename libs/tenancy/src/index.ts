@@ -11,3 +11,5 @@ export { checkTenantRoute, tenantRouteSchema } from './route-validation.ts';
 export { ControlPlaneProbe, PROBE_TENANT_ID, type ControlPlaneAccess } from './control-plane-probe.ts';
 export * from './session-termination.ts';
 export { redisSpan } from './redis-span.ts';
+export { backoffCeiling, fullJitterDelay, type BackoffPolicy } from './backoff.ts';
+export { SingleFlight, waitOrAbort, type Flight } from './single-flight.ts';

@@ -6,7 +6,7 @@
 // (waitFor) to answer with its outcome.
 import type { FastifyBaseLogger } from 'fastify';
 import type { Database } from '../db/database.ts';
-import { TenantStatus } from '@tenantgate/tenancy';
+import { backoffCeiling, TenantStatus } from '@tenantgate/tenancy';
 import type { ComputeAction, ComputeDriver } from '../compute/driver.ts';
 import { ErrorCode } from '../errors.ts';
 import { ProvisioningState, type JobOutcomeChange, type TenantStore } from '../store.ts';
@@ -69,8 +69,7 @@ export interface ProvisionerOptions {
 const CONCURRENCY = 4;
 /** Attempts of a wake or suspend before it is given up (its error stays in GET's `compute`). */
 const COMPUTE_ATTEMPTS = 8;
-const MIN_RETRY_MS = 500;
-const MAX_RETRY_MS = 60_000;
+const RETRY_BACKOFF = { baseMs: 500, maxMs: 60_000 } as const;
 
 export class Provisioner {
   readonly #options: ProvisionerOptions;
@@ -287,7 +286,7 @@ export class Provisioner {
       await this.#options.store.finishJob(job, {});
       return;
     }
-    const backoff = Math.min(MAX_RETRY_MS, MIN_RETRY_MS * 2 ** Math.min(job.attempts - 1, 16));
+    const backoff = backoffCeiling(job.attempts - 1, RETRY_BACKOFF);
     const delay = backoff / 2 + Math.random() * (backoff / 2);
     logger.warn({ tenant: job.tenantId, action: job.action, attempts: job.attempts, reason }, 'provisioning job failed; retrying');
     await rescheduleJob(database, job, delay, reason);

@@ -7,9 +7,9 @@ import { adminPrivilegeProblem, checkCluster, refused, withClusterAdmin, type Cl
 import type { StoredCluster } from '../clusters/cluster-store.ts';
 import { readCredential } from '../clusters/credentials.ts';
 import { jobErrorOf } from '../clusters/provisioner.ts';
-import { decodeCursor, encodeCursor } from '../cursor.ts';
+import { pageAnswer, pageRequest } from '../cursor.ts';
 import { ClusterExistsError, validationError } from '../errors.ts';
-import { clusterInput, clusterList, clusterView, DEFAULT_PAGE_SIZE, errorResponses, listQuery, tenantIdParams } from '../schemas.ts';
+import { clusterInput, clusterList, clusterView, errorResponses, listQuery, tenantIdParams } from '../schemas.ts';
 
 export interface ClusterRoutesOptions {
   /** Clusters on loopback or link-local addresses (CONTROL_PLANE_ALLOW_LOCAL_BACKENDS). */
@@ -73,16 +73,7 @@ const clusters: FastifyPluginAsync<ClusterRoutesOptions> = async (app, options) 
         response: { 200: clusterList, ...errorResponses(400, 401, 403) },
       },
     },
-    async (request) => {
-      const { limit, cursor } = request.query;
-      const after = cursor === undefined ? undefined : decodeCursor(cursor);
-      if (cursor !== undefined && after === undefined) {
-        throw validationError('querystring', [{ path: '/cursor', message: 'is not a cursor from this API' }]);
-      }
-      const page = await app.clusters.list({ limit: limit === undefined ? DEFAULT_PAGE_SIZE : Number(limit), after });
-      const last = page.items.at(-1);
-      return { items: page.items.map(viewOf), nextCursor: page.more && last ? encodeCursor(last.cluster.id) : null };
-    },
+    async (request) => pageAnswer(await app.clusters.list(pageRequest(request.query)), (stored) => stored.cluster.id, viewOf),
   );
 
   app.get<{ Params: { id: string } }>(

@@ -34,7 +34,8 @@ export async function createOnCluster(app: FastifyInstance, input: TenantInput, 
   const cluster = (await app.clusters.get(clusterId))?.cluster;
   if (cluster === undefined)
     throw validationError('body', [{ path: '/backend/cluster', message: `no cluster "${clusterId}" is registered` }]);
-  throwIssues(clusterInputIssues(input));
+  const issues = clusterInputIssues(input);
+  if (issues.length > 0) throw validationError('body', issues);
   const objects = tenantObjects(input.id);
   const backend = {
     cluster: clusterId,
@@ -74,10 +75,6 @@ function clusterInputIssues(input: TenantInput): ValidationIssue[] {
     }
   });
   return issues;
-}
-
-function throwIssues(issues: ValidationIssue[]): void {
-  if (issues.length > 0) throw validationError('body', issues);
 }
 
 /** The job's failure as the request's error: the cluster's error code, with the tenant's state. */

@@ -13,23 +13,13 @@ import {
   type TenantRole,
   type ValidationOptions,
 } from '@tenantgate/tenancy';
-import { decodeCursor, encodeCursor } from '../cursor.ts';
+import { pageAnswer, pageRequest } from '../cursor.ts';
 import { etagOf, parseIfMatch } from '../etag.ts';
 import { GatewaysUnreachableError, tenantNotFound, validationError } from '../errors.ts';
 import { clusterOf, createOnCluster, deleteTenant, dropClusterRole, provisionedRole, setClusterRole } from './provisioned-tenants.ts';
 import { mergePatch } from '../merge-patch.ts';
 import { hashPassword } from '../passwords.ts';
-import {
-  DEFAULT_PAGE_SIZE,
-  deleteTenantQuery,
-  errorResponses,
-  ifMatchHeaders,
-  listQuery,
-  ref,
-  roleParams,
-  SchemaId,
-  tenantIdParams,
-} from '../schemas.ts';
+import { deleteTenantQuery, errorResponses, ifMatchHeaders, listQuery, ref, roleParams, SchemaId, tenantIdParams } from '../schemas.ts';
 import type { StoredTenant, WriteCondition } from '../store.ts';
 import { adminView } from '../views.ts';
 
@@ -114,16 +104,7 @@ const tenants: FastifyPluginAsync<TenantRoutesOptions> = async (app, options) =>
         response: { 200: ref(SchemaId.TenantList), ...errorResponses(400, 401, 403) },
       },
     },
-    async (request) => {
-      const { limit, cursor } = request.query;
-      const after = cursor === undefined ? undefined : decodeCursor(cursor);
-      if (cursor !== undefined && after === undefined) {
-        throw validationError('querystring', [{ path: '/cursor', message: 'is not a cursor from this API' }]);
-      }
-      const page = await app.store.list({ limit: limit === undefined ? DEFAULT_PAGE_SIZE : Number(limit), after });
-      const last = page.items.at(-1);
-      return { items: page.items.map(adminView), nextCursor: page.more && last ? encodeCursor(last.tenant.id) : null };
-    },
+    async (request) => pageAnswer(await app.store.list(pageRequest(request.query)), (stored) => stored.tenant.id, adminView),
   );
 
   app.get<{ Params: IdParams }>(

@@ -6,25 +6,47 @@
 // client: each tenant being woken has one watch, shared by its waiting clients, whose slow timer
 // also covers a lost message (or, without Redis, stands in for the channel).
 import type { TenantResolver } from '@tenantgate/tenancy';
-import { ControlPlaneStatusError, TenantStatus } from '@tenantgate/tenancy';
+import { ControlPlaneStatusError, SingleFlight, TenantStatus, waitOrAbort } from '@tenantgate/tenancy';
 import type { TenantLookup } from './directory.ts';
 
 /** How often a watched tenant's route is fetched again anyway: with the channel, and without. */
 const RECHECK_WITH_CHANNEL_MS = 5000;
 const RECHECK_WITHOUT_CHANNEL_MS = 500;
 
-interface Watch {
-  waiters: number;
+/** The waiters of one tenant being woken: `next` settles at its next invalidation or timer tick. */
+class Watch {
+  waiters = 0;
   next: Promise<void>;
-  fire: () => void;
-  timer: NodeJS.Timeout;
+  readonly timer: NodeJS.Timeout;
+  #settle: () => void = () => {};
+
+  constructor(onTick: () => void, intervalMs: number) {
+    this.next = this.#arm();
+    this.timer = setInterval(() => {
+      onTick();
+      this.fire();
+    }, intervalMs).unref();
+  }
+
+  fire(): void {
+    const settle = this.#settle;
+    this.next = this.#arm();
+    settle();
+  }
+
+  #arm(): Promise<void> {
+    return new Promise((resolve) => (this.#settle = resolve));
+  }
 }
+
+type WakeAnswer = 'active' | 'waking' | 'unknown';
 
 export class TenantWaker {
   readonly #resolver: Pick<TenantResolver, 'requestWake' | 'forget'>;
   readonly #resolve: (tenantId: string, signal: AbortSignal) => Promise<TenantLookup>;
   readonly #recheckMs: number;
-  readonly #requests = new Map<string, Promise<'active' | 'waking' | 'unknown'>>();
+  /** One wake request in flight per tenant; each client waits for it under its own signal. */
+  readonly #requests = new SingleFlight<WakeAnswer>();
   readonly #watches = new Map<string, Watch>();
 
   constructor(
@@ -44,7 +66,8 @@ export class TenantWaker {
   async wake(tenantId: string, signal: AbortSignal): Promise<TenantLookup> {
     const watch = this.#watch(tenantId);
     try {
-      const asked = await abortable(this.#request(tenantId), signal).catch((error: unknown) => {
+      const request = this.#requests.run(tenantId, (flight) => this.#resolver.requestWake(tenantId, flight.signal), signal);
+      const asked = await request.catch((error: unknown) => {
         // 409: not sleeping any more (suspended, in maintenance, being provisioned): what the route
         // says now decides, as for any client.
         if (error instanceof ControlPlaneStatusError && error.statusCode === 409) return 'changed' as const;
@@ -59,7 +82,7 @@ export class TenantWaker {
         const next = watch.next;
         const lookup = await this.#resolve(tenantId, signal);
         if (lookup.kind === 'unknown' || lookup.tenant.status !== TenantStatus.Sleeping) return lookup;
-        await abortable(next, signal);
+        await waitOrAbort(next, signal);
       }
     } finally {
       if (--watch.waiters === 0) {
@@ -75,47 +98,13 @@ export class TenantWaker {
     for (const watch of this.#watches.values()) watch.fire();
   }
 
-  /** One request in flight per tenant; each client waits for it under its own signal. */
-  #request(tenantId: string): Promise<'active' | 'waking' | 'unknown'> {
-    let request = this.#requests.get(tenantId);
-    if (request === undefined) {
-      request = this.#resolver.requestWake(tenantId, new AbortController().signal).finally(() => this.#requests.delete(tenantId));
-      this.#requests.set(tenantId, request);
-    }
-    return request;
-  }
-
   #watch(tenantId: string): Watch {
     let watch = this.#watches.get(tenantId);
     if (watch === undefined) {
-      const created: Watch = { waiters: 0, next: Promise.resolve(), fire: () => {}, timer: undefined as unknown as NodeJS.Timeout };
-      const arm = () => {
-        created.next = new Promise((resolve) => {
-          created.fire = () => {
-            arm();
-            resolve();
-          };
-        });
-      };
-      arm();
-      created.timer = setInterval(() => {
-        this.#resolver.forget(tenantId);
-        created.fire();
-      }, this.#recheckMs).unref();
-      watch = created;
+      watch = new Watch(() => this.#resolver.forget(tenantId), this.#recheckMs);
       this.#watches.set(tenantId, watch);
     }
     watch.waiters += 1;
     return watch;
   }
-}
-
-/** The promise's outcome, or the signal's reason if it aborts first. */
-function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason as Error);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason as Error);
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
-  });
 }
