@@ -87,7 +87,9 @@ export class CertificateIssuer {
     const notBefore = new Date(Math.floor(now.getTime() / 1000) * 1000);
     const notAfter = new Date(notBefore.getTime() + ttlSeconds * 1000);
     const serial = randomBytes(16);
-    serial[0] = (serial[0] as number) & 0x7f; // a positive INTEGER
+    // A positive INTEGER whose first byte is not zero: DER drops a leading zero byte, and the
+    // serial the certificate carries would then differ from the one this answers (126 random bits).
+    serial[0] = 0x40 | ((serial[0] as number) & 0x3f);
     const publicKey = await csr.publicKey.export(crypto);
     const certificate = await x509.X509CertificateGenerator.create(
       {
